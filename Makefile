@@ -1,0 +1,96 @@
+# bhyve for Linux. One entry point: make, make check, make run, make bench.
+#
+#   make          build build/bin/{bhyve,bhyvectl,rawload} and the test guests
+#   make check    unit tests (ASan+UBSan) and integration tests (kyua),
+#                 nested under QEMU when there is no /dev/kvm
+#   make run      boot the default guest with its console on the terminal
+#   make bench    benchmarks (tests/bench), results for BENCHMARKS.md
+#   make fuzz     build the fuzz targets (clang, libFuzzer)
+
+CC ?= gcc
+BUILD ?= build
+O := $(BUILD)/obj
+A := $(BUILD)/asan
+
+WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
+INC := -Isrc/kmod -Isrc/hv -Isrc/devices
+BASE := -std=gnu11 $(WARN) -g -D_GNU_SOURCE $(INC) -MMD -MP
+CFLAGS := $(BASE) -O2
+SANFLAGS := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+LDLIBS := -lpthread
+
+KMOD_SRC := $(wildcard src/kmod/*.c)
+HV_MAINS := src/hv/bhyverun.c src/hv/bhyvectl.c src/hv/rawload.c
+HV_SRC := $(filter-out $(HV_MAINS),$(wildcard src/hv/*.c))
+DEV_SRC := $(wildcard src/devices/*.c)
+LIB_SRC := $(KMOD_SRC) $(HV_SRC) $(DEV_SRC)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+KMOD_OBJ := $(KMOD_SRC:%.c=$(O)/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=$(A)/%.o)
+
+BINS := $(BUILD)/bin/bhyve $(BUILD)/bin/bhyvectl $(BUILD)/bin/rawload \
+	$(BUILD)/bin/kvmfloor
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+include fixtures/guests/guests.mk
+
+.PHONY: all check unit integration run bench fuzz clean
+all: $(BINS) guests $(UNIT_BINS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(A)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -c $< -o $@
+
+$(BUILD)/bin/bhyve: $(LIB_OBJ) $(O)/src/hv/bhyverun.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bin/bhyvectl: $(KMOD_OBJ) $(O)/src/hv/bhyvectl.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bin/rawload: $(KMOD_OBJ) $(O)/src/hv/rawload.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The raw KVM floor for the port-I/O benchmark: no bhyve, just KVM_RUN.
+$(BUILD)/bin/kvmfloor: tests/bench/kvmfloor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) $(filter %.c %.o,$^) -o $@ -lcmocka $(LDLIBS)
+
+# Each entry point first installs what is missing (ci/deps.sh says what).
+check:
+	@ci/deps.sh
+	@$(MAKE) --no-print-directory all
+	@ci/check.sh
+
+unit:
+	@ci/deps.sh
+	@$(MAKE) --no-print-directory $(UNIT_BINS)
+	@ci/check.sh --unit-only
+
+run:
+	@ci/deps.sh
+	@$(MAKE) --no-print-directory all
+	@ci/run-default-guest.sh
+
+bench:
+	@ci/deps.sh
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,78 @@
+#!/bin/bash
+# The test command behind `make check`: unit tests (cmocka, ASan+UBSan),
+# then integration tests (ATF programs run by kyua), nested under QEMU when
+# this machine has no usable /dev/kvm. Ends with "N passed, M failed".
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+passed=0
+failed=0
+
+run_unit() {
+	local t out rc ok notok
+	for t in "$BUILD"/tests/unit/test_*; do
+		[ -x "$t" ] || continue
+		out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1)
+		rc=$?
+		ok=$(grep -c '^ok ' <<<"$out")
+		notok=$(grep -c '^not ok ' <<<"$out")
+		if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+			notok=1 # crashed (a sanitizer report, say)
+		fi
+		passed=$((passed + ok))
+		failed=$((failed + notok))
+		if [ "$rc" -ne 0 ]; then
+			echo "FAIL unit: $t" >&2
+			echo "$out" | tail -40 >&2
+		else
+			echo "unit: $(basename "$t"): $ok passed"
+		fi
+	done
+}
+
+kvm_usable() {
+	[ -r /dev/kvm ] && [ -w /dev/kvm ]
+}
+
+run_integration() {
+	local db="$BUILD/kyua/results.db" rc report
+	mkdir -p "$BUILD/kyua"
+	rm -f "$db"
+	if kvm_usable; then
+		echo "integration: running on /dev/kvm"
+		kyua test -k tests/integration/Kyuafile --results-file="$db"
+	else
+		echo "integration: no /dev/kvm here: running nested under QEMU (harness/nested)"
+		harness/nested -- kyua test -k "$PWD/tests/integration/Kyuafile" \
+			--results-file="$PWD/$db"
+	fi
+	rc=$?
+	if [ ! -f "$db" ]; then
+		echo "FAIL integration: kyua left no results (exit $rc)" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	kyua report-junit --results-file="$db" --output="$BUILD/junit.xml" >/dev/null
+	report=$(kyua report --results-file="$db" --verbose 2>&1)
+	kyua report --results-file="$db" --results-filter=broken,failed \
+		--verbose 2>&1 | tail -200 >&2
+	# "Test cases: T total, S skipped, X expected failures, B broken, F failed"
+	local line total skipped xfail broken fail
+	line=$(grep -E '^Test cases:' <<<"$report" | tail -1)
+	read -r total skipped xfail broken fail < <(
+		sed -E 's/[^0-9]+/ /g' <<<"$line")
+	total=${total:-0} skipped=${skipped:-0} xfail=${xfail:-0}
+	broken=${broken:-0} fail=${fail:-0}
+	passed=$((passed + total - skipped - xfail - broken - fail))
+	failed=$((failed + broken + fail + skipped))
+	echo "integration: $line"
+	echo "integration: JUnit report in $BUILD/junit.xml"
+}
+
+run_unit
+if [ "${1:-}" != "--unit-only" ]; then
+	run_integration
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

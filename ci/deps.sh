@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what the build and the tests need, when it is missing (Debian 12).
+# Says what it installs; as non-root, says what to install and fails.
+set -eu
+
+PKGS="gcc make libc6-dev binutils libcmocka-dev kyua atf-sh qemu-system-x86 \
+busybox-static cpio"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages:$missing; install them with: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "deps: installing$missing (apt-get)" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq $missing >/dev/null

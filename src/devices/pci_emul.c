@@ -1,0 +1,965 @@
+/*
+ * The PCI core (PCI Local Bus 3.0, PCI Firmware 3.2 for ECAM).
+ *
+ * Devices are found in the config tree as pci.BUS.SLOT.FUNC.device and
+ * created by name from the PCI_EMUL_SET linker set. The guest reaches
+ * config space through mechanism #1 (0xCF8 address, 0xCFC-0xCFF data) or
+ * ECAM at PCI_EMUL_ECFG_BASE. BARs are placed at start-up and move when the
+ * guest reprograms them; their handlers are registered while decoding is
+ * enabled in the command register.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inout.h"
+#include "mem.h"
+#include "pci_emul.h"
+
+#define PCIR_VENDOR 0x00
+#define PCIR_COMMAND 0x04
+#define PCIM_CMD_PORTEN 0x0001
+#define PCIM_CMD_MEMEN 0x0002
+#define PCIM_CMD_INTxDIS 0x0400
+#define PCIR_STATUS 0x06
+#define PCIM_STATUS_CAPPRESENT 0x0010
+#define PCIM_STATUS_INTxSTATE 0x0008
+#define PCIR_HDRTYPE 0x0e
+#define PCIM_MFDEV 0x80
+#define PCIR_BAR0 0x10
+#define PCIR_CAP_PTR 0x34
+#define PCIR_INTLINE 0x3c
+#define PCIR_INTPIN 0x3d
+#define PCIY_MSI 0x05
+#define PCI_CAP_START 0x40
+#define PCI_CAP_END 0x100
+
+#define CONF1_ADDR_PORT 0xcf8
+#define CONF1_DATA_PORT 0xcfc
+#define CONF1_ENABLE 0x80000000u
+
+#define MAXBUSES 256
+#define MAXSLOTS 32
+#define MAXFUNCS 8
+
+struct pci_state {
+	struct vmctx *ctx;
+	pthread_mutex_t lock; /* the 0xCF8 latch and config accesses */
+	uint32_t cf8;
+	struct pci_devinst *dev[MAXBUSES][MAXSLOTS][MAXFUNCS];
+	uint64_t iobase, membase32, membase64;
+	int next_irq;
+};
+
+/* ---- config space accessors ---- */
+
+static bool
+cfg_in_range(int off, int bytes)
+{
+	return off >= 0 && bytes > 0 && off + bytes <= PCI_CFG_SIZE;
+}
+
+uint8_t
+pci_get_cfgdata8(struct pci_devinst *pi, int off)
+{
+	return cfg_in_range(off, 1) ? pi->pi_cfgdata[off] : 0xff;
+}
+
+uint16_t
+pci_get_cfgdata16(struct pci_devinst *pi, int off)
+{
+	uint16_t v;
+
+	if (!cfg_in_range(off, 2))
+		return 0xffff;
+	memcpy(&v, pi->pi_cfgdata + off, 2);
+	return v;
+}
+
+uint32_t
+pci_get_cfgdata32(struct pci_devinst *pi, int off)
+{
+	uint32_t v;
+
+	if (!cfg_in_range(off, 4))
+		return 0xffffffff;
+	memcpy(&v, pi->pi_cfgdata + off, 4);
+	return v;
+}
+
+void
+pci_set_cfgdata8(struct pci_devinst *pi, int off, uint8_t v)
+{
+	if (cfg_in_range(off, 1))
+		pi->pi_cfgdata[off] = v;
+}
+
+void
+pci_set_cfgdata16(struct pci_devinst *pi, int off, uint16_t v)
+{
+	if (cfg_in_range(off, 2))
+		memcpy(pi->pi_cfgdata + off, &v, 2);
+}
+
+void
+pci_set_cfgdata32(struct pci_devinst *pi, int off, uint32_t v)
+{
+	if (cfg_in_range(off, 4))
+		memcpy(pi->pi_cfgdata + off, &v, 4);
+}
+
+/* ---- the device linker set and the -s option ---- */
+
+const struct pci_devemu *
+pci_emul_finddev(const char *name)
+{
+	const void **p;
+
+	SET_FOREACH(p, pci_devemu_set)
+	{
+		const struct pci_devemu *pe = *p;
+		if (!strcmp(pe->pe_emu, name))
+			return pe;
+	}
+	return NULL;
+}
+
+void
+pci_print_supported_devices(void)
+{
+	const void **p;
+
+	SET_FOREACH(p, pci_devemu_set)
+	{
+		const struct pci_devemu *pe = *p;
+		printf("%s\n", pe->pe_emu);
+	}
+}
+
+static int
+parse_num(const char *s, int max, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* "slot", "slot:func" or "bus:slot:func" */
+static int
+parse_bsf(const char *s, int *bus, int *slot, int *func)
+{
+	char buf[32], *parts[3];
+	int n = 0;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	for (char *tok = strtok(buf, ":"); tok; tok = strtok(NULL, ":")) {
+		if (n == 3)
+			return -1;
+		parts[n++] = tok;
+	}
+	*bus = *func = 0;
+	if (n == 1)
+		return parse_num(parts[0], MAXSLOTS - 1, slot);
+	if (n == 2)
+		return parse_num(parts[0], MAXSLOTS - 1, slot) ||
+				       parse_num(parts[1], MAXFUNCS - 1, func)
+			       ? -1
+			       : 0;
+	if (n == 3)
+		return parse_num(parts[0], MAXBUSES - 1, bus) ||
+				       parse_num(parts[1], MAXSLOTS - 1, slot) ||
+				       parse_num(parts[2], MAXFUNCS - 1, func)
+			       ? -1
+			       : 0;
+	return -1;
+}
+
+/* The generic legacy config: key=value pairs, a bare word is key=true. */
+static int
+legacy_kv(struct config *node, const char *opts, char *err, size_t errlen)
+{
+	char *copy = strdup(opts), *save = NULL;
+	int rc = 0;
+
+	if (!copy)
+		return -1;
+	for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq) {
+			*eq = '\0';
+			rc = config_set(node, tok, eq + 1, err, errlen);
+		} else {
+			rc = config_set(node, tok, "true", err, errlen);
+		}
+	}
+	free(copy);
+	return rc;
+}
+
+int
+pci_parse_slot(struct config *cfg, const char *opt, char *err, size_t errlen)
+{
+	char where[32], path[64], emul[64];
+	const char *comma = strchr(opt, ',');
+	const char *opts = NULL;
+	const struct pci_devemu *pe;
+	struct config *node;
+	int bus, slot, func;
+	size_t wl;
+
+	if (!comma) {
+		snprintf(err, errlen,
+			 "-s %s: expected slot[:func],emulation[,config]", opt);
+		return -1;
+	}
+	wl = comma - opt;
+	if (wl < sizeof(where)) {
+		memcpy(where, opt, wl);
+		where[wl] = '\0';
+	}
+	if (wl >= sizeof(where) || parse_bsf(where, &bus, &slot, &func) < 0) {
+		snprintf(err, errlen, "-s %s: bad slot '%.*s'", opt, (int)wl,
+			 opt);
+		return -1;
+	}
+	snprintf(emul, sizeof(emul), "%s", comma + 1);
+	char *c2 = strchr(emul, ',');
+	if (c2) {
+		*c2 = '\0';
+		opts = comma + 1 + (c2 - emul) + 1;
+	}
+	pe = pci_emul_finddev(emul);
+	if (!pe) {
+		snprintf(err, errlen,
+			 "-s %s: unknown device '%s' (see -s help)", opt, emul);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "pci.%d.%d.%d", bus, slot, func);
+	if (config_node(cfg, path)) {
+		snprintf(err, errlen, "-s %s: slot %d:%d:%d is already in use",
+			 opt, bus, slot, func);
+		return -1;
+	}
+	node = config_node_make(cfg, path);
+	if (!node || config_set(node, "device", emul, err, errlen) < 0)
+		return -1;
+	if (!opts || !*opts)
+		return 0;
+	if (pe->pe_legacy_config)
+		return pe->pe_legacy_config(node, opts, err, errlen);
+	return legacy_kv(node, opts, err, errlen);
+}
+
+/* ---- BARs ---- */
+
+static int
+bar_io_handler(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
+	       void *arg)
+{
+	struct pci_devinst *pi = arg;
+
+	(void)ctx;
+	for (int i = 0; i <= PCI_BARMAX; i++) {
+		struct pcibar *b = &pi->pi_bar[i];
+		uint64_t off;
+
+		if (b->type != PCIBAR_IO || (uint64_t)port < b->addr ||
+		    (uint64_t)port + bytes > b->addr + b->size)
+			continue;
+		off = port - b->addr;
+		if (in)
+			*eax = pi->pi_d->pe_barread
+				       ? pi->pi_d->pe_barread(pi, i, off, bytes)
+				       : 0xffffffff;
+		else if (pi->pi_d->pe_barwrite)
+			pi->pi_d->pe_barwrite(pi, i, off, bytes, *eax);
+		return 0;
+	}
+	return -1;
+}
+
+static int
+bar_mem_handler(struct vcpu *vcpu, int dir, uint64_t addr, int size,
+		uint64_t *val, void *arg1, long arg2)
+{
+	struct pci_devinst *pi = arg1;
+	struct pcibar *b = &pi->pi_bar[arg2];
+	uint64_t off = addr - b->addr;
+
+	(void)vcpu;
+	if (size != 1 && size != 2 && size != 4 && size != 8)
+		return -1;
+	if (dir == MEM_F_READ)
+		*val = pi->pi_d->pe_barread
+			       ? pi->pi_d->pe_barread(pi, arg2, off, size)
+			       : ~0ULL;
+	else if (pi->pi_d->pe_barwrite)
+		pi->pi_d->pe_barwrite(pi, arg2, off, size, *val);
+	return 0;
+}
+
+static bool
+bar_decoding(struct pci_devinst *pi, int idx)
+{
+	uint16_t cmd = pci_get_cfgdata16(pi, PCIR_COMMAND);
+
+	if (pi->pi_bar[idx].type == PCIBAR_IO)
+		return cmd & PCIM_CMD_PORTEN;
+	return cmd & PCIM_CMD_MEMEN;
+}
+
+static void
+bar_register(struct pci_devinst *pi, int idx, bool on)
+{
+	struct pcibar *b = &pi->pi_bar[idx];
+	struct vmctx *ctx = pi->pi_vmctx;
+	int rc;
+
+	if (b->type == PCIBAR_IO) {
+		struct inout_port iop = {pi->pi_name, (int)b->addr,
+					 (int)b->size, IOPORT_F_INOUT,
+					 bar_io_handler, pi};
+		if (b->addr == 0 || b->addr + b->size > PCI_EMUL_IOLIMIT)
+			return;
+		rc = on ? register_inout(ctx, &iop)
+			: unregister_inout(ctx, &iop);
+	} else if (b->type == PCIBAR_MEM32 || b->type == PCIBAR_MEM64) {
+		struct mem_range mr = {pi->pi_name, MEM_F_RW, bar_mem_handler,
+				       pi, idx, b->addr, b->size};
+		if (b->addr == 0)
+			return;
+		rc = on ? register_mem(ctx, &mr) : unregister_mem(ctx, &mr);
+	} else {
+		return;
+	}
+	if (rc < 0 && on)
+		fprintf(stderr, "bhyve: %s: BAR %d at 0x%llx overlaps another "
+				"device; not decoded\n",
+			pi->pi_name, idx, (unsigned long long)b->addr);
+}
+
+static uint64_t
+roundup_pow2(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+int
+pci_emul_alloc_bar(struct pci_devinst *pi, int idx, enum pcibar_type type,
+		   uint64_t size)
+{
+	struct pci_state *ps = machine_of(pi->pi_vmctx)->pci;
+	uint64_t *base, limit, addr;
+	uint32_t lobits;
+
+	if (idx < 0 || idx > PCI_BARMAX ||
+	    (type == PCIBAR_MEM64 && idx == PCI_BARMAX))
+		return -1;
+	size = roundup_pow2(size < (type == PCIBAR_IO ? 4 : 4096)
+				    ? (type == PCIBAR_IO ? 4 : 4096)
+				    : size);
+	switch (type) {
+	case PCIBAR_IO:
+		base = &ps->iobase;
+		limit = PCI_EMUL_IOLIMIT;
+		lobits = 0x1;
+		break;
+	case PCIBAR_MEM32:
+		base = &ps->membase32;
+		limit = PCI_EMUL_MEMLIMIT32;
+		lobits = 0x0;
+		break;
+	case PCIBAR_MEM64:
+		base = &ps->membase64;
+		limit = PCI_EMUL_MEMLIMIT64;
+		lobits = 0x4 | 0x8; /* 64-bit, prefetchable */
+		break;
+	default:
+		return -1;
+	}
+	addr = (*base + size - 1) & ~(size - 1);
+	if (addr + size > limit) {
+		fprintf(stderr, "bhyve: %s: no room for a %llu-byte BAR\n",
+			pi->pi_name, (unsigned long long)size);
+		return -1;
+	}
+	*base = addr + size;
+	pi->pi_bar[idx] = (struct pcibar){type, addr, size, false};
+	pci_set_cfgdata32(pi, PCIR_BAR0 + idx * 4, (uint32_t)addr | lobits);
+	if (type == PCIBAR_MEM64) {
+		pi->pi_bar[idx + 1] = (struct pcibar){PCIBAR_MEMHI64, 0, 0,
+						      false};
+		pci_set_cfgdata32(pi, PCIR_BAR0 + (idx + 1) * 4,
+				  (uint32_t)(addr >> 32));
+	}
+	/* Decoding on from the start, as firmware would leave it. */
+	pci_set_cfgdata16(pi, PCIR_COMMAND,
+			  pci_get_cfgdata16(pi, PCIR_COMMAND) |
+				  (type == PCIBAR_IO ? PCIM_CMD_PORTEN
+						     : PCIM_CMD_MEMEN));
+	bar_register(pi, idx, true);
+	return 0;
+}
+
+/* A guest write to a BAR register: sizing, or a move. */
+static void
+bar_write(struct pci_devinst *pi, int idx, uint32_t val)
+{
+	struct pcibar *b = &pi->pi_bar[idx];
+	int reg = PCIR_BAR0 + idx * 4;
+	bool decoding;
+	uint64_t addr;
+	uint32_t low;
+
+	if (b->type == PCIBAR_NONE)
+		return;
+	if (b->type == PCIBAR_MEMHI64) {
+		struct pcibar *lo = &pi->pi_bar[idx - 1];
+		decoding = bar_decoding(pi, idx - 1);
+		if (decoding)
+			bar_register(pi, idx - 1, false);
+		/* The mask's upper half for a sizing write of all ones. */
+		uint32_t hmask = (uint32_t)(~(lo->size - 1) >> 32);
+		lo->addr = (lo->addr & 0xffffffffULL) |
+			   ((uint64_t)(val & hmask) << 32);
+		pci_set_cfgdata32(pi, reg, val & hmask);
+		if (decoding)
+			bar_register(pi, idx - 1, true);
+		return;
+	}
+	decoding = bar_decoding(pi, idx);
+	if (decoding)
+		bar_register(pi, idx, false);
+	low = pci_get_cfgdata32(pi, reg);
+	if (b->type == PCIBAR_IO) {
+		addr = val & ~(b->size - 1) & 0xfffc;
+		low = (uint32_t)addr | 0x1;
+	} else {
+		addr = (b->addr & ~0xffffffffULL) |
+		       (val & ~(uint32_t)(b->size - 1) & ~0xfu);
+		low = (uint32_t)addr | (low & 0xf);
+	}
+	b->addr = addr;
+	pci_set_cfgdata32(pi, reg, low);
+	if (decoding)
+		bar_register(pi, idx, true);
+}
+
+static void
+command_write(struct pci_devinst *pi, uint16_t new)
+{
+	uint16_t old = pci_get_cfgdata16(pi, PCIR_COMMAND);
+
+	for (int i = 0; i <= PCI_BARMAX; i++) {
+		struct pcibar *b = &pi->pi_bar[i];
+		uint16_t bit;
+
+		if (b->type == PCIBAR_NONE || b->type == PCIBAR_MEMHI64)
+			continue;
+		bit = b->type == PCIBAR_IO ? PCIM_CMD_PORTEN : PCIM_CMD_MEMEN;
+		if ((old ^ new) & bit)
+			bar_register(pi, i, new & bit);
+	}
+	pci_set_cfgdata16(pi, PCIR_COMMAND, new);
+	/* INTx disable masks a pending interrupt (PCI 3.0 §6.2.2). */
+	if (pi->pi_lintr.asserted) {
+		if (new & PCIM_CMD_INTxDIS)
+			vm_irq_deassert(pi->pi_vmctx, pi->pi_lintr.irq);
+		else
+			vm_irq_assert(pi->pi_vmctx, pi->pi_lintr.irq);
+	}
+}
+
+/* ---- capabilities and MSI ---- */
+
+int
+pci_emul_add_capability(struct pci_devinst *pi, const uint8_t *cap, int caplen)
+{
+	int off;
+
+	if (caplen < 2)
+		return -1;
+	off = pi->pi_capend ? (pi->pi_capend + 3) & ~3 : PCI_CAP_START;
+	if (off + caplen > PCI_CAP_END)
+		return -1;
+	memcpy(pi->pi_cfgdata + off, cap, caplen);
+	pi->pi_cfgdata[off + 1] = 0; /* end of list */
+	if (pi->pi_prevcap)
+		pi->pi_cfgdata[pi->pi_prevcap + 1] = off;
+	else
+		pci_set_cfgdata8(pi, PCIR_CAP_PTR, off);
+	pci_set_cfgdata16(pi, PCIR_STATUS,
+			  pci_get_cfgdata16(pi, PCIR_STATUS) |
+				  PCIM_STATUS_CAPPRESENT);
+	pi->pi_prevcap = off;
+	pi->pi_capend = off + caplen;
+	return off;
+}
+
+int
+pci_emul_add_msicap(struct pci_devinst *pi, int msgnum)
+{
+	uint8_t cap[14] = {PCIY_MSI, 0};
+	int mmc = 0, off;
+
+	if (msgnum < 1 || msgnum > 32 || (msgnum & (msgnum - 1)))
+		return -1;
+	while ((1 << mmc) < msgnum)
+		mmc++;
+	/* 64-bit address capable; multiple message capable = log2(n). */
+	uint16_t ctrl = (uint16_t)(0x80 | (mmc << 1));
+	memcpy(cap + 2, &ctrl, 2);
+	off = pci_emul_add_capability(pi, cap, sizeof(cap));
+	if (off < 0)
+		return -1;
+	pi->pi_msi.capoff = off;
+	pi->pi_msi.maxmsgnum = msgnum;
+	return 0;
+}
+
+static void
+msicap_write(struct pci_devinst *pi, int off, int bytes, uint32_t val)
+{
+	int cap = pi->pi_msi.capoff;
+	uint16_t ctrl;
+
+	/* Write the bytes, then keep the read-only control bits. */
+	uint16_t old = pci_get_cfgdata16(pi, cap + 2);
+	for (int i = 0; i < bytes; i++)
+		pci_set_cfgdata8(pi, off + i, (uint8_t)(val >> (8 * i)));
+	ctrl = pci_get_cfgdata16(pi, cap + 2);
+	ctrl = (ctrl & 0x0071) | (old & ~0x0071);
+	pci_set_cfgdata16(pi, cap + 2, ctrl);
+	pi->pi_msi.enabled = ctrl & 0x1;
+	pi->pi_msi.addr = pci_get_cfgdata32(pi, cap + 4) |
+			  ((uint64_t)pci_get_cfgdata32(pi, cap + 8) << 32);
+	pi->pi_msi.data = pci_get_cfgdata16(pi, cap + 12);
+}
+
+bool
+pci_msi_enabled(struct pci_devinst *pi)
+{
+	return pi->pi_msi.enabled;
+}
+
+void
+pci_generate_msi(struct pci_devinst *pi, int index)
+{
+	int enabled = 1 << ((pci_get_cfgdata16(pi, pi->pi_msi.capoff + 2) >>
+			     4) & 7);
+
+	if (!pi->pi_msi.enabled || index < 0 || index >= enabled)
+		return;
+	vm_lapic_msi(pi->pi_vmctx, pi->pi_msi.addr, pi->pi_msi.data + index);
+}
+
+/* ---- INTx ---- */
+
+void
+pci_lintr_request(struct pci_devinst *pi)
+{
+	struct pci_state *ps = machine_of(pi->pi_vmctx)->pci;
+
+	/* INTA on every device; pins 16-23 handed out in turn. */
+	pi->pi_lintr.pin = 1;
+	pi->pi_lintr.irq = PCI_IRQ_BASE + ps->next_irq;
+	ps->next_irq = (ps->next_irq + 1) % PCI_IRQ_COUNT;
+	pci_set_cfgdata8(pi, PCIR_INTPIN, 1);
+	pci_set_cfgdata8(pi, PCIR_INTLINE, pi->pi_lintr.irq);
+}
+
+void
+pci_lintr_assert(struct pci_devinst *pi)
+{
+	if (!pi->pi_lintr.pin)
+		return;
+	pi->pi_lintr.asserted = true;
+	pci_set_cfgdata16(pi, PCIR_STATUS,
+			  pci_get_cfgdata16(pi, PCIR_STATUS) |
+				  PCIM_STATUS_INTxSTATE);
+	if (!(pci_get_cfgdata16(pi, PCIR_COMMAND) & PCIM_CMD_INTxDIS))
+		vm_irq_assert(pi->pi_vmctx, pi->pi_lintr.irq);
+}
+
+void
+pci_lintr_deassert(struct pci_devinst *pi)
+{
+	if (!pi->pi_lintr.pin)
+		return;
+	pi->pi_lintr.asserted = false;
+	pci_set_cfgdata16(pi, PCIR_STATUS,
+			  pci_get_cfgdata16(pi, PCIR_STATUS) &
+				  ~PCIM_STATUS_INTxSTATE);
+	vm_irq_deassert(pi->pi_vmctx, pi->pi_lintr.irq);
+}
+
+/* ---- config space access from the guest ---- */
+
+struct pci_devinst *
+pci_find_devinst(struct vmctx *ctx, int bus, int slot, int func)
+{
+	struct pci_state *ps = machine_of(ctx)->pci;
+
+	if (!ps || bus < 0 || bus >= MAXBUSES || slot < 0 ||
+	    slot >= MAXSLOTS || func < 0 || func >= MAXFUNCS)
+		return NULL;
+	return ps->dev[bus][slot][func];
+}
+
+static bool
+in_bar_regs(int off, int bytes)
+{
+	return off < PCIR_BAR0 + 4 * (PCI_BARMAX + 1) &&
+	       off + bytes > PCIR_BAR0;
+}
+
+uint32_t
+pci_cfg_read(struct vmctx *ctx, int bus, int slot, int func, int off,
+	     int bytes)
+{
+	struct pci_devinst *pi = pci_find_devinst(ctx, bus, slot, func);
+	uint32_t val = 0;
+	int bar;
+
+	if (!pi || !cfg_in_range(off, bytes) || (off & (bytes - 1)))
+		return bytes == 4 ? 0xffffffff : (1u << (bytes * 8)) - 1;
+	if (pi->pi_d->pe_cfgread &&
+	    pi->pi_d->pe_cfgread(pi, off, bytes, &val) == 0)
+		return val;
+	bar = (off - PCIR_BAR0) / 4;
+	if (in_bar_regs(off, bytes) && pi->pi_bar[bar].sizing) {
+		/* Report the size mask until the next write. */
+		struct pcibar *b = &pi->pi_bar[bar];
+		uint64_t mask;
+		if (b->type == PCIBAR_MEMHI64)
+			mask = ~(pi->pi_bar[bar - 1].size - 1) >> 32;
+		else
+			mask = (~(b->size - 1) & 0xffffffffULL) |
+			       (pci_get_cfgdata32(pi, PCIR_BAR0 + bar * 4) &
+				(b->type == PCIBAR_IO ? 0x3 : 0xf));
+		val = (uint32_t)mask >> (8 * (off & 3));
+		return bytes == 4 ? val : val & ((1u << (bytes * 8)) - 1);
+	}
+	for (int i = 0; i < bytes; i++)
+		val |= (uint32_t)pci_get_cfgdata8(pi, off + i) << (8 * i);
+	return val;
+}
+
+void
+pci_cfg_write(struct vmctx *ctx, int bus, int slot, int func, int off,
+	      int bytes, uint32_t val)
+{
+	struct pci_devinst *pi = pci_find_devinst(ctx, bus, slot, func);
+	int cap = pi ? pi->pi_msi.capoff : 0;
+
+	if (!pi || !cfg_in_range(off, bytes) || (off & (bytes - 1)))
+		return;
+	if (pi->pi_d->pe_cfgwrite &&
+	    pi->pi_d->pe_cfgwrite(pi, off, bytes, val) == 0)
+		return;
+	if (in_bar_regs(off, bytes)) {
+		int bar = (off - PCIR_BAR0) / 4;
+		/* Only whole-register writes move or size a BAR. */
+		if (bytes != 4 || pi->pi_bar[bar].type == PCIBAR_NONE)
+			return;
+		pi->pi_bar[bar].sizing = val == 0xffffffff;
+		if (!pi->pi_bar[bar].sizing)
+			bar_write(pi, bar, val);
+		return;
+	}
+	if (off == PCIR_COMMAND && bytes >= 2) {
+		command_write(pi, (uint16_t)val);
+		return;
+	}
+	if (cap && off >= cap && off < cap + 14) {
+		msicap_write(pi, off, bytes, val);
+		return;
+	}
+	/* Writable: the interrupt line register and device-specific space. */
+	if (off == PCIR_INTLINE && bytes == 1) {
+		pci_set_cfgdata8(pi, off, (uint8_t)val);
+		return;
+	}
+	if (off >= PCI_CAP_END) {
+		for (int i = 0; i < bytes; i++)
+			pci_set_cfgdata8(pi, off + i, (uint8_t)(val >> (8 * i)));
+	}
+}
+
+static int
+conf1_addr_handler(struct vmctx *ctx, int in, int port, int bytes,
+		   uint32_t *eax, void *arg)
+{
+	struct pci_state *ps = arg;
+
+	(void)ctx;
+	if (bytes != 4) {
+		/* Byte access to 0xCF8..0xCFB is not config address. */
+		if (in)
+			*eax = 0xffffffff;
+		return 0;
+	}
+	(void)port;
+	pthread_mutex_lock(&ps->lock);
+	if (in)
+		*eax = ps->cf8;
+	else
+		ps->cf8 = *eax & 0x80fffffc;
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}
+
+static int
+conf1_data_handler(struct vmctx *ctx, int in, int port, int bytes,
+		   uint32_t *eax, void *arg)
+{
+	struct pci_state *ps = arg;
+	int off = port - CONF1_DATA_PORT;
+	uint32_t cf8;
+
+	pthread_mutex_lock(&ps->lock);
+	cf8 = ps->cf8;
+	if (!(cf8 & CONF1_ENABLE) || off + bytes > 4) {
+		if (in)
+			*eax = 0xffffffff;
+	} else {
+		int bus = (cf8 >> 16) & 0xff, slot = (cf8 >> 11) & 0x1f;
+		int func = (cf8 >> 8) & 0x7;
+		/* Bits 27:24 give extended registers (AMD's CF8 extension). */
+		int reg = (cf8 & 0xfc) | ((cf8 >> 16) & 0xf00);
+		if (in)
+			*eax = pci_cfg_read(ctx, bus, slot, func, reg + off,
+					    bytes);
+		else
+			pci_cfg_write(ctx, bus, slot, func, reg + off, bytes,
+				      *eax);
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}
+
+static int
+ecam_handler(struct vcpu *vcpu, int dir, uint64_t addr, int size,
+	     uint64_t *val, void *arg1, long arg2)
+{
+	struct pci_state *ps = arg1;
+	uint64_t off = addr - PCI_EMUL_ECFG_BASE;
+	int bus = (off >> 20) & 0xff, slot = (off >> 15) & 0x1f;
+	int func = (off >> 12) & 0x7, reg = off & 0xfff;
+
+	(void)vcpu;
+	(void)arg2;
+	if (size != 1 && size != 2 && size != 4) {
+		if (dir == MEM_F_READ)
+			*val = ~0ULL;
+		return 0;
+	}
+	pthread_mutex_lock(&ps->lock);
+	if (dir == MEM_F_READ)
+		*val = pci_cfg_read(ps->ctx, bus, slot, func, reg, size);
+	else
+		pci_cfg_write(ps->ctx, bus, slot, func, reg, size,
+			      (uint32_t)*val);
+	pthread_mutex_unlock(&ps->lock);
+	return 0;
+}
+
+/* ---- start-up ---- */
+
+struct init_walk {
+	struct vmctx *ctx;
+	struct pci_state *ps;
+	int bus, slot;
+	int rc;
+};
+
+static int
+init_one(struct vmctx *ctx, struct pci_state *ps, int bus, int slot, int func,
+	 struct config *node)
+{
+	const char *emul = config_get(node, "device");
+	const struct pci_devemu *pe;
+	struct pci_devinst *pi;
+
+	if (!emul) {
+		fprintf(stderr, "bhyve: pci.%d.%d.%d: no 'device' set\n", bus,
+			slot, func);
+		return -1;
+	}
+	pe = pci_emul_finddev(emul);
+	if (!pe) {
+		fprintf(stderr, "bhyve: pci.%d.%d.%d: unknown device '%s'\n",
+			bus, slot, func, emul);
+		return -1;
+	}
+	pi = calloc(1, sizeof(*pi));
+	if (!pi)
+		return -1;
+	pi->pi_d = pe;
+	pi->pi_vmctx = ctx;
+	pi->pi_bus = bus;
+	pi->pi_slot = slot;
+	pi->pi_func = func;
+	pthread_mutex_init(&pi->pi_lock, NULL);
+	snprintf(pi->pi_name, sizeof(pi->pi_name), "%s-pci-%d", pe->pe_emu,
+		 slot);
+	ps->dev[bus][slot][func] = pi;
+	if (pe->pe_init(pi, node) < 0) {
+		fprintf(stderr, "bhyve: %s at %d:%d:%d failed to start\n",
+			pe->pe_emu, bus, slot, func);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+num_child(const struct config *c, int max)
+{
+	int v;
+
+	return parse_num(config_node_name(c), max, &v) < 0 ? -1 : v;
+}
+
+static int
+walk_func(const struct config *c, void *arg)
+{
+	struct init_walk *w = arg;
+	int func = num_child(c, MAXFUNCS - 1);
+
+	if (func < 0 || config_is_leaf(c)) {
+		fprintf(stderr, "bhyve: pci.%d.%d.%s: not a function number\n",
+			w->bus, w->slot, config_node_name(c));
+		return -1;
+	}
+	return init_one(w->ctx, w->ps, w->bus, w->slot, func,
+			(struct config *)c);
+}
+
+static int
+walk_slot(const struct config *c, void *arg)
+{
+	struct init_walk *w = arg;
+
+	w->slot = num_child(c, MAXSLOTS - 1);
+	if (w->slot < 0 || config_is_leaf(c)) {
+		fprintf(stderr, "bhyve: pci.%d.%s: not a slot number\n", w->bus,
+			config_node_name(c));
+		return -1;
+	}
+	return config_foreach(c, walk_func, w);
+}
+
+static int
+walk_bus(const struct config *c, void *arg)
+{
+	struct init_walk *w = arg;
+
+	w->bus = num_child(c, MAXBUSES - 1);
+	if (w->bus < 0 || config_is_leaf(c)) {
+		fprintf(stderr, "bhyve: pci.%s: not a bus number\n",
+			config_node_name(c));
+		return -1;
+	}
+	return config_foreach(c, walk_slot, w);
+}
+
+/* Functions other than 0 make their slot a multi-function device. */
+static void
+mark_multifunction(struct pci_state *ps)
+{
+	for (int b = 0; b < MAXBUSES; b++) {
+		for (int s = 0; s < MAXSLOTS; s++) {
+			int n = 0;
+			for (int f = 0; f < MAXFUNCS; f++)
+				n += ps->dev[b][s][f] != NULL;
+			if (n > 1 && ps->dev[b][s][0]) {
+				struct pci_devinst *pi = ps->dev[b][s][0];
+				pci_set_cfgdata8(
+					pi, PCIR_HDRTYPE,
+					pci_get_cfgdata8(pi, PCIR_HDRTYPE) |
+						PCIM_MFDEV);
+			}
+		}
+	}
+}
+
+int
+init_pci(struct vmctx *ctx)
+{
+	struct machine *m = machine_of(ctx);
+	struct pci_state *ps = calloc(1, sizeof(*ps));
+	struct config *pci;
+	struct inout_port a = {"pci-conf1-addr", CONF1_ADDR_PORT, 1,
+			       IOPORT_F_INOUT, conf1_addr_handler, ps};
+	struct inout_port d = {"pci-conf1-data", CONF1_DATA_PORT, 4,
+			       IOPORT_F_INOUT, conf1_data_handler, ps};
+	struct mem_range ecam = {"pci-ecam", MEM_F_RW, ecam_handler, ps, 0,
+				 PCI_EMUL_ECFG_BASE, PCI_EMUL_ECFG_SIZE};
+	struct init_walk w = {ctx, ps, 0, 0, 0};
+	uint64_t top64;
+
+	if (!ps)
+		return -1;
+	ps->ctx = ctx;
+	pthread_mutex_init(&ps->lock, NULL);
+	ps->iobase = PCI_EMUL_IOBASE;
+	ps->membase32 = PCI_EMUL_MEMBASE32;
+	top64 = VM_HIGHMEM_BASE + vm_get_highmem_size(ctx);
+	ps->membase64 = top64 > PCI_EMUL_MEMBASE64 ? top64 : PCI_EMUL_MEMBASE64;
+	m->pci = ps;
+	/*
+	 * 0xCF8 is a 32-bit register, but 0xCF9 is the reset control
+	 * register (pm.c): only 0xCF8 itself is claimed here.
+	 */
+	if (register_inout(ctx, &a) < 0 || register_inout(ctx, &d) < 0 ||
+	    register_mem(ctx, &ecam) < 0) {
+		fprintf(stderr, "bhyve: PCI config ports are taken\n");
+		return -1;
+	}
+	pci = config_node(m->cfg, "pci");
+	if (pci && config_foreach(pci, walk_bus, &w) != 0)
+		return -1;
+	mark_multifunction(ps);
+	return 0;
+}
+
+void
+pci_foreach_devinst(struct vmctx *ctx,
+		    void (*fn)(struct pci_devinst *pi, void *arg), void *arg)
+{
+	struct pci_state *ps = machine_of(ctx)->pci;
+
+	if (!ps)
+		return;
+	for (int b = 0; b < MAXBUSES; b++)
+		for (int s = 0; s < MAXSLOTS; s++)
+			for (int f = 0; f < MAXFUNCS; f++)
+				if (ps->dev[b][s][f])
+					fn(ps->dev[b][s][f], arg);
+}
+
+void
+pci_state_free(struct pci_state *ps)
+{
+	if (!ps)
+		return;
+	for (int b = 0; b < MAXBUSES; b++)
+		for (int s = 0; s < MAXSLOTS; s++)
+			for (int f = 0; f < MAXFUNCS; f++)
+				free(ps->dev[b][s][f]);
+	free(ps);
+}

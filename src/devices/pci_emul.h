@@ -1,0 +1,139 @@
+/*
+ * The PCI core: config mechanism #1 (0xCF8/0xCFC) and ECAM, BAR sizing and
+ * placement, INTx routed to IOAPIC pins 16-23, capability lists and MSI.
+ * A device is a struct pci_devemu registered with PCI_EMUL_SET.
+ */
+#ifndef PCI_EMUL_H
+#define PCI_EMUL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "machine.h"
+#include "vmm.h"
+
+#define PCI_BARMAX 5
+#define PCI_CFG_SIZE 4096 /* extended config space, reachable by ECAM */
+
+/* Where things go in the guest's physical and port spaces (as bhyve). */
+#define PCI_EMUL_IOBASE 0x2000
+#define PCI_EMUL_IOLIMIT 0x10000
+#define PCI_EMUL_MEMBASE32 0xc0000000ULL
+#define PCI_EMUL_ECFG_BASE 0xe0000000ULL
+#define PCI_EMUL_ECFG_SIZE (256ULL << 20) /* buses 0-255 */
+#define PCI_EMUL_MEMLIMIT32 PCI_EMUL_ECFG_BASE
+#define PCI_EMUL_MEMBASE64 0xd000000000ULL
+#define PCI_EMUL_MEMLIMIT64 0xfd00000000ULL
+#define PCI_IRQ_BASE 16 /* IOAPIC pins for INTx */
+#define PCI_IRQ_COUNT 8
+
+enum pcibar_type {
+	PCIBAR_NONE,
+	PCIBAR_IO,
+	PCIBAR_MEM32,
+	PCIBAR_MEM64,
+	PCIBAR_MEMHI64, /* upper half of a 64-bit BAR */
+};
+
+struct pcibar {
+	enum pcibar_type type;
+	uint64_t addr;
+	uint64_t size;
+	bool sizing; /* the guest wrote all ones and is reading the mask */
+};
+
+struct pci_devinst;
+
+struct pci_devemu {
+	const char *pe_emu;
+	/* Turn the -s options after the device name into config values. */
+	int (*pe_legacy_config)(struct config *node, const char *opts,
+				char *err, size_t errlen);
+	int (*pe_init)(struct pci_devinst *pi, struct config *node);
+	/* Return 0 when handled; non-zero lets the core do the access. */
+	int (*pe_cfgwrite)(struct pci_devinst *pi, int offset, int bytes,
+			   uint32_t val);
+	int (*pe_cfgread)(struct pci_devinst *pi, int offset, int bytes,
+			  uint32_t *val);
+	void (*pe_barwrite)(struct pci_devinst *pi, int baridx,
+			    uint64_t offset, int size, uint64_t value);
+	uint64_t (*pe_barread)(struct pci_devinst *pi, int baridx,
+			       uint64_t offset, int size);
+};
+#define PCI_EMUL_SET(sym) DATA_SET(pci_devemu_set, sym)
+SET_DECLARE(pci_devemu_set);
+
+struct pci_devinst {
+	const struct pci_devemu *pi_d;
+	struct vmctx *pi_vmctx;
+	uint8_t pi_bus, pi_slot, pi_func;
+	char pi_name[48];
+	struct {
+		int pin; /* 1 = INTA .. 4 = INTD, 0 = none */
+		int irq; /* IOAPIC pin */
+		bool asserted;
+	} pi_lintr;
+	struct {
+		bool enabled;
+		uint64_t addr;
+		uint32_t data;
+		int maxmsgnum;
+		int capoff;
+	} pi_msi;
+	int pi_prevcap, pi_capend;
+	struct pcibar pi_bar[PCI_BARMAX + 1];
+	pthread_mutex_t pi_lock;
+	uint8_t pi_cfgdata[PCI_CFG_SIZE];
+	void *pi_arg; /* the device model's state */
+};
+
+/* Config space accessors (little-endian, bounds-checked). */
+uint8_t pci_get_cfgdata8(struct pci_devinst *pi, int off);
+uint16_t pci_get_cfgdata16(struct pci_devinst *pi, int off);
+uint32_t pci_get_cfgdata32(struct pci_devinst *pi, int off);
+void pci_set_cfgdata8(struct pci_devinst *pi, int off, uint8_t v);
+void pci_set_cfgdata16(struct pci_devinst *pi, int off, uint16_t v);
+void pci_set_cfgdata32(struct pci_devinst *pi, int off, uint32_t v);
+
+/* Device model helpers. */
+int pci_emul_alloc_bar(struct pci_devinst *pi, int idx, enum pcibar_type type,
+		       uint64_t size);
+int pci_emul_add_capability(struct pci_devinst *pi, const uint8_t *cap,
+			    int caplen);
+int pci_emul_add_msicap(struct pci_devinst *pi, int msgnum);
+bool pci_msi_enabled(struct pci_devinst *pi);
+void pci_generate_msi(struct pci_devinst *pi, int index);
+void pci_lintr_request(struct pci_devinst *pi);
+void pci_lintr_assert(struct pci_devinst *pi);
+void pci_lintr_deassert(struct pci_devinst *pi);
+
+/* Machine assembly (bhyverun) and the option parser. */
+struct pci_state;
+/* -s [bus:]slot[:func],emul[,conf] into pci.B.S.F.device and friends. */
+int pci_parse_slot(struct config *cfg, const char *opt, char *err,
+		   size_t errlen);
+void pci_print_supported_devices(void);
+const struct pci_devemu *pci_emul_finddev(const char *name);
+/* Create every configured device; -1 with a message on stderr. */
+int init_pci(struct vmctx *ctx);
+void pci_state_free(struct pci_state *ps);
+/* Config space access as the guest makes it (tests use these). */
+uint32_t pci_cfg_read(struct vmctx *ctx, int bus, int slot, int func,
+		      int off, int bytes);
+void pci_cfg_write(struct vmctx *ctx, int bus, int slot, int func, int off,
+		   int bytes, uint32_t val);
+struct pci_devinst *pci_find_devinst(struct vmctx *ctx, int bus, int slot,
+				     int func);
+/* Iterate over every device (for ACPI tables: _PRT, MCFG). */
+void pci_foreach_devinst(struct vmctx *ctx,
+			 void (*fn)(struct pci_devinst *pi, void *arg),
+			 void *arg);
+
+
+
+/* pci_lpc.c: -l NAME[,OPTIONS] and -l help. */
+int lpc_parse(struct config *cfg, const char *opt, char *err, size_t errlen);
+void lpc_print_supported_devices(void);
+#endif

@@ -1,0 +1,341 @@
+/*
+ * bhyve: options -> config tree -> machine; one thread per vCPU, the event
+ * loop on the main thread, and bhyve(8)'s exit status at the end:
+ * 0 reset, 1 power-off, 2 halt, 3 triple fault, 4 error.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/kvm.h>
+
+#include "inout.h"
+#include "machine.h"
+#include "mem.h"
+#include "mevent.h"
+#include "options.h"
+#include "pci_emul.h"
+#include "uart_emul.h"
+
+#define HALT_CHECK_MS 100
+
+struct run_state;
+
+struct vcpu_thread {
+	struct run_state *rs;
+	struct machine *m;
+	struct vcpu *vcpu;
+	pthread_t tid;
+	int halted_gen; /* the last check generation it was halted in */
+};
+
+struct run_state {
+	struct machine *m;
+	struct vcpu_thread vt[VM_MAXCPU];
+	pthread_mutex_t halt_lock;
+	int halt_gen;
+};
+
+static void
+coalesced_out(struct vmctx *ctx, uint16_t port, int bytes, uint32_t val)
+{
+	inout_dispatch(ctx, 0, port, bytes, &val);
+}
+
+static void
+vcpu_error(struct vmctx *ctx, int id, const char *what)
+{
+	fprintf(stderr, "bhyve: vCPU %d: %s\n", id, what);
+	machine_suspend(ctx, VM_SUSPEND_ERROR);
+}
+
+static void
+handle_mmio(struct vmctx *ctx, struct vcpu *vcpu, struct vm_exit *x)
+{
+	uint64_t val = 0;
+	int dir = x->u.mmio.write ? MEM_F_WRITE : MEM_F_READ;
+	char msg[96];
+
+	if (x->u.mmio.bytes > 8)
+		return;
+	if (dir == MEM_F_WRITE)
+		memcpy(&val, x->u.mmio.data, x->u.mmio.bytes);
+	if (emulate_mem(ctx, vcpu, x->u.mmio.gpa, dir, x->u.mmio.bytes,
+			&val) < 0) {
+		snprintf(msg, sizeof(msg),
+			 "unhandled %s of %d bytes at 0x%" PRIx64 " (-e is set)",
+			 dir == MEM_F_WRITE ? "write" : "read",
+			 x->u.mmio.bytes, x->u.mmio.gpa);
+		vcpu_error(ctx, vcpu_id(vcpu), msg);
+		return;
+	}
+	if (dir == MEM_F_READ)
+		memcpy(x->u.mmio.data, &val, x->u.mmio.bytes);
+}
+
+/* A kick from the halt checker: is this vCPU halted with IF clear? */
+static void
+halt_report(struct run_state *rs, struct vcpu_thread *vt)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&rs->halt_lock);
+	if (vm_vcpu_halted_noint(vt->vcpu))
+		vt->halted_gen = rs->halt_gen;
+	for (int i = 0; i < rs->m->ncpus; i++)
+		n += rs->vt[i].halted_gen == rs->halt_gen;
+	pthread_mutex_unlock(&rs->halt_lock);
+	if (n == rs->m->ncpus)
+		machine_suspend(rs->m->ctx, VM_SUSPEND_HALT);
+}
+
+static void
+handle_system_event(struct vmctx *ctx, int id, uint32_t type)
+{
+	switch (type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		machine_suspend(ctx, VM_SUSPEND_POWEROFF);
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		machine_suspend(ctx, VM_SUSPEND_RESET);
+		break;
+	default:
+		vcpu_error(ctx, id, "system event from the hypervisor");
+	}
+}
+
+static void *
+vcpu_loop(void *arg)
+{
+	struct vcpu_thread *vt = arg;
+	struct run_state *rs = vt->rs;
+	struct vmctx *ctx = vt->m->ctx;
+	int id = vcpu_id(vt->vcpu);
+	struct vm_exit x;
+	char msg[128];
+
+	while (!machine_suspended(ctx)) {
+		if (vm_run(vt->vcpu, &x) < 0) {
+			vcpu_error(ctx, id, vm_strerror());
+			break;
+		}
+		switch (x.code) {
+		case VM_EXIT_INOUT:
+			if (emulate_inout(ctx, vt->vcpu, &x, vt->m->strictio) <
+			    0) {
+				snprintf(msg, sizeof(msg),
+					 "unhandled %s of port 0x%x (-e is set)",
+					 x.u.inout.in ? "read" : "write",
+					 x.u.inout.port);
+				vcpu_error(ctx, id, msg);
+			}
+			break;
+		case VM_EXIT_MMIO:
+			handle_mmio(ctx, vt->vcpu, &x);
+			break;
+		case VM_EXIT_HLT:
+			break;
+		case VM_EXIT_TRIPLEFAULT:
+			fprintf(stderr, "bhyve: vCPU %d: triple fault at rip "
+					"0x%" PRIx64 "\n",
+				id, x.rip);
+			machine_suspend(ctx, VM_SUSPEND_TRIPLEFAULT);
+			break;
+		case VM_EXIT_SYSTEM:
+			handle_system_event(ctx, id, x.u.system.type);
+			break;
+		case VM_EXIT_INTR:
+			halt_report(rs, vt);
+			break;
+		case VM_EXIT_ERROR:
+			snprintf(msg, sizeof(msg),
+				 "the hypervisor failed to run the guest "
+				 "(exit %u, detail 0x%" PRIx64
+				 ") at rip 0x%" PRIx64,
+				 x.u.error.reason, x.u.error.detail, x.rip);
+			vcpu_error(ctx, id, msg);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * With KVM's in-kernel LAPIC a HLT never leaves the kernel, so "every vCPU
+ * halted with interrupts off" is found by looking: when KVM's statistics
+ * say every vCPU is blocked, kick them and have each check its state.
+ */
+static void
+halt_check(int fd, enum ev_type type, void *arg)
+{
+	struct run_state *rs = arg;
+
+	(void)fd;
+	(void)type;
+	for (int i = 0; i < rs->m->ncpus; i++)
+		if (!vm_vcpu_maybe_halted(rs->vt[i].vcpu))
+			return;
+	pthread_mutex_lock(&rs->halt_lock);
+	rs->halt_gen++;
+	pthread_mutex_unlock(&rs->halt_lock);
+	for (int i = 0; i < rs->m->ncpus; i++)
+		vm_vcpu_kick(rs->vt[i].vcpu);
+}
+
+static int
+die(int status, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "bhyve: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return status;
+}
+
+/* -l devices live behind the LPC bridge: one must be configured. */
+static int
+check_lpc(struct vmctx *ctx, struct config *cfg)
+{
+	struct config *lpc = config_node(cfg, "lpc");
+
+	if (!lpc || config_is_leaf(lpc) || machine_get_slot(ctx, "lpc"))
+		return 0;
+	fprintf(stderr, "bhyve: -l devices need the LPC bridge: add -s "
+			"31,lpc (or -s 1,lpc)\n");
+	return -1;
+}
+
+static int
+boot_vcpu0(struct vmctx *ctx, struct vcpu *vcpu)
+{
+	struct vm_boot_state bs;
+
+	vm_get_boot_state(ctx, &bs);
+	if (!bs.valid) {
+		fprintf(stderr,
+			"bhyve: VM '%s' has nothing to boot: load a kernel "
+			"with grub-bhyve (or rawload) first\n",
+			vm_name(ctx));
+		return -1;
+	}
+	if (vm_apply_state(vcpu, &bs) < 0) {
+		fprintf(stderr, "bhyve: %s\n", vm_strerror());
+		return -1;
+	}
+	return 0;
+}
+
+static int
+build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
+	      const struct bhyve_settings *s)
+{
+	struct machine *m;
+
+	if (vm_set_ncpus(ctx, s->cpus) < 0 ||
+	    vm_setup_memory(ctx, s->memsize) < 0) {
+		fprintf(stderr, "bhyve: %s\n", vm_strerror());
+		return -1;
+	}
+	m = machine_create(ctx, cfg);
+	if (!m)
+		return -1;
+	rs->m = m;
+	m->strictio = s->strictio;
+	m->mev = mevent_create();
+	if (!m->mev)
+		return -1;
+	vm_set_coalesced_handler(ctx, coalesced_out);
+	if (sysdev_init_all(ctx) < 0 || init_pci(ctx) < 0 ||
+	    check_lpc(ctx, cfg) < 0)
+		return -1;
+	for (int i = 0; i < s->cpus; i++) {
+		rs->vt[i].rs = rs;
+		rs->vt[i].m = m;
+		rs->vt[i].halted_gen = -1;
+		rs->vt[i].vcpu = vm_vcpu_open(ctx, i);
+		if (!rs->vt[i].vcpu) {
+			fprintf(stderr, "bhyve: %s\n", vm_strerror());
+			return -1;
+		}
+	}
+	return boot_vcpu0(ctx, rs->vt[0].vcpu);
+}
+
+static int
+run_machine(struct run_state *rs)
+{
+	struct machine *m = rs->m;
+	sigset_t all, old;
+
+	pthread_mutex_init(&rs->halt_lock, NULL);
+	if (!mevent_add(m->mev, HALT_CHECK_MS, EVF_TIMER, halt_check, rs))
+		return -1;
+	/* vCPU threads take no process signals; the event loop has them. */
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < m->ncpus; i++)
+		pthread_create(&rs->vt[i].tid, NULL, vcpu_loop, &rs->vt[i]);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	mevent_dispatch(m->mev);
+	for (int i = 0; i < m->ncpus; i++) {
+		vm_vcpu_kick(rs->vt[i].vcpu);
+		pthread_join(rs->vt[i].tid, NULL);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct run_state rs = {0};
+	struct bhyve_settings s;
+	struct config *cfg = config_create();
+	struct vmctx *ctx;
+	char err[256];
+	int status;
+
+	signal(SIGPIPE, SIG_IGN);
+	bhyve_set_defaults(cfg);
+	switch (bhyve_parse_args(argc, argv, cfg, stdout, err, sizeof(err))) {
+	case OPT_EXIT:
+		return 0;
+	case OPT_ERROR:
+		return die(4, "%s", err);
+	case OPT_RUN:
+		break;
+	}
+	if (config_get_bool(cfg, "config.dump", false)) {
+		config_dump(cfg, stdout);
+		return 0;
+	}
+	if (bhyve_settings(cfg, &s, err, sizeof(err)) < 0)
+		return die(4, "%s", err);
+	ctx = vm_create(s.name, VMM_BACKEND_KVM);
+	if (!ctx)
+		return die(4, "%s", vm_strerror());
+	if (vm_claim(ctx) < 0)
+		return die(4, "VM '%s' is in use by another bhyve: one bhyve "
+			      "per VM (bhyvectl --destroy --vm=NAME stops it)",
+			   s.name);
+	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs) < 0)
+		return 4;
+	lpc_uart_flush_all(ctx);
+	status = rs.m->how;
+	/* The loaded kernel ran: a later bhyve needs a fresh load. */
+	{
+		char path[512];
+		vm_instance_path(s.name, "boot", path, sizeof(path));
+		unlink(path);
+	}
+	if (s.destroy_on_poweroff && status == VM_SUSPEND_POWEROFF) {
+		vm_close(ctx);
+		vm_destroy_instance(s.name);
+	}
+	return status;
+}

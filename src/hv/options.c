@@ -1,0 +1,397 @@
+/*
+ * bhyve(8)'s options, each turned into bhyve_config(5) variables, so that
+ * the command line, -o key=value and -k FILE are one thing.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "pci_emul.h"
+#include "vmm.h"
+
+void
+bhyve_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bhyve [-aCDeHhPSuWwxY]\n"
+		"       [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
+		"[,threads=n]]\n"
+		"       [-k config_file] [-l lpc] [-m mem] [-o var=value]\n"
+		"       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
+		"  -A: create ACPI tables\n"
+		"  -c: number of CPUs and/or topology specification\n"
+		"  -C: include guest memory in core file\n"
+		"  -D: destroy on power-off\n"
+		"  -e: exit on unhandled I/O access\n"
+		"  -H: vmexit from the guest on HLT\n"
+		"  -h: help\n"
+		"  -k: key=value flat config file\n"
+		"  -l: LPC device configuration (-l help lists them)\n"
+		"  -m: memory size (K/M/G/T suffix; MiB when none)\n"
+		"  -o: set config 'var' to 'value'\n"
+		"  -P: vmexit from the guest on pause\n"
+		"  -p: pin 'vcpu' to 'hostcpu'\n"
+		"  -S: guest memory cannot be swapped\n"
+		"  -s: <slot,driver,configinfo> PCI slot config (-s help)\n"
+		"  -U: UUID\n"
+		"  -u: RTC keeps UTC time\n"
+		"  -W: force virtio to use single-vector MSI\n"
+		"  -w: ignore unimplemented MSRs\n"
+		"  -x: local APIC is in x2APIC mode\n"
+		"  -Y: disable MPtable generation\n");
+}
+
+void
+bhyve_set_defaults(struct config *cfg)
+{
+	char err[128];
+
+	config_set(cfg, "memory.size", "256M", err, sizeof(err));
+	config_set(cfg, "x86.strictmsr", "true", err, sizeof(err));
+	config_set(cfg, "x86.mptable", "true", err, sizeof(err));
+	config_set(cfg, "acpi_tables", "false", err, sizeof(err));
+	config_set(cfg, "rtc.use_localtime", "true", err, sizeof(err));
+}
+
+int
+parse_memsize(const char *s, uint64_t *out)
+{
+	char *end;
+	uint64_t v, mult;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case '\0':
+		mult = 1ULL << 20; /* bhyve(8): no suffix means megabytes */
+		break;
+	case 'k':
+	case 'K':
+		mult = 1ULL << 10;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ULL << 20;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ULL << 30;
+		break;
+	case 't':
+	case 'T':
+		mult = 1ULL << 40;
+		break;
+	default:
+		return -1;
+	}
+	if (*end && end[1] != '\0' && strcasecmp(end + 1, "b") != 0)
+		return -1;
+	if (v > UINT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+static int
+topo_num(const char *key, const char *v, int *out, char *err, size_t errlen)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < 1 || n > VM_MAXCPU) {
+		snprintf(err, errlen, "-c: bad %s '%s' (1..%d)", key, v,
+			 VM_MAXCPU);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
+int
+parse_topology(struct config *cfg, const char *s, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"cpus", "sockets", "cores",
+					   "threads"};
+	char *copy = strdup(s), *save = NULL;
+	int val[4] = {0}, rc = 0;
+	char num[16];
+
+	if (!copy)
+		return -1;
+	for (char *tok = strtok_r(copy, ",", &save); tok && !rc;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		int k = -1;
+
+		if (!eq) {
+			/* A bare number is the CPU count, first only. */
+			if (tok != copy) {
+				snprintf(err, errlen, "-c %s: bad '%s'", s, tok);
+				rc = -1;
+				break;
+			}
+			rc = topo_num("cpus", tok, &val[0], err, errlen);
+			continue;
+		}
+		*eq = '\0';
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(tok, keys[i]))
+				k = i;
+		if (k < 0) {
+			snprintf(err, errlen, "-c %s: unknown key '%s'", s, tok);
+			rc = -1;
+			break;
+		}
+		rc = topo_num(keys[k], eq + 1, &val[k], err, errlen);
+	}
+	free(copy);
+	if (rc)
+		return rc;
+	if (!val[0] && !val[1] && !val[2] && !val[3]) {
+		snprintf(err, errlen, "-c %s: no CPU count", s);
+		return -1;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (!val[i])
+			continue;
+		snprintf(num, sizeof(num), "%d", val[i]);
+		if (config_set(cfg, keys[i], num, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+set(struct config *cfg, const char *k, const char *v, char *err,
+    size_t errlen)
+{
+	return config_set(cfg, k, v, err, errlen);
+}
+
+/* -p vcpu:hostcpu -> vcpu.N.cpuset */
+static int
+parse_pin(struct config *cfg, const char *s, char *err, size_t errlen)
+{
+	int vcpu, host;
+	char key[32], val[16], extra;
+
+	if (sscanf(s, "%d:%d%c", &vcpu, &host, &extra) != 2 || vcpu < 0 ||
+	    vcpu >= VM_MAXCPU || host < 0) {
+		snprintf(err, errlen, "-p %s: expected vcpu:hostcpu", s);
+		return -1;
+	}
+	snprintf(key, sizeof(key), "vcpu.%d.cpuset", vcpu);
+	snprintf(val, sizeof(val), "%d", host);
+	return set(cfg, key, val, err, errlen);
+}
+
+static enum opt_result
+one_option(int c, const char *arg, struct config *cfg, FILE *out, char *err,
+	   size_t errlen)
+{
+	int rc = 0;
+
+	switch (c) {
+	case 'a':
+		rc = set(cfg, "x86.x2apic", "false", err, errlen);
+		break;
+	case 'A':
+		rc = set(cfg, "acpi_tables", "true", err, errlen);
+		break;
+	case 'c':
+		rc = parse_topology(cfg, arg, err, errlen);
+		break;
+	case 'C':
+		rc = set(cfg, "memory.guest_in_core", "true", err, errlen);
+		break;
+	case 'D':
+		rc = set(cfg, "destroy_on_poweroff", "true", err, errlen);
+		break;
+	case 'e':
+		rc = set(cfg, "x86.strictio", "true", err, errlen);
+		break;
+	case 'G':
+		rc = set(cfg, "gdb.port", arg, err, errlen);
+		break;
+	case 'H':
+		rc = set(cfg, "x86.vmexit_on_hlt", "true", err, errlen);
+		break;
+	case 'I':
+		break; /* the IOAPIC is always there; bhyve ignores -I too */
+	case 'k':
+		rc = config_load_file(cfg, arg, err, errlen);
+		break;
+	case 'K':
+		rc = set(cfg, "keyboard.layout", arg, err, errlen);
+		break;
+	case 'l':
+		if (!strcmp(arg, "help")) {
+			lpc_print_supported_devices();
+			return OPT_EXIT;
+		}
+		rc = lpc_parse(cfg, arg, err, errlen);
+		break;
+	case 'm':
+		rc = set(cfg, "memory.size", arg, err, errlen);
+		break;
+	case 'o':
+		rc = config_set_kv(cfg, arg, err, errlen);
+		break;
+	case 'p':
+		rc = parse_pin(cfg, arg, err, errlen);
+		break;
+	case 'P':
+		rc = set(cfg, "x86.vmexit_on_pause", "true", err, errlen);
+		break;
+	case 's':
+		if (!strcmp(arg, "help")) {
+			pci_print_supported_devices();
+			return OPT_EXIT;
+		}
+		rc = pci_parse_slot(cfg, arg, err, errlen);
+		break;
+	case 'S':
+		rc = set(cfg, "memory.wired", "true", err, errlen);
+		break;
+	case 'u':
+		rc = set(cfg, "rtc.use_localtime", "false", err, errlen);
+		break;
+	case 'U':
+		rc = set(cfg, "uuid", arg, err, errlen);
+		break;
+	case 'w':
+		rc = set(cfg, "x86.strictmsr", "false", err, errlen);
+		break;
+	case 'W':
+		rc = set(cfg, "virtio_msix", "false", err, errlen);
+		break;
+	case 'x':
+		rc = set(cfg, "x86.x2apic", "true", err, errlen);
+		break;
+	case 'Y':
+		rc = set(cfg, "x86.mptable", "false", err, errlen);
+		break;
+	case 'h':
+		bhyve_usage(out);
+		return OPT_EXIT;
+	default:
+		snprintf(err, errlen, "unknown option (bhyve -h lists them)");
+		return OPT_ERROR;
+	}
+	return rc < 0 ? OPT_ERROR : OPT_RUN;
+}
+
+enum opt_result
+bhyve_parse_args(int argc, char **argv, struct config *cfg, FILE *out,
+		 char *err, size_t errlen)
+{
+	static const char optstr[] = ":aehuwxACDHIPSWYk:o:p:G:c:s:m:l:K:U:";
+	int c;
+
+	optind = 0; /* glibc: start afresh (tests parse many times) */
+	opterr = 0;
+	while ((c = getopt(argc, argv, optstr)) != -1) {
+		enum opt_result r;
+
+		if (c == ':') {
+			snprintf(err, errlen, "-%c needs an argument", optopt);
+			return OPT_ERROR;
+		}
+		if (c == '?') {
+			snprintf(err, errlen,
+				 "unknown option -%c (bhyve -h lists them)",
+				 isprint(optopt) ? optopt : '?');
+			return OPT_ERROR;
+		}
+		r = one_option(c, optarg, cfg, out, err, errlen);
+		if (r != OPT_RUN)
+			return r;
+	}
+	if (argc - optind > 1) {
+		snprintf(err, errlen, "one VM name expected, got '%s' and '%s'",
+			 argv[optind], argv[optind + 1]);
+		return OPT_ERROR;
+	}
+	if (argc - optind == 1 &&
+	    config_set(cfg, "name", argv[optind], err, errlen) < 0)
+		return OPT_ERROR;
+	return OPT_RUN;
+}
+
+static int
+cfg_int(struct config *cfg, const char *key, int def, int *out, char *err,
+	size_t errlen)
+{
+	const char *v = config_get(cfg, key);
+
+	*out = def;
+	if (!v)
+		return 0;
+	return topo_num(key, v, out, err, errlen);
+}
+
+int
+bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
+	       size_t errlen)
+{
+	const char *mem = config_get(cfg, "memory.size");
+	int cpus;
+
+	memset(s, 0, sizeof(*s));
+	s->name = config_get(cfg, "name");
+	if (!s->name) {
+		snprintf(err, errlen, "no VM name given (bhyve [options] "
+				      "vmname)");
+		return -1;
+	}
+	if (!vm_name_valid(s->name)) {
+		snprintf(err, errlen, "bad VM name '%s': use letters, digits, "
+				      "'-', '_' and '.'",
+			 s->name);
+		return -1;
+	}
+	if (parse_memsize(mem, &s->memsize) < 0 ||
+	    s->memsize < (1ULL << 20) || (s->memsize & 0xfff)) {
+		snprintf(err, errlen, "bad memory size '%s' (e.g. -m 512M, -m "
+				      "2G)",
+			 mem ? mem : "");
+		return -1;
+	}
+	if (cfg_int(cfg, "sockets", 1, &s->sockets, err, errlen) ||
+	    cfg_int(cfg, "cores", 1, &s->cores, err, errlen) ||
+	    cfg_int(cfg, "threads", 1, &s->threads, err, errlen) ||
+	    cfg_int(cfg, "cpus", 0, &cpus, err, errlen))
+		return -1;
+	if (cpus == 0) {
+		cpus = s->sockets * s->cores * s->threads;
+	} else if (!config_get(cfg, "sockets") && !config_get(cfg, "cores") &&
+		   !config_get(cfg, "threads")) {
+		s->sockets = cpus; /* bhyve: plain -c N means N sockets */
+	}
+	if (s->sockets * s->cores * s->threads != cpus) {
+		snprintf(err, errlen,
+			 "-c: %d CPUs is not sockets (%d) x cores (%d) x "
+			 "threads (%d)",
+			 cpus, s->sockets, s->cores, s->threads);
+		return -1;
+	}
+	if (cpus > VM_MAXCPU) {
+		snprintf(err, errlen, "-c: at most %d CPUs", VM_MAXCPU);
+		return -1;
+	}
+	s->cpus = cpus;
+	s->strictio = config_get_bool(cfg, "x86.strictio", false);
+	s->destroy_on_poweroff =
+		config_get_bool(cfg, "destroy_on_poweroff", false);
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* bhyve's command line (bhyve(8)) into the config tree (bhyve_config(5)). */
+#ifndef OPTIONS_H
+#define OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+
+enum opt_result {
+	OPT_RUN = 0,   /* go on and run the VM */
+	OPT_EXIT = 1,  /* a listing or usage was printed: exit 0 */
+	OPT_ERROR = -1 /* err holds a one-line message: exit 4 */
+};
+
+/* The settings the machine is built from, checked. */
+struct bhyve_settings {
+	const char *name;
+	uint64_t memsize;
+	int cpus, sockets, cores, threads;
+	bool strictio;
+	bool destroy_on_poweroff;
+};
+
+void bhyve_set_defaults(struct config *cfg);
+enum opt_result bhyve_parse_args(int argc, char **argv, struct config *cfg,
+				 FILE *out, char *err, size_t errlen);
+int bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
+		   size_t errlen);
+void bhyve_usage(FILE *f);
+
+/* "512M", "2G", "1024" (MiB when no suffix), K/M/G/T in either case. */
+int parse_memsize(const char *s, uint64_t *out);
+/* -c [[cpus=]N][,sockets=N][,cores=N][,threads=N] */
+int parse_topology(struct config *cfg, const char *s, char *err,
+		   size_t errlen);
+
+#endif

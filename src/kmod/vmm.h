@@ -1,0 +1,216 @@
+/*
+ * The vmm layer: the only code that talks to the kernel's hypervisor.
+ *
+ * It plays the part of FreeBSD's vmm.ko and libvmmapi: a VM instance has a
+ * name and outlives the process that made it (its guest memory and boot vCPU
+ * state live in an instance directory), vCPUs run to their next exit and
+ * hand back a decoded exit record, and interrupt lines and MSIs are raised
+ * through the backend's interrupt controllers.
+ *
+ * Backends:
+ *   VMM_BACKEND_STORE  the instance files only: what grub-bhyve and the raw
+ *                      loader use to fill memory and set the boot registers.
+ *   VMM_BACKEND_KVM    /dev/kvm with KVM's in-kernel LAPIC, IOAPIC, PIC, PIT.
+ *   VMM_BACKEND_MOCK   plain memory and recorded interrupt lines, for unit
+ *                      tests of device models.
+ */
+#ifndef VMM_H
+#define VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vmctx;
+struct vcpu;
+
+enum vmm_backend {
+	VMM_BACKEND_STORE,
+	VMM_BACKEND_KVM,
+	VMM_BACKEND_MOCK,
+};
+
+/* Guest physical layout, as bhyve lays it out. */
+#define VM_LOWMEM_LIMIT (3ULL << 30) /* RAM below the PCI hole */
+#define VM_HIGHMEM_BASE (4ULL << 30) /* the rest of RAM */
+#define VM_MAXCPU 64
+
+/* Registers, named as libvmmapi names them. */
+enum vm_reg_name {
+	VM_REG_GUEST_RAX,
+	VM_REG_GUEST_RBX,
+	VM_REG_GUEST_RCX,
+	VM_REG_GUEST_RDX,
+	VM_REG_GUEST_RSI,
+	VM_REG_GUEST_RDI,
+	VM_REG_GUEST_RBP,
+	VM_REG_GUEST_R8,
+	VM_REG_GUEST_R9,
+	VM_REG_GUEST_R10,
+	VM_REG_GUEST_R11,
+	VM_REG_GUEST_R12,
+	VM_REG_GUEST_R13,
+	VM_REG_GUEST_R14,
+	VM_REG_GUEST_R15,
+	VM_REG_GUEST_RSP,
+	VM_REG_GUEST_RIP,
+	VM_REG_GUEST_RFLAGS,
+	VM_REG_GUEST_CR0,
+	VM_REG_GUEST_CR2,
+	VM_REG_GUEST_CR3,
+	VM_REG_GUEST_CR4,
+	VM_REG_GUEST_EFER,
+	/* Segment and table registers: the value is the selector. */
+	VM_REG_GUEST_ES,
+	VM_REG_GUEST_CS,
+	VM_REG_GUEST_SS,
+	VM_REG_GUEST_DS,
+	VM_REG_GUEST_FS,
+	VM_REG_GUEST_GS,
+	VM_REG_GUEST_LDTR,
+	VM_REG_GUEST_TR,
+	VM_REG_GUEST_GDTR,
+	VM_REG_GUEST_IDTR,
+	VM_REG_LAST
+};
+
+/*
+ * A segment descriptor cache. access uses the VMX access-rights layout, as
+ * bhyve does: type in bits 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14,
+ * G 15, and bit 16 set for an unusable segment.
+ */
+struct seg_desc {
+	uint64_t base;
+	uint32_t limit;
+	uint32_t access;
+};
+#define SEG_ACCESS_UNUSABLE (1u << 16)
+
+/* The state of one vCPU as a boot loader leaves it. */
+struct vm_boot_state {
+	uint64_t regs[VM_REG_LAST];
+	struct seg_desc segs[VM_REG_LAST];
+	bool valid;
+};
+
+enum vm_exitcode {
+	VM_EXIT_INOUT,	     /* port I/O */
+	VM_EXIT_MMIO,	     /* memory access outside RAM */
+	VM_EXIT_HLT,	     /* every vCPU halted with interrupts disabled */
+	VM_EXIT_TRIPLEFAULT, /* shutdown */
+	VM_EXIT_SYSTEM,	     /* a system event from the kernel */
+	VM_EXIT_INTR,	     /* interrupted by a signal (vm_vcpu_kick) */
+	VM_EXIT_ERROR,	     /* internal error or failed entry */
+};
+
+struct vm_exit {
+	enum vm_exitcode code;
+	uint64_t rip;
+	union {
+		struct {
+			uint16_t port;
+			uint8_t bytes; /* 1, 2 or 4 */
+			bool in;
+			uint32_t count; /* > 1 for rep string ops */
+			/* count * bytes of data, in the backend's buffer */
+			uint8_t *data;
+		} inout;
+		struct {
+			uint64_t gpa;
+			uint8_t bytes; /* 1..8 */
+			bool write;
+			uint8_t *data;
+		} mmio;
+		struct {
+			uint32_t type;
+		} system;
+		struct {
+			uint32_t reason;
+			uint64_t detail;
+		} error;
+	} u;
+};
+
+/* Instance management (vmm_instance.c). */
+const char *vm_instance_dir(void);
+int vm_instance_path(const char *name, const char *file, char *buf, size_t len);
+bool vm_name_valid(const char *name);
+struct vmctx *vm_create(const char *name, enum vmm_backend backend);
+struct vmctx *vm_open(const char *name, enum vmm_backend backend);
+int vm_destroy_instance(const char *name);
+void vm_close(struct vmctx *ctx);
+int vm_list(void (*cb)(const char *name, bool running, void *arg), void *arg);
+/* Lock the instance for one running bhyve; -1 with errno EBUSY if taken. */
+int vm_claim(struct vmctx *ctx);
+const char *vm_name(struct vmctx *ctx);
+/* A pointer for the machine that runs on this context (hv's business). */
+void vm_set_cookie(struct vmctx *ctx, void *cookie);
+void *vm_get_cookie(struct vmctx *ctx);
+
+/* Guest memory. */
+int vm_setup_memory(struct vmctx *ctx, uint64_t len);
+uint64_t vm_get_lowmem_size(struct vmctx *ctx);
+uint64_t vm_get_highmem_size(struct vmctx *ctx);
+void *vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
+/* Map a read-only ROM image at gpa (bootrom). */
+int vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host);
+
+/* vCPUs. */
+int vm_set_ncpus(struct vmctx *ctx, int ncpus);
+int vm_get_ncpus(struct vmctx *ctx);
+struct vcpu *vm_vcpu_open(struct vmctx *ctx, int id);
+/* An already opened vCPU, or NULL. */
+struct vcpu *vm_vcpu_get(struct vmctx *ctx, int id);
+int vcpu_id(struct vcpu *vcpu);
+struct vmctx *vcpu_ctx(struct vcpu *vcpu);
+int vm_get_register(struct vcpu *vcpu, enum vm_reg_name reg, uint64_t *val);
+int vm_set_register(struct vcpu *vcpu, enum vm_reg_name reg, uint64_t val);
+int vm_get_desc(struct vcpu *vcpu, enum vm_reg_name reg, struct seg_desc *d);
+int vm_set_desc(struct vcpu *vcpu, enum vm_reg_name reg,
+		const struct seg_desc *d);
+int vm_get_msr(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
+int vm_set_msr(struct vcpu *vcpu, uint32_t msr, uint64_t val);
+/* Boot state as left in the instance by a loader (valid == false if none). */
+int vm_get_boot_state(struct vmctx *ctx, struct vm_boot_state *bs);
+int vm_set_boot_state(struct vmctx *ctx, const struct vm_boot_state *bs);
+/* Put a vCPU in the architectural reset state (real mode, F000:FFF0). */
+void vm_reset_state(struct vm_boot_state *bs);
+/* Apply a boot state to a vCPU. */
+int vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs);
+
+/* Run to the next exit; *exit is valid until the next vm_run. */
+int vm_run(struct vcpu *vcpu, struct vm_exit *exit);
+/* Complete a port or MMIO read: the data the guest sees. */
+void vm_complete_read(struct vcpu *vcpu, struct vm_exit *exit);
+/* Make a running vm_run return VM_EXIT_INTR soon (from another thread). */
+void vm_vcpu_kick(struct vcpu *vcpu);
+/* False when the vCPU is surely running; true when it may be halted. */
+bool vm_vcpu_maybe_halted(struct vcpu *vcpu);
+/* True when the vCPU is halted with interrupts disabled (after a kick). */
+bool vm_vcpu_halted_noint(struct vcpu *vcpu);
+
+/* Interrupts. */
+int vm_irq_assert(struct vmctx *ctx, int gsi);
+int vm_irq_deassert(struct vmctx *ctx, int gsi);
+int vm_irq_pulse(struct vmctx *ctx, int gsi);
+int vm_lapic_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg);
+
+/*
+ * Coalesced port writes: writes to [port, port + len) are queued by the
+ * kernel without an exit and handed back, in order, at the next exit.
+ */
+int vm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on);
+typedef void (*vm_coalesced_fn)(struct vmctx *ctx, uint16_t port, int bytes,
+				uint32_t val);
+void vm_set_coalesced_handler(struct vmctx *ctx, vm_coalesced_fn fn);
+
+/* Mock backend inspection (unit tests). */
+int vm_mock_irq_level(struct vmctx *ctx, int gsi);
+int vm_mock_irq_pulses(struct vmctx *ctx, int gsi);
+int vm_mock_msi_count(struct vmctx *ctx, uint64_t *addr, uint64_t *msg);
+struct vmctx *vm_create_mock(uint64_t memsize);
+
+/* One-line error for the last failure, e.g. why /dev/kvm can't be used. */
+const char *vm_strerror(void);
+
+#endif

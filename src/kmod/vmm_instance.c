@@ -1,0 +1,874 @@
+/*
+ * VM instances: named directories that outlive the process that made them.
+ *
+ *   DIR/NAME/mem    guest memory (lowmem, then highmem), a sparse file
+ *   DIR/NAME/info   the memory layout ("lowmem N\nhighmem N\n")
+ *   DIR/NAME/boot   the boot vCPU's registers as a loader left them
+ *   DIR/NAME/lock   flock()ed by the bhyve that runs the instance
+ *
+ * DIR is $BHYVE_VMM_DIR, else /dev/vmm for root, else $XDG_RUNTIME_DIR/vmm
+ * (or /tmp/vmm-UID).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm_internal.h"
+
+static __thread char vmm_errbuf[256];
+
+void
+vm_set_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vmm_errbuf, sizeof(vmm_errbuf), fmt, ap);
+	va_end(ap);
+}
+
+const char *
+vm_strerror(void)
+{
+	return vmm_errbuf[0] ? vmm_errbuf : strerror(errno);
+}
+
+const char *
+vm_instance_dir(void)
+{
+	static __thread char dir[512];
+	const char *env = getenv("BHYVE_VMM_DIR");
+	const char *rt;
+
+	if (env && *env)
+		snprintf(dir, sizeof(dir), "%s", env);
+	else if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "/dev/vmm");
+	else if ((rt = getenv("XDG_RUNTIME_DIR")) && *rt)
+		snprintf(dir, sizeof(dir), "%s/vmm", rt);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/vmm-%u", (unsigned)getuid());
+	return dir;
+}
+
+bool
+vm_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= sizeof(((struct vmctx *)0)->name) || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!(c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') ||
+		      (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+			return false;
+	}
+	return true;
+}
+
+int
+vm_instance_path(const char *name, const char *file, char *buf, size_t len)
+{
+	int n;
+
+	if (file)
+		n = snprintf(buf, len, "%s/%s/%s", vm_instance_dir(), name,
+			     file);
+	else
+		n = snprintf(buf, len, "%s/%s", vm_instance_dir(), name);
+	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+static const struct vmm_ops *
+backend_ops(enum vmm_backend b)
+{
+	switch (b) {
+	case VMM_BACKEND_KVM:
+		return &vmm_kvm_ops;
+	case VMM_BACKEND_MOCK:
+		return &vmm_mock_ops;
+	default:
+		return &vmm_store_ops;
+	}
+}
+
+static struct vmctx *
+ctx_alloc(const char *name, enum vmm_backend backend)
+{
+	struct vmctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx)
+		return NULL;
+	snprintf(ctx->name, sizeof(ctx->name), "%s", name);
+	ctx->kind = backend;
+	ctx->ops = backend_ops(backend);
+	ctx->dirfd = ctx->lockfd = ctx->memfd = -1;
+	ctx->ncpus = 1;
+	pthread_mutex_init(&ctx->lock, NULL);
+	return ctx;
+}
+
+static int
+mkdir_p(const char *path)
+{
+	char tmp[512];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static struct vmctx *
+ctx_attach(const char *name, enum vmm_backend backend, bool create)
+{
+	char path[512];
+	struct vmctx *ctx;
+
+	vmm_errbuf[0] = '\0';
+	if (!vm_name_valid(name)) {
+		vm_set_error("bad VM name '%s': use letters, digits, '-', "
+			     "'_' and '.' (at most 63)",
+			     name);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (vm_instance_path(name, NULL, path, sizeof(path)) < 0) {
+		vm_set_error("instance path too long");
+		return NULL;
+	}
+	if (create && mkdir_p(path) < 0) {
+		vm_set_error("cannot create %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	ctx = ctx_alloc(name, backend);
+	if (!ctx)
+		return NULL;
+	ctx->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ctx->dirfd < 0) {
+		if (errno == ENOENT)
+			vm_set_error("no VM instance named '%s' in %s", name,
+				     vm_instance_dir());
+		else
+			vm_set_error("%s: %s", path, strerror(errno));
+		free(ctx);
+		return NULL;
+	}
+	if (ctx->ops->vm_init && ctx->ops->vm_init(ctx) < 0) {
+		close(ctx->dirfd);
+		free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct vmctx *
+vm_create(const char *name, enum vmm_backend backend)
+{
+	return ctx_attach(name, backend, true);
+}
+
+struct vmctx *
+vm_open(const char *name, enum vmm_backend backend)
+{
+	return ctx_attach(name, backend, false);
+}
+
+struct vmctx *
+vm_create_mock(uint64_t memsize)
+{
+	struct vmctx *ctx = ctx_alloc("mock", VMM_BACKEND_MOCK);
+
+	if (!ctx)
+		return NULL;
+	if (ctx->ops->vm_init(ctx) < 0 || vm_setup_memory(ctx, memsize) < 0) {
+		vm_close(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+const char *
+vm_name(struct vmctx *ctx)
+{
+	return ctx->name;
+}
+
+void
+vm_set_cookie(struct vmctx *ctx, void *cookie)
+{
+	ctx->cookie = cookie;
+}
+
+void *
+vm_get_cookie(struct vmctx *ctx)
+{
+	return ctx->cookie;
+}
+
+int
+vm_claim(struct vmctx *ctx)
+{
+	char buf[32];
+	int fd;
+
+	if (ctx->dirfd < 0)
+		return 0;
+	fd = openat(ctx->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		errno = EBUSY;
+		return -1;
+	}
+	if (ftruncate(fd, 0) == 0) {
+		int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+		if (write(fd, buf, n) != n)
+			vm_set_error("lock file write failed");
+	}
+	ctx->lockfd = fd;
+	return 0;
+}
+
+static int
+remove_tree_at(int dirfd)
+{
+	DIR *d = fdopendir(dup(dirfd));
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+static bool
+instance_running(int dirfd)
+{
+	int fd = openat(dirfd, "lock", O_RDWR | O_CLOEXEC);
+	bool busy = false;
+
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		busy = true;
+	close(fd);
+	return busy;
+}
+
+/* The pid of the bhyve running the instance, or 0. */
+static pid_t
+instance_pid(int dirfd)
+{
+	char buf[32] = "";
+	int fd;
+	ssize_t n;
+
+	if (!instance_running(dirfd))
+		return 0;
+	fd = openat(dirfd, "lock", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? (pid_t)strtol(buf, NULL, 10) : 0;
+}
+
+int
+vm_destroy_instance(const char *name)
+{
+	char path[512];
+	int dirfd;
+	pid_t pid;
+
+	vmm_errbuf[0] = '\0';
+	if (!vm_name_valid(name)) {
+		vm_set_error("bad VM name '%s'", name);
+		errno = EINVAL;
+		return -1;
+	}
+	vm_instance_path(name, NULL, path, sizeof(path));
+	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		vm_set_error("no VM instance named '%s' in %s", name,
+			     vm_instance_dir());
+		return -1;
+	}
+	/* As on FreeBSD, destroying a running VM ends its bhyve. */
+	pid = instance_pid(dirfd);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		for (int i = 0; i < 200 && instance_running(dirfd); i++)
+			usleep(10000);
+	}
+	remove_tree_at(dirfd);
+	close(dirfd);
+	if (rmdir(path) < 0) {
+		vm_set_error("cannot remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+vm_list(void (*cb)(const char *name, bool running, void *arg), void *arg)
+{
+	DIR *d = opendir(vm_instance_dir());
+	struct dirent *e;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d))) {
+		int fd;
+
+		if (e->d_name[0] == '.' || !vm_name_valid(e->d_name))
+			continue;
+		fd = openat(dirfd(d), e->d_name,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		cb(e->d_name, instance_running(fd), arg);
+		close(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* ---- memory ---- */
+
+static int
+read_info(struct vmctx *ctx, uint64_t *low, uint64_t *high)
+{
+	char buf[128] = "";
+	int fd = openat(ctx->dirfd, "info", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 ||
+	    sscanf(buf, "lowmem %" SCNu64 " highmem %" SCNu64, low, high) != 2)
+		return -1;
+	return 0;
+}
+
+static int
+write_info(struct vmctx *ctx)
+{
+	char buf[128];
+	int fd, n;
+
+	n = snprintf(buf, sizeof(buf), "lowmem %" PRIu64 "\nhighmem %" PRIu64
+		     "\n", ctx->lowmem, ctx->highmem);
+	fd = openat(ctx->dirfd, "info", O_WRONLY | O_CREAT | O_TRUNC |
+					    O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, buf, n) != n) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static int
+map_memory(struct vmctx *ctx)
+{
+	uint64_t total = ctx->lowmem + ctx->highmem;
+	void *p;
+
+	if (ctx->dirfd >= 0) {
+		ctx->memfd = openat(ctx->dirfd, "mem",
+				    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (ctx->memfd < 0 || ftruncate(ctx->memfd, total) < 0) {
+			vm_set_error("guest memory file: %s", strerror(errno));
+			return -1;
+		}
+		p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE, ctx->memfd, 0);
+	} else {
+		p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	}
+	if (p == MAP_FAILED) {
+		vm_set_error("cannot map %" PRIu64 " MiB of guest memory: %s",
+			     total >> 20, strerror(errno));
+		return -1;
+	}
+	ctx->mem = p;
+	return 0;
+}
+
+int
+vm_setup_memory(struct vmctx *ctx, uint64_t len)
+{
+	uint64_t low, high;
+
+	if (len < (1ULL << 20) || (len & 0xfff)) {
+		vm_set_error("memory size must be at least 1 MiB and a "
+			     "multiple of 4 KiB");
+		errno = EINVAL;
+		return -1;
+	}
+	ctx->lowmem = len > VM_LOWMEM_LIMIT ? VM_LOWMEM_LIMIT : len;
+	ctx->highmem = len - ctx->lowmem;
+	if (ctx->dirfd >= 0 && read_info(ctx, &low, &high) == 0 &&
+	    (low != ctx->lowmem || high != ctx->highmem)) {
+		vm_set_error("instance '%s' already has %" PRIu64
+			     " MiB of memory, not %" PRIu64
+			     " MiB: use the same -m, or bhyvectl --destroy "
+			     "--vm=%s first",
+			     ctx->name, (low + high) >> 20, len >> 20,
+			     ctx->name);
+		errno = EEXIST;
+		return -1;
+	}
+	if (map_memory(ctx) < 0)
+		return -1;
+	if (ctx->dirfd >= 0 && write_info(ctx) < 0) {
+		vm_set_error("cannot write instance info: %s", strerror(errno));
+		return -1;
+	}
+	if (ctx->ops->map_mem && ctx->ops->map_mem(ctx) < 0)
+		return -1;
+	return 0;
+}
+
+uint64_t
+vm_get_lowmem_size(struct vmctx *ctx)
+{
+	return ctx->lowmem;
+}
+
+uint64_t
+vm_get_highmem_size(struct vmctx *ctx)
+{
+	return ctx->highmem;
+}
+
+void *
+vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
+{
+	if (!ctx->mem)
+		return NULL;
+	if (gpa < ctx->lowmem) {
+		if (len <= ctx->lowmem - gpa)
+			return ctx->mem + gpa;
+		return NULL;
+	}
+	if (gpa >= VM_HIGHMEM_BASE && gpa - VM_HIGHMEM_BASE < ctx->highmem) {
+		uint64_t off = gpa - VM_HIGHMEM_BASE;
+		if (len <= ctx->highmem - off)
+			return ctx->mem + ctx->lowmem + off;
+	}
+	return NULL;
+}
+
+int
+vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host)
+{
+	void *p;
+
+	if (ctx->rom) {
+		vm_set_error("a ROM is already mapped");
+		return -1;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	ctx->rom = p;
+	ctx->rom_gpa = gpa;
+	ctx->rom_len = len;
+	*host = p;
+	if (ctx->ops->map_rom)
+		return ctx->ops->map_rom(ctx, gpa, len, p);
+	return 0;
+}
+
+/* ---- vCPUs and registers ---- */
+
+int
+vm_set_ncpus(struct vmctx *ctx, int ncpus)
+{
+	if (ncpus < 1 || ncpus > VM_MAXCPU) {
+		vm_set_error("vCPU count %d out of range 1..%d", ncpus,
+			     VM_MAXCPU);
+		return -1;
+	}
+	ctx->ncpus = ncpus;
+	return 0;
+}
+
+int
+vm_get_ncpus(struct vmctx *ctx)
+{
+	return ctx->ncpus;
+}
+
+struct vcpu *
+vm_vcpu_open(struct vmctx *ctx, int id)
+{
+	struct vcpu *v;
+
+	if (id < 0 || id >= VM_MAXCPU) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_mutex_lock(&ctx->lock);
+	v = ctx->vcpus[id];
+	if (!v) {
+		v = calloc(1, sizeof(*v));
+		if (v) {
+			v->ctx = ctx;
+			v->id = id;
+			vm_reset_state(&v->state);
+			if (id == 0 && ctx->dirfd >= 0 &&
+			    ctx->kind == VMM_BACKEND_STORE)
+				vm_get_boot_state(ctx, &v->state);
+			if (ctx->ops->vcpu_init && ctx->ops->vcpu_init(v) < 0) {
+				free(v);
+				v = NULL;
+			} else {
+				ctx->vcpus[id] = v;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return v;
+}
+
+struct vcpu *
+vm_vcpu_get(struct vmctx *ctx, int id)
+{
+	struct vcpu *v;
+
+	if (id < 0 || id >= VM_MAXCPU)
+		return NULL;
+	pthread_mutex_lock(&ctx->lock);
+	v = ctx->vcpus[id];
+	pthread_mutex_unlock(&ctx->lock);
+	return v;
+}
+
+int
+vcpu_id(struct vcpu *vcpu)
+{
+	return vcpu->id;
+}
+
+struct vmctx *
+vcpu_ctx(struct vcpu *vcpu)
+{
+	return vcpu->ctx;
+}
+
+static bool
+is_seg(enum vm_reg_name r)
+{
+	return r >= VM_REG_GUEST_ES && r <= VM_REG_GUEST_IDTR;
+}
+
+int
+vm_get_register(struct vcpu *vcpu, enum vm_reg_name reg, uint64_t *val)
+{
+	struct vm_boot_state bs;
+
+	if (reg < 0 || reg >= VM_REG_LAST)
+		return -1;
+	if (vcpu->ctx->ops->get_state(vcpu, &bs) < 0)
+		return -1;
+	*val = bs.regs[reg];
+	return 0;
+}
+
+int
+vm_set_register(struct vcpu *vcpu, enum vm_reg_name reg, uint64_t val)
+{
+	struct vm_boot_state bs;
+
+	if (reg < 0 || reg >= VM_REG_LAST)
+		return -1;
+	if (vcpu->ctx->ops->get_state(vcpu, &bs) < 0)
+		return -1;
+	bs.regs[reg] = val;
+	return vcpu->ctx->ops->set_state(vcpu, &bs);
+}
+
+int
+vm_get_desc(struct vcpu *vcpu, enum vm_reg_name reg, struct seg_desc *d)
+{
+	struct vm_boot_state bs;
+
+	if (!is_seg(reg) || vcpu->ctx->ops->get_state(vcpu, &bs) < 0)
+		return -1;
+	*d = bs.segs[reg];
+	return 0;
+}
+
+int
+vm_set_desc(struct vcpu *vcpu, enum vm_reg_name reg, const struct seg_desc *d)
+{
+	struct vm_boot_state bs;
+
+	if (!is_seg(reg) || vcpu->ctx->ops->get_state(vcpu, &bs) < 0)
+		return -1;
+	bs.segs[reg] = *d;
+	return vcpu->ctx->ops->set_state(vcpu, &bs);
+}
+
+int
+vm_get_msr(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
+{
+	if (!vcpu->ctx->ops->get_msr)
+		return -1;
+	return vcpu->ctx->ops->get_msr(vcpu, msr, val);
+}
+
+int
+vm_set_msr(struct vcpu *vcpu, uint32_t msr, uint64_t val)
+{
+	if (!vcpu->ctx->ops->set_msr)
+		return -1;
+	return vcpu->ctx->ops->set_msr(vcpu, msr, val);
+}
+
+int
+vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs)
+{
+	return vcpu->ctx->ops->set_state(vcpu, bs);
+}
+
+void
+vm_reset_state(struct vm_boot_state *bs)
+{
+	memset(bs, 0, sizeof(*bs));
+	bs->regs[VM_REG_GUEST_RIP] = 0xfff0;
+	bs->regs[VM_REG_GUEST_RFLAGS] = 0x2;
+	bs->regs[VM_REG_GUEST_CR0] = 0x60000010;
+	bs->regs[VM_REG_GUEST_RDX] = 0x600; /* family 6 */
+	for (int r = VM_REG_GUEST_ES; r <= VM_REG_GUEST_GS; r++)
+		bs->segs[r] = (struct seg_desc){0, 0xffff, 0x93};
+	bs->regs[VM_REG_GUEST_CS] = 0xf000;
+	bs->segs[VM_REG_GUEST_CS] = (struct seg_desc){0xffff0000, 0xffff, 0x9b};
+	bs->segs[VM_REG_GUEST_LDTR] = (struct seg_desc){0, 0xffff, 0x82};
+	bs->segs[VM_REG_GUEST_TR] = (struct seg_desc){0, 0xffff, 0x8b};
+	bs->segs[VM_REG_GUEST_GDTR] = (struct seg_desc){0, 0xffff, 0};
+	bs->segs[VM_REG_GUEST_IDTR] = (struct seg_desc){0, 0xffff, 0};
+}
+
+/* ---- boot state file ---- */
+
+static const char *const reg_names[VM_REG_LAST] = {
+	"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10",
+	"r11", "r12", "r13", "r14", "r15", "rsp", "rip", "rflags", "cr0",
+	"cr2", "cr3", "cr4", "efer", "es", "cs", "ss", "ds", "fs", "gs",
+	"ldtr", "tr", "gdtr", "idtr",
+};
+
+int
+vm_set_boot_state(struct vmctx *ctx, const struct vm_boot_state *bs)
+{
+	FILE *f;
+	int fd;
+
+	if (ctx->dirfd < 0)
+		return 0;
+	fd = openat(ctx->dirfd, "boot.tmp",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w")))
+		return -1;
+	for (int r = 0; r < VM_REG_LAST; r++) {
+		fprintf(f, "%s 0x%" PRIx64, reg_names[r], bs->regs[r]);
+		if (is_seg(r))
+			fprintf(f, " 0x%" PRIx64 " 0x%x 0x%x", bs->segs[r].base,
+				bs->segs[r].limit, bs->segs[r].access);
+		fputc('\n', f);
+	}
+	if (fclose(f) != 0)
+		return -1;
+	return renameat(ctx->dirfd, "boot.tmp", ctx->dirfd, "boot");
+}
+
+int
+vm_get_boot_state(struct vmctx *ctx, struct vm_boot_state *bs)
+{
+	char line[256], name[16];
+	uint64_t val, base;
+	unsigned limit, access;
+	FILE *f;
+	int fd;
+
+	vm_reset_state(bs);
+	if (ctx->dirfd < 0)
+		return 0;
+	fd = openat(ctx->dirfd, "boot", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !(f = fdopen(fd, "r")))
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		int n = sscanf(line, "%15s %" SCNx64 " %" SCNx64 " %x %x", name,
+			       &val, &base, &limit, &access);
+		if (n < 2)
+			continue;
+		for (int r = 0; r < VM_REG_LAST; r++) {
+			if (strcmp(name, reg_names[r]))
+				continue;
+			bs->regs[r] = val;
+			if (is_seg(r) && n == 5)
+				bs->segs[r] = (struct seg_desc){base, limit,
+								access};
+		}
+	}
+	fclose(f);
+	bs->valid = true;
+	return 0;
+}
+
+void
+vm_close(struct vmctx *ctx)
+{
+	if (!ctx)
+		return;
+	for (int i = 0; i < VM_MAXCPU; i++) {
+		struct vcpu *v = ctx->vcpus[i];
+		if (!v)
+			continue;
+		if (ctx->ops->vcpu_fini)
+			ctx->ops->vcpu_fini(v);
+		free(v);
+	}
+	if (ctx->ops->vm_fini)
+		ctx->ops->vm_fini(ctx);
+	if (ctx->mem)
+		munmap(ctx->mem, ctx->lowmem + ctx->highmem);
+	if (ctx->rom)
+		munmap(ctx->rom, ctx->rom_len);
+	if (ctx->memfd >= 0)
+		close(ctx->memfd);
+	if (ctx->lockfd >= 0)
+		close(ctx->lockfd);
+	if (ctx->dirfd >= 0)
+		close(ctx->dirfd);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+}
+
+/* ---- run and interrupts: straight to the backend ---- */
+
+int
+vm_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	if (!vcpu->ctx->ops->run) {
+		vm_set_error("this backend cannot run vCPUs");
+		return -1;
+	}
+	return vcpu->ctx->ops->run(vcpu, exit);
+}
+
+void
+vm_complete_read(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	if (vcpu->ctx->ops->complete_read)
+		vcpu->ctx->ops->complete_read(vcpu, exit);
+}
+
+void
+vm_vcpu_kick(struct vcpu *vcpu)
+{
+	if (vcpu->ctx->ops->kick)
+		vcpu->ctx->ops->kick(vcpu);
+}
+
+bool
+vm_vcpu_maybe_halted(struct vcpu *vcpu)
+{
+	return !vcpu->ctx->ops->maybe_halted ||
+	       vcpu->ctx->ops->maybe_halted(vcpu);
+}
+
+bool
+vm_vcpu_halted_noint(struct vcpu *vcpu)
+{
+	return vcpu->ctx->ops->halted_noint &&
+	       vcpu->ctx->ops->halted_noint(vcpu);
+}
+
+static int
+irq_line(struct vmctx *ctx, int gsi, int level)
+{
+	if (gsi < 0 || gsi > 23 || !ctx->ops->irq_line) {
+		errno = EINVAL;
+		return -1;
+	}
+	return ctx->ops->irq_line(ctx, gsi, level);
+}
+
+int
+vm_irq_assert(struct vmctx *ctx, int gsi)
+{
+	return irq_line(ctx, gsi, 1);
+}
+
+int
+vm_irq_deassert(struct vmctx *ctx, int gsi)
+{
+	return irq_line(ctx, gsi, 0);
+}
+
+int
+vm_irq_pulse(struct vmctx *ctx, int gsi)
+{
+	if (irq_line(ctx, gsi, 1) < 0)
+		return -1;
+	return irq_line(ctx, gsi, 0);
+}
+
+int
+vm_lapic_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
+{
+	if (!ctx->ops->msi)
+		return -1;
+	return ctx->ops->msi(ctx, addr, msg);
+}
+
+int
+vm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on)
+{
+	if (!ctx->ops->coalesce_pio)
+		return -1;
+	return ctx->ops->coalesce_pio(ctx, port, len, on);
+}
+
+void
+vm_set_coalesced_handler(struct vmctx *ctx, vm_coalesced_fn fn)
+{
+	ctx->coalesced_fn = fn;
+}

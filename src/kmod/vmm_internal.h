@@ -1,0 +1,64 @@
+/* Shared between the vmm layer's instance code and its backends. */
+#ifndef VMM_INTERNAL_H
+#define VMM_INTERNAL_H
+
+#include <pthread.h>
+
+#include "vmm.h"
+
+struct vmm_ops {
+	int (*vm_init)(struct vmctx *ctx);
+	int (*map_mem)(struct vmctx *ctx);
+	void (*vm_fini)(struct vmctx *ctx);
+	int (*vcpu_init)(struct vcpu *vcpu);
+	void (*vcpu_fini)(struct vcpu *vcpu);
+	int (*get_state)(struct vcpu *vcpu, struct vm_boot_state *bs);
+	int (*set_state)(struct vcpu *vcpu, const struct vm_boot_state *bs);
+	int (*get_msr)(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
+	int (*set_msr)(struct vcpu *vcpu, uint32_t msr, uint64_t val);
+	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
+	void (*complete_read)(struct vcpu *vcpu, struct vm_exit *exit);
+	void (*kick)(struct vcpu *vcpu);
+	bool (*halted_noint)(struct vcpu *vcpu);
+	bool (*maybe_halted)(struct vcpu *vcpu);
+	int (*irq_line)(struct vmctx *ctx, int gsi, int level);
+	int (*msi)(struct vmctx *ctx, uint64_t addr, uint64_t msg);
+	int (*coalesce_pio)(struct vmctx *ctx, uint16_t port, uint16_t len,
+			    bool on);
+	int (*map_rom)(struct vmctx *ctx, uint64_t gpa, size_t len, void *host);
+};
+
+struct vcpu {
+	struct vmctx *ctx;
+	int id;
+	/* STORE and MOCK backends keep register state here. */
+	struct vm_boot_state state;
+	void *backend;
+};
+
+struct vmctx {
+	char name[64];
+	enum vmm_backend kind;
+	const struct vmm_ops *ops;
+	int dirfd;	/* the instance directory, -1 for mock */
+	int lockfd;	/* held while this process runs the instance */
+	int memfd;
+	uint8_t *mem;	/* lowmem then highmem, contiguous in the file */
+	uint64_t lowmem, highmem;
+	uint8_t *rom;
+	uint64_t rom_gpa, rom_len;
+	int ncpus;
+	struct vcpu *vcpus[VM_MAXCPU];
+	pthread_mutex_t lock;
+	vm_coalesced_fn coalesced_fn;
+	void *cookie;
+	void *backend;
+};
+
+extern const struct vmm_ops vmm_kvm_ops;
+extern const struct vmm_ops vmm_mock_ops;
+extern const struct vmm_ops vmm_store_ops;
+
+void vm_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,728 @@
+/*
+ * The KVM backend: /dev/kvm with the in-kernel LAPIC, IOAPIC, PIC
+ * (KVM_CREATE_IRQCHIP) and PIT (KVM_CREATE_PIT2).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm_internal.h"
+
+#define KVM_TSS_ADDR 0xfffbd000UL
+#define KVM_IDMAP_ADDR 0xfffbc000UL
+#define KICK_SIGNAL (SIGRTMIN + 1)
+#define CPUID_MAX_ENTRIES 256
+
+struct kvm_vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size;
+	int ring_pages; /* page offset of the coalesced ring, 0 if none */
+	struct kvm_cpuid2 *cpuid;
+	pthread_mutex_t ring_lock;
+};
+
+struct kvm_vcpu {
+	int fd;
+	int stats_fd;
+	uint64_t blocking_off; /* offset of the "blocking" stat, 0 = none */
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_set;
+};
+
+static void
+kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static int
+kvm_open_dev(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
+		vm_set_error("/dev/kvm not found: load the KVM module "
+			     "(modprobe kvm_intel or kvm_amd), or run nested "
+			     "(harness/nested -- bhyve ...)");
+	else if (errno == EACCES || errno == EPERM)
+		vm_set_error("/dev/kvm: permission denied: join group kvm "
+			     "(usermod -aG kvm $USER), run as root, or run "
+			     "nested (harness/nested -- bhyve ...)");
+	else
+		vm_set_error("/dev/kvm: %s", strerror(errno));
+	return -1;
+}
+
+/* KVM's default routing, with GSI 0 on IOAPIC pin 2 as PC firmware has it. */
+static int
+kvm_setup_routing(int vm_fd)
+{
+	struct {
+		struct kvm_irq_routing r;
+		struct kvm_irq_routing_entry e[48];
+	} rt;
+	int n = 0;
+
+	memset(&rt, 0, sizeof(rt));
+	for (int gsi = 0; gsi < 16; gsi++) {
+		if (gsi == 2)
+			continue;
+		rt.e[n].gsi = gsi;
+		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[n].u.irqchip.irqchip =
+			gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		rt.e[n].u.irqchip.pin = gsi % 8;
+		n++;
+	}
+	for (int gsi = 0; gsi < 24; gsi++) {
+		if (gsi == 2)
+			continue;
+		rt.e[n].gsi = gsi;
+		rt.e[n].type = KVM_IRQ_ROUTING_IRQCHIP;
+		rt.e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		rt.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
+		n++;
+	}
+	rt.r.nr = n;
+	return ioctl(vm_fd, KVM_SET_GSI_ROUTING, &rt.r);
+}
+
+static int
+kvm_vm_init(struct vmctx *ctx)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	struct kvm_vm *k = calloc(1, sizeof(*k));
+	struct sigaction sa = {.sa_handler = kick_handler};
+	int ret;
+
+	if (!k)
+		return -1;
+	k->vm_fd = -1;
+	pthread_mutex_init(&k->ring_lock, NULL);
+	ctx->backend = k;
+	k->kvm_fd = kvm_open_dev();
+	if (k->kvm_fd < 0)
+		goto fail;
+	if (ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		vm_set_error("/dev/kvm: unsupported KVM API version");
+		goto fail;
+	}
+	k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+	if (k->vm_fd < 0) {
+		vm_set_error("KVM_CREATE_VM: %s", strerror(errno));
+		goto fail;
+	}
+	k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	ret = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO);
+	if (ret > 0)
+		k->ring_pages = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+				      KVM_CAP_COALESCED_MMIO);
+	uint64_t idmap = KVM_IDMAP_ADDR;
+	if (ioctl(k->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	    ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
+	    ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+	    ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0 ||
+	    kvm_setup_routing(k->vm_fd) < 0) {
+		vm_set_error("KVM VM set-up (irqchip, PIT): %s",
+			     strerror(errno));
+		goto fail;
+	}
+	k->cpuid = calloc(1, sizeof(*k->cpuid) +
+				     CPUID_MAX_ENTRIES *
+					     sizeof(struct kvm_cpuid_entry2));
+	if (!k->cpuid)
+		goto fail;
+	k->cpuid->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(k->kvm_fd, KVM_GET_SUPPORTED_CPUID, k->cpuid) < 0) {
+		vm_set_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		goto fail;
+	}
+	sigaction(KICK_SIGNAL, &sa, NULL);
+	return 0;
+fail:
+	if (k->vm_fd >= 0)
+		close(k->vm_fd);
+	if (k->kvm_fd >= 0)
+		close(k->kvm_fd);
+	free(k->cpuid);
+	free(k);
+	ctx->backend = NULL;
+	return -1;
+}
+
+static void
+kvm_vm_fini(struct vmctx *ctx)
+{
+	struct kvm_vm *k = ctx->backend;
+
+	if (!k)
+		return;
+	close(k->vm_fd);
+	close(k->kvm_fd);
+	free(k->cpuid);
+	free(k);
+}
+
+static int
+kvm_set_slot(struct vmctx *ctx, int slot, uint64_t gpa, uint64_t len,
+	     void *host, uint32_t flags)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.flags = flags,
+		.guest_phys_addr = gpa,
+		.memory_size = len,
+		.userspace_addr = (uintptr_t)host,
+	};
+
+	if (ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		vm_set_error("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+kvm_map_mem(struct vmctx *ctx)
+{
+	if (kvm_set_slot(ctx, 0, 0, ctx->lowmem, ctx->mem, 0) < 0)
+		return -1;
+	if (ctx->highmem &&
+	    kvm_set_slot(ctx, 1, VM_HIGHMEM_BASE, ctx->highmem,
+			 ctx->mem + ctx->lowmem, 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+kvm_map_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void *host)
+{
+	return kvm_set_slot(ctx, 2, gpa, len, host, KVM_MEM_READONLY);
+}
+
+/* CPUID for one vCPU: KVM's supported set, named as ours, with its APIC ID. */
+static int
+kvm_set_cpuid(struct vcpu *vcpu, int fd)
+{
+	struct kvm_vm *k = vcpu->ctx->backend;
+	size_t sz = sizeof(*k->cpuid) +
+		    k->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = malloc(sz + 2 * sizeof(struct kvm_cpuid_entry2));
+	bool deadline = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+			      KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+	int ret;
+
+	if (!c)
+		return -1;
+	memcpy(c, k->cpuid, sz);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ebx = (e->ebx & 0x0000ffff) |
+				 ((uint32_t)vcpu->id << 24) |
+				 ((uint32_t)vcpu->ctx->ncpus << 16);
+			e->ecx |= 1u << 31; /* running under a hypervisor */
+			if (deadline)
+				e->ecx |= 1u << 24;
+			e->edx |= 1u << 28; /* HTT: the count in EBX is valid */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = vcpu->id;
+			break;
+		case 0x40000000:
+			/*
+			 * Our vendor leaf; KVM's paravirtual leaves move to
+			 * 0x40000100, where Linux and KVM also look.
+			 */
+			e->function = 0x40000100;
+			e->eax = 0x40000101;
+			break;
+		case 0x40000001:
+			e->function = 0x40000101;
+			break;
+		}
+	}
+	c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+		.function = 0x40000000,
+		.eax = 0x40000000,
+		.ebx = 0x76796862, /* "bhyv" */
+		.ecx = 0x68622065, /* "e bh" */
+		.edx = 0x20657679, /* "yve " */
+	};
+	ret = ioctl(fd, KVM_SET_CPUID2, c);
+	if (ret < 0)
+		vm_set_error("KVM_SET_CPUID2: %s", strerror(errno));
+	free(c);
+	return ret;
+}
+
+/* Find the per-vCPU "blocking" statistic, which says a vCPU is halted. */
+static void
+kvm_find_blocking_stat(struct kvm_vcpu *kv)
+{
+	struct kvm_stats_header h;
+	size_t dsz;
+	char *descs;
+
+	kv->stats_fd = ioctl(kv->fd, KVM_GET_STATS_FD, NULL);
+	if (kv->stats_fd < 0)
+		return;
+	if (pread(kv->stats_fd, &h, sizeof(h), 0) != sizeof(h))
+		return;
+	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+	descs = calloc(h.num_desc, dsz);
+	if (!descs)
+		return;
+	if (pread(kv->stats_fd, descs, h.num_desc * dsz, h.desc_offset) ==
+	    (ssize_t)(h.num_desc * dsz)) {
+		for (uint32_t i = 0; i < h.num_desc; i++) {
+			struct kvm_stats_desc *d =
+				(struct kvm_stats_desc *)(descs + i * dsz);
+			if (!strncmp(d->name, "blocking", h.name_size)) {
+				kv->blocking_off = h.data_offset + d->offset;
+				break;
+			}
+		}
+	}
+	free(descs);
+}
+
+static int
+kvm_vcpu_init(struct vcpu *vcpu)
+{
+	struct kvm_vm *k = vcpu->ctx->backend;
+	struct kvm_vcpu *kv = calloc(1, sizeof(*kv));
+
+	if (!kv)
+		return -1;
+	kv->stats_fd = -1;
+	kv->fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, vcpu->id);
+	if (kv->fd < 0) {
+		vm_set_error("KVM_CREATE_VCPU %d: %s", vcpu->id,
+			     strerror(errno));
+		free(kv);
+		return -1;
+	}
+	kv->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       kv->fd, 0);
+	if (kv->run == MAP_FAILED || kvm_set_cpuid(vcpu, kv->fd) < 0) {
+		if (kv->run == MAP_FAILED)
+			vm_set_error("vCPU mmap: %s", strerror(errno));
+		close(kv->fd);
+		free(kv);
+		return -1;
+	}
+	kvm_find_blocking_stat(kv);
+	vcpu->backend = kv;
+	return 0;
+}
+
+static void
+kvm_vcpu_fini(struct vcpu *vcpu)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_vm *k = vcpu->ctx->backend;
+
+	if (!kv)
+		return;
+	munmap(kv->run, k->run_size);
+	if (kv->stats_fd >= 0)
+		close(kv->stats_fd);
+	close(kv->fd);
+	free(kv);
+}
+
+/* ---- register state ---- */
+
+static void
+seg_from_kvm(const struct kvm_segment *s, uint64_t *sel, struct seg_desc *d)
+{
+	*sel = s->selector;
+	d->base = s->base;
+	d->limit = s->limit;
+	d->access = s->type | (s->s << 4) | (s->dpl << 5) | (s->present << 7) |
+		    (s->avl << 12) | (s->l << 13) | (s->db << 14) |
+		    (s->g << 15) | (s->unusable ? SEG_ACCESS_UNUSABLE : 0);
+}
+
+static void
+seg_to_kvm(uint64_t sel, const struct seg_desc *d, struct kvm_segment *s)
+{
+	s->selector = sel;
+	s->base = d->base;
+	s->limit = d->limit;
+	s->type = d->access & 0xf;
+	s->s = (d->access >> 4) & 1;
+	s->dpl = (d->access >> 5) & 3;
+	s->present = (d->access >> 7) & 1;
+	s->avl = (d->access >> 12) & 1;
+	s->l = (d->access >> 13) & 1;
+	s->db = (d->access >> 14) & 1;
+	s->g = (d->access >> 15) & 1;
+	s->unusable = (d->access & SEG_ACCESS_UNUSABLE) ? 1 : 0;
+}
+
+#define GPR_MAP(X)                                                             \
+	X(RAX, rax) X(RBX, rbx) X(RCX, rcx) X(RDX, rdx) X(RSI, rsi)            \
+	X(RDI, rdi) X(RBP, rbp) X(R8, r8) X(R9, r9) X(R10, r10) X(R11, r11)    \
+	X(R12, r12) X(R13, r13) X(R14, r14) X(R15, r15) X(RSP, rsp)            \
+	X(RIP, rip) X(RFLAGS, rflags)
+
+static struct kvm_segment *
+sreg_seg(struct kvm_sregs *s, int r)
+{
+	switch (r) {
+	case VM_REG_GUEST_ES:
+		return &s->es;
+	case VM_REG_GUEST_CS:
+		return &s->cs;
+	case VM_REG_GUEST_SS:
+		return &s->ss;
+	case VM_REG_GUEST_DS:
+		return &s->ds;
+	case VM_REG_GUEST_FS:
+		return &s->fs;
+	case VM_REG_GUEST_GS:
+		return &s->gs;
+	case VM_REG_GUEST_LDTR:
+		return &s->ldt;
+	case VM_REG_GUEST_TR:
+		return &s->tr;
+	}
+	return NULL;
+}
+
+static int
+kvm_get_state(struct vcpu *vcpu, struct vm_boot_state *bs)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (ioctl(kv->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(kv->fd, KVM_GET_SREGS, &s) < 0)
+		return -1;
+	memset(bs, 0, sizeof(*bs));
+#define GET(n, f) bs->regs[VM_REG_GUEST_##n] = r.f;
+	GPR_MAP(GET)
+#undef GET
+	bs->regs[VM_REG_GUEST_CR0] = s.cr0;
+	bs->regs[VM_REG_GUEST_CR2] = s.cr2;
+	bs->regs[VM_REG_GUEST_CR3] = s.cr3;
+	bs->regs[VM_REG_GUEST_CR4] = s.cr4;
+	bs->regs[VM_REG_GUEST_EFER] = s.efer;
+	for (int i = VM_REG_GUEST_ES; i <= VM_REG_GUEST_TR; i++)
+		seg_from_kvm(sreg_seg(&s, i), &bs->regs[i], &bs->segs[i]);
+	bs->segs[VM_REG_GUEST_GDTR] =
+		(struct seg_desc){s.gdt.base, s.gdt.limit, 0};
+	bs->segs[VM_REG_GUEST_IDTR] =
+		(struct seg_desc){s.idt.base, s.idt.limit, 0};
+	bs->valid = true;
+	return 0;
+}
+
+static int
+kvm_set_state(struct vcpu *vcpu, const struct vm_boot_state *bs)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (ioctl(kv->fd, KVM_GET_SREGS, &s) < 0)
+		return -1;
+	memset(&r, 0, sizeof(r));
+#define SET(n, f) r.f = bs->regs[VM_REG_GUEST_##n];
+	GPR_MAP(SET)
+#undef SET
+	s.cr0 = bs->regs[VM_REG_GUEST_CR0];
+	s.cr2 = bs->regs[VM_REG_GUEST_CR2];
+	s.cr3 = bs->regs[VM_REG_GUEST_CR3];
+	s.cr4 = bs->regs[VM_REG_GUEST_CR4];
+	s.efer = bs->regs[VM_REG_GUEST_EFER];
+	for (int i = VM_REG_GUEST_ES; i <= VM_REG_GUEST_TR; i++)
+		seg_to_kvm(bs->regs[i], &bs->segs[i], sreg_seg(&s, i));
+	s.gdt.base = bs->segs[VM_REG_GUEST_GDTR].base;
+	s.gdt.limit = bs->segs[VM_REG_GUEST_GDTR].limit;
+	s.idt.base = bs->segs[VM_REG_GUEST_IDTR].base;
+	s.idt.limit = bs->segs[VM_REG_GUEST_IDTR].limit;
+	if (ioctl(kv->fd, KVM_SET_SREGS, &s) < 0 ||
+	    ioctl(kv->fd, KVM_SET_REGS, &r) < 0) {
+		vm_set_error("setting vCPU %d registers: %s", vcpu->id,
+			     strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+kvm_get_msr(struct vcpu *vcpu, uint32_t msr, uint64_t *val)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {.h.nmsrs = 1, .e.index = msr};
+
+	if (ioctl(kv->fd, KVM_GET_MSRS, &m) != 1)
+		return -1;
+	*val = m.e.data;
+	return 0;
+}
+
+static int
+kvm_set_msr(struct vcpu *vcpu, uint32_t msr, uint64_t val)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {.h.nmsrs = 1, .e.index = msr, .e.data = val};
+
+	return ioctl(kv->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -1;
+}
+
+/* ---- running ---- */
+
+/*
+ * The kick signal stays blocked in the vCPU thread except inside KVM_RUN,
+ * so a kick that lands between two runs makes the next one return at once.
+ */
+static int
+kvm_bind_thread(struct vcpu *vcpu, struct kvm_vcpu *kv)
+{
+	union {
+		struct kvm_signal_mask h;
+		uint8_t buf[sizeof(struct kvm_signal_mask) + 8];
+	} m;
+	sigset_t block, during;
+
+	sigemptyset(&block);
+	sigaddset(&block, KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	pthread_sigmask(SIG_BLOCK, NULL, &during);
+	sigdelset(&during, KICK_SIGNAL);
+	m.h.len = 8; /* the kernel's sigset_t is 64 bits */
+	memcpy(m.buf + sizeof(struct kvm_signal_mask), &during, 8);
+	if (ioctl(kv->fd, KVM_SET_SIGNAL_MASK, &m.h) < 0) {
+		vm_set_error("KVM_SET_SIGNAL_MASK: %s", strerror(errno));
+		return -1;
+	}
+	kv->thread = pthread_self();
+	__atomic_store_n(&kv->thread_set, true, __ATOMIC_RELEASE);
+	(void)vcpu;
+	return 0;
+}
+
+static void
+kvm_drain_ring(struct vmctx *ctx, struct kvm_run *run)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_coalesced_mmio_ring *ring;
+	uint32_t max;
+
+	if (!k->ring_pages)
+		return;
+	ring = (void *)((char *)run + k->ring_pages * getpagesize());
+	if (__atomic_load_n(&ring->first, __ATOMIC_ACQUIRE) == ring->last)
+		return;
+	max = (getpagesize() - sizeof(*ring)) /
+	      sizeof(struct kvm_coalesced_mmio);
+	pthread_mutex_lock(&k->ring_lock);
+	while (ring->first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE)) {
+		struct kvm_coalesced_mmio e = ring->coalesced_mmio[ring->first];
+		uint32_t v = 0;
+
+		if (e.len <= 4)
+			memcpy(&v, e.data, e.len);
+		if (ctx->coalesced_fn && e.pio)
+			ctx->coalesced_fn(ctx, e.phys_addr, e.len, v);
+		__atomic_store_n(&ring->first, (ring->first + 1) % max,
+				 __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&k->ring_lock);
+}
+
+static int
+kvm_run(struct vcpu *vcpu, struct vm_exit *x)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_run *run = kv->run;
+	int ret;
+
+	if (!kv->thread_set && kvm_bind_thread(vcpu, kv) < 0)
+		return -1;
+	ret = ioctl(kv->fd, KVM_RUN, 0);
+	kvm_drain_ring(vcpu->ctx, run);
+	memset(x, 0, sizeof(*x));
+	if (ret < 0) {
+		if (errno == EINTR || errno == EAGAIN) {
+			x->code = VM_EXIT_INTR;
+			return 0;
+		}
+		vm_set_error("KVM_RUN: %s", strerror(errno));
+		return -1;
+	}
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		x->code = VM_EXIT_INOUT;
+		x->u.inout.port = run->io.port;
+		x->u.inout.bytes = run->io.size;
+		x->u.inout.in = run->io.direction == KVM_EXIT_IO_IN;
+		x->u.inout.count = run->io.count;
+		x->u.inout.data = (uint8_t *)run + run->io.data_offset;
+		break;
+	case KVM_EXIT_MMIO:
+		x->code = VM_EXIT_MMIO;
+		x->u.mmio.gpa = run->mmio.phys_addr;
+		x->u.mmio.bytes = run->mmio.len;
+		x->u.mmio.write = run->mmio.is_write;
+		x->u.mmio.data = run->mmio.data;
+		break;
+	case KVM_EXIT_HLT:
+		x->code = VM_EXIT_HLT;
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		x->code = VM_EXIT_TRIPLEFAULT;
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		x->code = VM_EXIT_SYSTEM;
+		x->u.system.type = run->system_event.type;
+		break;
+	case KVM_EXIT_INTR:
+		x->code = VM_EXIT_INTR;
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		x->code = VM_EXIT_ERROR;
+		x->u.error.reason = run->exit_reason;
+		x->u.error.detail =
+			run->fail_entry.hardware_entry_failure_reason;
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		x->code = VM_EXIT_ERROR;
+		x->u.error.reason = run->exit_reason;
+		x->u.error.detail = run->internal.suberror;
+		break;
+	default:
+		x->code = VM_EXIT_ERROR;
+		x->u.error.reason = run->exit_reason;
+		break;
+	}
+	if (x->code == VM_EXIT_ERROR || x->code == VM_EXIT_TRIPLEFAULT) {
+		struct kvm_regs r;
+		if (ioctl(kv->fd, KVM_GET_REGS, &r) == 0)
+			x->rip = r.rip;
+	}
+	return 0;
+}
+
+static void
+kvm_kick(struct vcpu *vcpu)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+
+	if (kv && __atomic_load_n(&kv->thread_set, __ATOMIC_ACQUIRE))
+		pthread_kill(kv->thread, KICK_SIGNAL);
+}
+
+static bool
+kvm_maybe_halted(struct vcpu *vcpu)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	uint64_t v;
+
+	if (!kv->blocking_off)
+		return true;
+	if (pread(kv->stats_fd, &v, sizeof(v), kv->blocking_off) != sizeof(v))
+		return true;
+	return v != 0;
+}
+
+static bool
+kvm_halted_noint(struct vcpu *vcpu)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_mp_state mp;
+	struct kvm_regs r;
+
+	if (ioctl(kv->fd, KVM_GET_MP_STATE, &mp) < 0 ||
+	    mp.mp_state != KVM_MP_STATE_HALTED)
+		return false;
+	if (ioctl(kv->fd, KVM_GET_REGS, &r) < 0)
+		return false;
+	return !(r.rflags & (1u << 9));
+}
+
+static int
+kvm_irq_line(struct vmctx *ctx, int gsi, int level)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_irq_level l = {.irq = gsi, .level = level};
+
+	return ioctl(k->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static int
+kvm_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_msi m = {
+		.address_lo = (uint32_t)addr,
+		.address_hi = (uint32_t)(addr >> 32),
+		.data = (uint32_t)msg,
+	};
+
+	return ioctl(k->vm_fd, KVM_SIGNAL_MSI, &m) < 0 ? -1 : 0;
+}
+
+static int
+kvm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_coalesced_mmio_zone z = {.addr = port, .size = len,
+					    .pio = 1};
+
+	if (!k->ring_pages) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	return ioctl(k->vm_fd,
+		     on ? KVM_REGISTER_COALESCED_MMIO
+			: KVM_UNREGISTER_COALESCED_MMIO,
+		     &z);
+}
+
+const struct vmm_ops vmm_kvm_ops = {
+	.vm_init = kvm_vm_init,
+	.map_mem = kvm_map_mem,
+	.vm_fini = kvm_vm_fini,
+	.vcpu_init = kvm_vcpu_init,
+	.vcpu_fini = kvm_vcpu_fini,
+	.get_state = kvm_get_state,
+	.set_state = kvm_set_state,
+	.get_msr = kvm_get_msr,
+	.set_msr = kvm_set_msr,
+	.run = kvm_run,
+	.kick = kvm_kick,
+	.maybe_halted = kvm_maybe_halted,
+	.halted_noint = kvm_halted_noint,
+	.irq_line = kvm_irq_line,
+	.msi = kvm_msi,
+	.coalesce_pio = kvm_coalesce_pio,
+	.map_rom = kvm_map_rom,
+};

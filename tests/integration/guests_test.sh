@@ -1,0 +1,281 @@
+#! /usr/bin/env atf-sh
+#
+# Boot each test guest (fixtures/guests) in bhyve and check its console
+# output and bhyve's exit status (bhyve(8): 0 rebooted, 1 powered off,
+# 2 halted, 3 triple fault, 4 error).
+#
+# Each case loads its guest with rawload into a private instance directory
+# (BHYVE_VMM_DIR under the case's work directory) and runs bhyve on it with
+# the console on stdio. These need /dev/kvm: `make check` runs them nested
+# under QEMU when the host has none. Without it they fail, never skip.
+
+BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio"
+
+# Paths and the private instance directory; fail early without KVM.
+setup()
+{
+	top=$(atf_get_srcdir)/../..
+	BIN=$top/build/bin
+	GUESTS=$top/build/guests
+	BHYVE_VMM_DIR=$(pwd)/vmm
+	export BHYVE_VMM_DIR
+	[ -c /dev/kvm ] || atf_fail "/dev/kvm is missing: run the" \
+	    "integration tests with 'make check', which runs them nested" \
+	    "under QEMU (harness/nested) on hosts without KVM"
+	for b in rawload bhyve; do
+		[ -x "$BIN/$b" ] || atf_fail "$BIN/$b is missing: run make"
+	done
+}
+
+# load_guest GUEST VMNAME [RAWLOAD-ARGS...]
+load_guest()
+{
+	g=$1 vm=$2
+	shift 2
+	[ -f "$GUESTS/$g.bin" ] && [ -f "$GUESTS/$g.args" ] ||
+	    atf_fail "guest $g is not built: run make guests"
+	# shellcheck disable=SC2046 # NAME.args is a list of arguments
+	"$BIN/rawload" -m 32M $(cat "$GUESTS/$g.args") "$@" \
+	    "$GUESTS/$g.bin" "$vm" 2>rawload.err ||
+	    atf_fail "rawload $g: $(cat rawload.err)"
+}
+
+# run_bhyve VMNAME: console to ./out, errors to ./err; bhyve's status
+# (124 if it ran for 60 s). Callers take it with rc=$?: at the end of a
+# pipeline this runs in a subshell.
+run_bhyve()
+{
+	timeout 60 "$BIN/bhyve" $BHYVE_ARGS "$1" >out 2>err
+}
+
+# Show what bhyve printed (kept in the test's transcript), then fail.
+fail_with_output()
+{
+	echo "--- console (stdout) ---" >&2
+	cat out >&2
+	echo "--- bhyve stderr ---" >&2
+	cat err >&2
+	atf_fail "$*"
+}
+
+expect_exit()
+{
+	[ "$rc" -eq "$1" ] && return
+	if [ "$rc" -eq 124 ]; then
+		fail_with_output "bhyve did not exit within 60 s (expected" \
+		    "exit $1, $2)"
+	fi
+	fail_with_output "bhyve exited $rc, expected $1 ($2)"
+}
+
+expect_console()
+{
+	grep -qF -- "$1" out ||
+	    fail_with_output "console output lacks '$1'"
+}
+
+# wait_for PATTERN FILE [PID]: up to 60 s for a fixed string to appear;
+# gives up early once PID (the bhyve run) has ended.
+wait_for()
+{
+	i=0
+	while ! grep -qF -- "$1" "$2" 2>/dev/null; do
+		[ $i -lt 600 ] || return 1
+		if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+			grep -qF -- "$1" "$2" 2>/dev/null
+			return
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+atf_test_case hello
+hello_head()
+{
+	atf_set descr "32-bit guest prints a line, ACPI power-off: exit 1"
+}
+hello_body()
+{
+	setup
+	load_guest hello t-hello
+	run_bhyve t-hello </dev/null
+	rc=$?
+	expect_exit 1 "powered off"
+	printf 'hello from guest\r\n' >expected
+	cmp -s expected out ||
+	    fail_with_output "console output is not exactly 'hello from" \
+		"guest' CR LF"
+}
+
+atf_test_case reset
+reset_head()
+{
+	atf_set descr "16-bit guest resets through port 0xcf9: exit 0"
+}
+reset_body()
+{
+	setup
+	load_guest reset t-reset
+	run_bhyve t-reset </dev/null
+	rc=$?
+	expect_exit 0 "rebooted"
+	expect_console "resetting through 0xcf9"
+}
+
+atf_test_case kbdreset
+kbdreset_head()
+{
+	atf_set descr "16-bit guest resets through the keyboard controller" \
+	    "(0xfe to port 0x64): exit 0"
+}
+kbdreset_body()
+{
+	setup
+	load_guest kbdreset t-kbdreset
+	run_bhyve t-kbdreset </dev/null
+	rc=$?
+	expect_exit 0 "rebooted"
+	expect_console "resetting through 0x64"
+}
+
+atf_test_case halt
+halt_head()
+{
+	atf_set descr "32-bit guest halts with interrupts off: exit 2"
+}
+halt_body()
+{
+	setup
+	load_guest halt t-halt
+	run_bhyve t-halt </dev/null
+	rc=$?
+	expect_exit 2 "halted"
+	expect_console "halting"
+}
+
+atf_test_case triplefault
+triplefault_head()
+{
+	atf_set descr "64-bit guest (rawload's long-mode hand-off) triple" \
+	    "faults with an empty IDT: exit 3"
+}
+triplefault_body()
+{
+	setup
+	load_guest triplefault t-triplefault
+	run_bhyve t-triplefault </dev/null
+	rc=$?
+	expect_exit 3 "triple fault"
+	expect_console "triple faulting"
+}
+
+atf_test_case echo
+echo_head()
+{
+	atf_set descr "console input reaches the guest's UART and its" \
+	    "output comes back; 'quit' powers off: exit 1"
+}
+echo_body()
+{
+	setup
+	load_guest echo t-echo
+	: >out
+	(
+		wait_for "echo ready" out
+		printf 'abc\nquit\n'
+	) | run_bhyve t-echo
+	rc=$?
+	expect_exit 1 "powered off"
+	expect_console "echo ready"
+	expect_console "abc"
+	expect_console "quit"
+	expect_console "bye"
+}
+
+atf_test_case irq
+irq_head()
+{
+	atf_set descr "a byte on the console raises COM1's IRQ 4 through" \
+	    "the IOAPIC into the guest's handler: exit 1"
+}
+irq_body()
+{
+	setup
+	load_guest irq t-irq
+	: >out
+	(
+		wait_for "irq ready" out
+		printf x
+	) | run_bhyve t-irq
+	rc=$?
+	if [ "$rc" -eq 124 ]; then
+		fail_with_output "the guest's IRQ 4 handler never ran" \
+		    "(bhyve timed out)"
+	fi
+	expect_exit 1 "powered off from the interrupt handler"
+	expect_console "irq 4 received: x"
+}
+
+atf_test_case acpibutton
+acpibutton_head()
+{
+	atf_set descr "SIGTERM presses the ACPI power button once the guest" \
+	    "enabled ACPI; the guest sees PWRBTN_STS and powers off: exit 1"
+}
+acpibutton_body()
+{
+	setup
+	load_guest acpibutton t-acpibutton
+	timeout 60 "$BIN/bhyve" $BHYVE_ARGS t-acpibutton \
+	    </dev/null >out 2>err &
+	pid=$!
+	wait_for "waiting for power button" out $pid || {
+		kill -KILL $pid 2>/dev/null
+		fail_with_output "the guest never got ready"
+	}
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	expect_exit 1 "powered off after the power button"
+	expect_console "power button pressed"
+}
+
+atf_test_case spin_sigterm
+spin_sigterm_head()
+{
+	atf_set descr "SIGTERM to a guest that never enabled ACPI stops" \
+	    "bhyve within a few seconds: exit 4"
+}
+spin_sigterm_body()
+{
+	setup
+	load_guest spin t-spin
+	timeout 60 "$BIN/bhyve" $BHYVE_ARGS t-spin </dev/null >out 2>err &
+	pid=$!
+	wait_for "spinning" out $pid || {
+		kill -KILL $pid 2>/dev/null
+		fail_with_output "the guest never printed 'spinning'"
+	}
+	start=$(date +%s)
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	took=$(($(date +%s) - start))
+	expect_exit 4 "stopped by SIGTERM"
+	[ $took -le 10 ] ||
+	    fail_with_output "bhyve took $took s to stop after SIGTERM"
+}
+
+atf_init_test_cases()
+{
+	atf_add_test_case hello
+	atf_add_test_case reset
+	atf_add_test_case kbdreset
+	atf_add_test_case halt
+	atf_add_test_case triplefault
+	atf_add_test_case echo
+	atf_add_test_case irq
+	atf_add_test_case acpibutton
+	atf_add_test_case spin_sigterm
+}

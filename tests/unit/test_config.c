@@ -1,0 +1,348 @@
+/* The config tree and bhyve's option parser, bad input included. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "options.h"
+
+static char err[256];
+
+static void
+test_set_get(void **state)
+{
+	struct config *c = config_create();
+
+	(void)state;
+	assert_int_equal(config_set(c, "pci.0.3.0.path", "/x.img", err,
+				    sizeof(err)),
+			 0);
+	assert_string_equal(config_get(c, "pci.0.3.0.path"), "/x.img");
+	assert_null(config_get(c, "pci.0.3.0"));
+	assert_null(config_get(c, "pci.0.4.0.path"));
+	assert_non_null(config_node(c, "pci.0.3"));
+	/* Overwrite keeps one value. */
+	config_set(c, "pci.0.3.0.path", "/y.img", err, sizeof(err));
+	assert_string_equal(config_get(c, "pci.0.3.0.path"), "/y.img");
+	config_free(c);
+}
+
+static void
+test_leaf_and_group_conflict(void **state)
+{
+	struct config *c = config_create();
+
+	(void)state;
+	config_set(c, "memory.size", "1G", err, sizeof(err));
+	assert_int_equal(config_set(c, "memory.size.x", "1", err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "memory.size"));
+	assert_int_equal(config_set(c, "memory", "2", err, sizeof(err)), -1);
+	config_free(c);
+}
+
+static void
+test_bad_keys(void **state)
+{
+	struct config *c = config_create();
+	static const char *const bad[] = {"", ".a", "a.", "a..b", "a b",
+					  "a=b"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(config_set(c, bad[i], "v", err, sizeof(err)),
+				 -1);
+	assert_int_equal(config_set_kv(c, "novalue", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "key=value"));
+	assert_int_equal(config_set_kv(c, "=v", err, sizeof(err)), -1);
+	config_free(c);
+}
+
+static void
+test_bool_and_expand(void **state)
+{
+	struct config *c = config_create();
+
+	(void)state;
+	config_set(c, "a", "yes", err, sizeof(err));
+	config_set(c, "b", "off", err, sizeof(err));
+	config_set(c, "c", "maybe", err, sizeof(err));
+	assert_true(config_get_bool(c, "a", false));
+	assert_false(config_get_bool(c, "b", true));
+	assert_true(config_get_bool(c, "c", true)); /* bad: the default */
+	config_set(c, "name", "vm1", err, sizeof(err));
+	config_set(c, "path", "/vms/%(name).img", err, sizeof(err));
+	assert_string_equal(config_get(c, "path"), "/vms/vm1.img");
+	/* A self-reference ends, bounded. */
+	config_set(c, "loop", "x%(loop)", err, sizeof(err));
+	assert_non_null(config_get(c, "loop"));
+	config_free(c);
+}
+
+static void
+test_dump_roundtrip(void **state)
+{
+	struct config *c = config_create(), *d = config_create();
+	char path[] = "/tmp/test_config_XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	(void)state;
+	config_set(c, "memory.size", "512M", err, sizeof(err));
+	config_set(c, "pci.0.1.0.device", "lpc", err, sizeof(err));
+	config_set(c, "lpc.com1.path", "stdio", err, sizeof(err));
+	config_dump(c, f);
+	fclose(f);
+	assert_int_equal(config_load_file(d, path, err, sizeof(err)), 0);
+	assert_string_equal(config_get(d, "memory.size"), "512M");
+	assert_string_equal(config_get(d, "lpc.com1.path"), "stdio");
+	assert_string_equal(config_get(d, "pci.0.1.0.device"), "lpc");
+	unlink(path);
+	config_free(c);
+	config_free(d);
+}
+
+static void
+test_load_file_errors(void **state)
+{
+	struct config *c = config_create();
+	char path[] = "/tmp/test_config_XXXXXX";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_int_equal(write(fd, "# comment\n\na=1\nbroken line\n", 27), 27);
+	close(fd);
+	assert_int_equal(config_load_file(c, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":4:"));
+	assert_string_equal(config_get(c, "a"), "1");
+	unlink(path);
+	assert_int_equal(config_load_file(c, "/nonexistent/x", err,
+					  sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "/nonexistent/x"));
+	config_free(c);
+}
+
+static void
+test_memsize(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(parse_memsize("512M", &v), 0);
+	assert_int_equal(v, 512ULL << 20);
+	assert_int_equal(parse_memsize("2G", &v), 0);
+	assert_int_equal(v, 2ULL << 30);
+	assert_int_equal(parse_memsize("5g", &v), 0);
+	assert_int_equal(v, 5ULL << 30);
+	assert_int_equal(parse_memsize("1024", &v), 0);
+	assert_int_equal(v, 1024ULL << 20);
+	assert_int_equal(parse_memsize("65536k", &v), 0);
+	assert_int_equal(v, 64ULL << 20);
+	assert_int_equal(parse_memsize("1T", &v), 0);
+	assert_int_equal(v, 1ULL << 40);
+	assert_int_equal(parse_memsize("12Q", &v), -1);
+	assert_int_equal(parse_memsize("", &v), -1);
+	assert_int_equal(parse_memsize("-1G", &v), -1);
+	assert_int_equal(parse_memsize("G", &v), -1);
+	assert_int_equal(parse_memsize("99999999999999999999", &v), -1);
+	assert_int_equal(parse_memsize("20000000000T", &v), -1);
+	assert_int_equal(parse_memsize("1GX", &v), -1);
+}
+
+/* Parse a command line; returns the result and leaves the tree in *out. */
+static enum opt_result
+parse(struct config **out, ...)
+{
+	char *argv[32] = {"bhyve"};
+	int argc = 1;
+	va_list ap;
+	const char *a;
+	FILE *devnull = fopen("/dev/null", "w");
+	enum opt_result r;
+
+	va_start(ap, out);
+	while ((a = va_arg(ap, const char *)) && argc < 31)
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	*out = config_create();
+	bhyve_set_defaults(*out);
+	err[0] = '\0';
+	r = bhyve_parse_args(argc, argv, *out, devnull, err, sizeof(err));
+	fclose(devnull);
+	return r;
+}
+
+static void
+test_handbook_command_line(void **state)
+{
+	struct config *c;
+	struct bhyve_settings s;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-A", "-H", "-P", "-s", "0:0,hostbridge",
+			       "-s", "1:0,lpc", "-l", "com1,stdio", "-c", "4",
+			       "-m", "1024M", "vm0", NULL),
+			 OPT_RUN);
+	assert_string_equal(config_get(c, "pci.0.0.0.device"), "hostbridge");
+	assert_string_equal(config_get(c, "pci.0.1.0.device"), "lpc");
+	assert_string_equal(config_get(c, "lpc.com1.path"), "stdio");
+	assert_string_equal(config_get(c, "name"), "vm0");
+	assert_true(config_get_bool(c, "acpi_tables", false));
+	assert_true(config_get_bool(c, "x86.vmexit_on_hlt", false));
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), 0);
+	assert_int_equal(s.cpus, 4);
+	assert_int_equal(s.sockets, 4);
+	assert_int_equal(s.memsize, 1024ULL << 20);
+	config_free(c);
+}
+
+static void
+test_topology(void **state)
+{
+	struct config *c;
+	struct bhyve_settings s;
+
+	(void)state;
+	parse(&c, "-c", "cpus=4,sockets=1,cores=2,threads=2", "vm", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), 0);
+	assert_int_equal(s.cpus, 4);
+	assert_int_equal(s.cores, 2);
+	assert_int_equal(s.threads, 2);
+	config_free(c);
+	parse(&c, "-c", "sockets=2,cores=3", "vm", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), 0);
+	assert_int_equal(s.cpus, 6);
+	config_free(c);
+	parse(&c, "-c", "cpus=5,sockets=2,cores=2", "vm", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "5 CPUs"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-c", "0", "vm", NULL), OPT_ERROR);
+	config_free(c);
+	assert_int_equal(parse(&c, "-c", "cpus=x", "vm", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "cpus"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-c", "sockets=2,bogus=1", "vm", NULL),
+			 OPT_ERROR);
+	assert_non_null(strstr(err, "bogus"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-c", "1000", "vm", NULL), OPT_ERROR);
+	config_free(c);
+}
+
+static void
+test_bad_command_lines(void **state)
+{
+	struct config *c;
+	struct bhyve_settings s;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-s", "3:0,nosuch", "vm", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "nosuch"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-s", "3:0,hostbridge", "-s",
+			       "3:0,hostbridge", "vm", NULL),
+			 OPT_ERROR);
+	assert_non_null(strstr(err, "already in use"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-s", "32,hostbridge", "vm", NULL),
+			 OPT_ERROR);
+	assert_non_null(strstr(err, "bad slot"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-s", "hostbridge", "vm", NULL), OPT_ERROR);
+	config_free(c);
+	assert_int_equal(parse(&c, "-l", "com9,stdio", "vm", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "com9"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-o", "foo", "vm", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "foo"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-Z", "vm", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "-Z"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-m", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "-m"));
+	config_free(c);
+	assert_int_equal(parse(&c, "vm1", "vm2", NULL), OPT_ERROR);
+	config_free(c);
+	/* Caught when the settings are checked. */
+	parse(&c, "-m", "12Q", "vm", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "12Q"));
+	config_free(c);
+	parse(&c, "-m", "100K", "vm", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), -1);
+	config_free(c);
+	parse(&c, "-m", "1G", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "name"));
+	config_free(c);
+	parse(&c, "../etc", NULL);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad VM name"));
+	config_free(c);
+}
+
+static void
+test_o_and_k_agree(void **state)
+{
+	struct config *a, *b;
+	char path[] = "/tmp/test_config_XXXXXX";
+	int fd = mkstemp(path);
+	const char *text = "memory.size=2G\nname=vmk\n";
+
+	(void)state;
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	parse(&a, "-o", "memory.size=2G", "-o", "name=vmk", NULL);
+	parse(&b, "-k", path, NULL);
+	assert_string_equal(config_get(a, "memory.size"),
+			    config_get(b, "memory.size"));
+	assert_string_equal(config_get(a, "name"), config_get(b, "name"));
+	unlink(path);
+	config_free(a);
+	config_free(b);
+}
+
+static void
+test_help_listings(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-s", "help", NULL), OPT_EXIT);
+	config_free(c);
+	assert_int_equal(parse(&c, "-l", "help", NULL), OPT_EXIT);
+	config_free(c);
+	assert_int_equal(parse(&c, "-h", NULL), OPT_EXIT);
+	config_free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_set_get),
+		cmocka_unit_test(test_leaf_and_group_conflict),
+		cmocka_unit_test(test_bad_keys),
+		cmocka_unit_test(test_bool_and_expand),
+		cmocka_unit_test(test_dump_roundtrip),
+		cmocka_unit_test(test_load_file_errors),
+		cmocka_unit_test(test_memsize),
+		cmocka_unit_test(test_handbook_command_line),
+		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_bad_command_lines),
+		cmocka_unit_test(test_o_and_k_agree),
+		cmocka_unit_test(test_help_listings),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,336 @@
+/*
+ * The PCI core against the mock backend: config mechanism #1 and ECAM,
+ * BAR sizing and moves, decode enables, capabilities, MSI and INTx.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "inout.h"
+#include "machine.h"
+#include "mem.h"
+#include "pci_emul.h"
+
+/* A test device with one BAR of each kind, answering reads with offsets. */
+struct testdev {
+	uint64_t last_write_off;
+	uint64_t last_write_val;
+	int last_bar;
+};
+
+static int
+testdev_init(struct pci_devinst *pi, struct config *node)
+{
+	struct testdev *t = calloc(1, sizeof(*t));
+
+	(void)node;
+	pi->pi_arg = t;
+	pci_set_cfgdata16(pi, 0x00, 0x1af4);
+	pci_set_cfgdata16(pi, 0x02, 0x1234);
+	if (pci_emul_alloc_bar(pi, 0, PCIBAR_IO, 0x20) < 0 ||
+	    pci_emul_alloc_bar(pi, 1, PCIBAR_MEM32, 0x1000) < 0 ||
+	    pci_emul_alloc_bar(pi, 2, PCIBAR_MEM64, 0x100000) < 0 ||
+	    pci_emul_add_msicap(pi, 4) < 0)
+		return -1;
+	pci_lintr_request(pi);
+	return 0;
+}
+
+static uint64_t
+testdev_barread(struct pci_devinst *pi, int bar, uint64_t off, int size)
+{
+	(void)pi;
+	(void)size;
+	return (uint64_t)bar << 16 | off;
+}
+
+static void
+testdev_barwrite(struct pci_devinst *pi, int bar, uint64_t off, int size,
+		 uint64_t val)
+{
+	struct testdev *t = pi->pi_arg;
+
+	(void)size;
+	t->last_bar = bar;
+	t->last_write_off = off;
+	t->last_write_val = val;
+}
+
+static const struct pci_devemu pci_de_testdev = {
+	.pe_emu = "testdev",
+	.pe_init = testdev_init,
+	.pe_barread = testdev_barread,
+	.pe_barwrite = testdev_barwrite,
+};
+PCI_EMUL_SET(pci_de_testdev);
+
+struct fixture {
+	struct vmctx *ctx;
+	struct machine *m;
+	struct config *cfg;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[128];
+
+	f->cfg = config_create();
+	config_set(f->cfg, "pci.0.0.0.device", "hostbridge", err, sizeof(err));
+	config_set(f->cfg, "pci.0.4.0.device", "testdev", err, sizeof(err));
+	f->ctx = vm_create_mock(64 << 20);
+	f->m = machine_create(f->ctx, f->cfg);
+	assert_int_equal(init_pci(f->ctx), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	struct pci_devinst *pi = pci_find_devinst(f->ctx, 0, 4, 0);
+
+	if (pi)
+		free(pi->pi_arg);
+	pci_state_free(f->m->pci);
+	machine_free(f->m);
+	vm_close(f->ctx);
+	config_free(f->cfg);
+	free(f);
+	return 0;
+}
+
+static uint32_t
+cf8(int slot, int func, int reg)
+{
+	return 0x80000000u | (slot << 11) | (func << 8) | (reg & 0xfc);
+}
+
+static uint32_t
+cfg_read(struct vmctx *ctx, int slot, int reg, int bytes)
+{
+	uint32_t a = cf8(slot, 0, reg), v = 0;
+
+	inout_dispatch(ctx, 0, 0xcf8, 4, &a);
+	inout_dispatch(ctx, 1, 0xcfc + (reg & 3), bytes, &v);
+	return v;
+}
+
+static void
+cfg_write(struct vmctx *ctx, int slot, int reg, int bytes, uint32_t v)
+{
+	uint32_t a = cf8(slot, 0, reg);
+
+	inout_dispatch(ctx, 0, 0xcf8, 4, &a);
+	inout_dispatch(ctx, 0, 0xcfc + (reg & 3), bytes, &v);
+}
+
+static void
+test_conf1_ids(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t a = 0;
+
+	assert_int_equal(cfg_read(f->ctx, 0, 0, 4), 0x12751275);
+	assert_int_equal(cfg_read(f->ctx, 0, 0x0a, 2), 0x0600);
+	assert_int_equal(cfg_read(f->ctx, 4, 0, 2), 0x1af4);
+	assert_int_equal(cfg_read(f->ctx, 4, 2, 2), 0x1234);
+	/* Nothing in slot 7: all ones. */
+	assert_int_equal(cfg_read(f->ctx, 7, 0, 4), 0xffffffff);
+	/* The address latch reads back; the enable bit gates data. */
+	a = cf8(4, 0, 0);
+	inout_dispatch(f->ctx, 0, 0xcf8, 4, &a);
+	a = 0;
+	inout_dispatch(f->ctx, 1, 0xcf8, 4, &a);
+	assert_int_equal(a, cf8(4, 0, 0));
+	a = 0x00002000; /* enable clear */
+	inout_dispatch(f->ctx, 0, 0xcf8, 4, &a);
+	inout_dispatch(f->ctx, 1, 0xcfc, 4, &a);
+	assert_int_equal(a, 0xffffffff);
+}
+
+static void
+test_ecam(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t v = 0;
+	uint64_t base = PCI_EMUL_ECFG_BASE + (4 << 15);
+
+	assert_int_equal(emulate_mem(f->ctx, NULL, base, MEM_F_READ, 4, &v), 0);
+	assert_int_equal(v, 0x12341af4);
+	/* A bad size reads all ones rather than crash. */
+	assert_int_equal(emulate_mem(f->ctx, NULL, base, MEM_F_READ, 8, &v), 0);
+	assert_true(v == ~0ULL);
+}
+
+static void
+test_bar_sizing(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t io = cfg_read(f->ctx, 4, 0x10, 4);
+
+	assert_int_equal(io & 1, 1);
+	cfg_write(f->ctx, 4, 0x10, 4, 0xffffffff);
+	assert_int_equal(cfg_read(f->ctx, 4, 0x10, 4), 0xffffffe1);
+	cfg_write(f->ctx, 4, 0x10, 4, io);
+	assert_int_equal(cfg_read(f->ctx, 4, 0x10, 4), io);
+
+	cfg_write(f->ctx, 4, 0x14, 4, 0xffffffff);
+	assert_int_equal(cfg_read(f->ctx, 4, 0x14, 4), 0xfffff000);
+
+	/* 64-bit: low half flags 64-bit prefetchable, high half all ones. */
+	uint32_t lo = cfg_read(f->ctx, 4, 0x18, 4);
+	uint32_t hi = cfg_read(f->ctx, 4, 0x1c, 4);
+	assert_int_equal(lo & 0xf, 0xc);
+	assert_true(hi != 0);
+	cfg_write(f->ctx, 4, 0x18, 4, 0xffffffff);
+	cfg_write(f->ctx, 4, 0x1c, 4, 0xffffffff);
+	assert_int_equal(cfg_read(f->ctx, 4, 0x18, 4), 0xfff0000c);
+	assert_int_equal(cfg_read(f->ctx, 4, 0x1c, 4), 0xffffffff);
+}
+
+static void
+test_bar_io_dispatch_and_move(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_devinst *pi = pci_find_devinst(f->ctx, 0, 4, 0);
+	struct testdev *t = pi->pi_arg;
+	uint32_t io = cfg_read(f->ctx, 4, 0x10, 4) & ~3u, v = 0;
+
+	assert_int_equal(inout_dispatch(f->ctx, 1, io + 4, 2, &v), 0);
+	assert_int_equal(v, 4);
+	v = 0xab;
+	inout_dispatch(f->ctx, 0, io + 3, 1, &v);
+	assert_int_equal(t->last_write_off, 3);
+	assert_int_equal(t->last_write_val, 0xab);
+	/* Move it: the old ports go quiet, the new ones answer. */
+	cfg_write(f->ctx, 4, 0x10, 4, 0x6000);
+	assert_int_equal(inout_dispatch(f->ctx, 1, io + 4, 2, &v), -1);
+	assert_int_equal(inout_dispatch(f->ctx, 1, 0x6004, 2, &v), 0);
+	assert_int_equal(v, 4);
+	/* Port decode off: nothing answers. */
+	uint16_t cmd = cfg_read(f->ctx, 4, 4, 2);
+	cfg_write(f->ctx, 4, 4, 2, cmd & ~1u);
+	assert_int_equal(inout_dispatch(f->ctx, 1, 0x6004, 2, &v), -1);
+	cfg_write(f->ctx, 4, 4, 2, cmd);
+	assert_int_equal(inout_dispatch(f->ctx, 1, 0x6004, 2, &v), 0);
+}
+
+static void
+test_bar_mem_dispatch(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t base = cfg_read(f->ctx, 4, 0x14, 4) & ~0xfu, v = 0;
+
+	assert_true(base >= PCI_EMUL_MEMBASE32 && base < PCI_EMUL_ECFG_BASE);
+	assert_int_equal(emulate_mem(f->ctx, NULL, base + 0x10, MEM_F_READ, 4,
+				     &v),
+			 0);
+	assert_int_equal(v, (1 << 16) | 0x10);
+	uint64_t b64 = (cfg_read(f->ctx, 4, 0x18, 4) & ~0xfu) |
+		       (uint64_t)cfg_read(f->ctx, 4, 0x1c, 4) << 32;
+	assert_true(b64 >= PCI_EMUL_MEMBASE64);
+	assert_int_equal(emulate_mem(f->ctx, NULL, b64 + 8, MEM_F_READ, 8, &v),
+			 0);
+	assert_int_equal(v, (2 << 16) | 8);
+}
+
+static void
+test_capabilities_and_msi(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_devinst *pi = pci_find_devinst(f->ctx, 0, 4, 0);
+	uint64_t addr, msg;
+
+	assert_true(cfg_read(f->ctx, 4, 6, 2) & 0x10); /* cap list */
+	int cap = cfg_read(f->ctx, 4, 0x34, 1);
+	assert_int_equal(cfg_read(f->ctx, 4, cap, 1), 0x05);
+	assert_int_equal(cfg_read(f->ctx, 4, cap + 1, 1), 0);
+	/* Not enabled: no MSI goes out. */
+	pci_generate_msi(pi, 0);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 0);
+	cfg_write(f->ctx, 4, cap + 4, 4, 0xfee00000);
+	cfg_write(f->ctx, 4, cap + 8, 4, 0);
+	cfg_write(f->ctx, 4, cap + 12, 2, 0x41);
+	/* Enable with 4 vectors (MME=2); MMC is read-only. */
+	cfg_write(f->ctx, 4, cap + 2, 2, 0x0025 | 0x000e);
+	assert_int_equal(cfg_read(f->ctx, 4, cap + 2, 2) & 0xe, 0x4);
+	pci_generate_msi(pi, 3);
+	assert_int_equal(vm_mock_msi_count(f->ctx, &addr, &msg), 1);
+	assert_int_equal(addr, 0xfee00000);
+	assert_int_equal(msg, 0x44);
+	pci_generate_msi(pi, 4); /* beyond what was enabled */
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 1);
+}
+
+static void
+test_intx(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_devinst *pi = pci_find_devinst(f->ctx, 0, 4, 0);
+	int irq = cfg_read(f->ctx, 4, 0x3c, 1);
+
+	assert_int_equal(cfg_read(f->ctx, 4, 0x3d, 1), 1);
+	assert_true(irq >= 16 && irq < 24);
+	pci_lintr_assert(pi);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 1);
+	assert_true(cfg_read(f->ctx, 4, 6, 2) & 0x8);
+	/* INTx disable masks it. */
+	uint16_t cmd = cfg_read(f->ctx, 4, 4, 2);
+	cfg_write(f->ctx, 4, 4, 2, cmd | 0x400);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 0);
+	cfg_write(f->ctx, 4, 4, 2, cmd);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 1);
+	pci_lintr_deassert(pi);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 0);
+}
+
+static void
+test_hostile_accesses(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t v;
+
+	/* Unaligned, read-only and out-of-range accesses stay harmless. */
+	cfg_write(f->ctx, 4, 0x00, 4, 0xdeadbeef);
+	assert_int_equal(cfg_read(f->ctx, 4, 0, 2), 0x1af4);
+	cfg_write(f->ctx, 4, 0x12, 2, 0xffff); /* half a BAR */
+	v = pci_cfg_read(f->ctx, 0, 4, 0, 0xffe, 4);
+	assert_int_equal(v, 0xffffffff);
+	v = pci_cfg_read(f->ctx, 0, 4, 0, 0x1000, 1);
+	assert_int_equal(v, 0xff);
+	pci_cfg_write(f->ctx, 0, 4, 0, 4094, 4, 0);
+	pci_cfg_write(f->ctx, 255, 31, 7, 0, 4, 0);
+	assert_int_equal(pci_cfg_read(f->ctx, 255, 31, 7, 0, 4), 0xffffffff);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_conf1_ids, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ecam, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bar_sizing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bar_io_dispatch_and_move,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bar_mem_dispatch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_capabilities_and_msi,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
