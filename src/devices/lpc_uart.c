@@ -24,10 +24,10 @@ struct com_port {
 
 /* The PC/AT assignments, which guests probe without being told. */
 static const struct com_port com_ports[] = {
-	{"com1", 0x3f8, 4},
-	{"com2", 0x2f8, 3},
-	{"com3", 0x3e8, 4},
-	{"com4", 0x2e8, 3},
+    {"com1", 0x3f8, 4},
+    {"com2", 0x2f8, 3},
+    {"com3", 0x3e8, 4},
+    {"com4", 0x2e8, 3},
 };
 #define NCOM (sizeof(com_ports) / sizeof(com_ports[0]))
 
@@ -77,8 +77,7 @@ com_coalesce(void *arg, bool on)
 
 /* The UART is byte-wide; wider accesses are not emulated (as bhyve). */
 static int
-com_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
-       void *arg)
+com_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax, void *arg)
 {
 	struct lpc_uart *u = arg;
 	int offset = port - u->port->base;
@@ -165,8 +164,8 @@ com_init(struct vmctx *ctx, const char *name)
 	struct lpc_uart *u = calloc(1, sizeof(*u));
 	struct inout_port iop;
 
-	if (!cp || !u || !(u->sc = uart_init(com_intr_assert,
-					      com_intr_deassert, u))) {
+	if (!cp || !u ||
+	    !(u->sc = uart_init(com_intr_assert, com_intr_deassert, u))) {
 		fprintf(stderr, "bhyve: %s: cannot create the UART\n", name);
 		free(u);
 		return -1;
@@ -177,8 +176,8 @@ com_init(struct vmctx *ctx, const char *name)
 		com_free(u);
 		return -1;
 	}
-	iop = (struct inout_port){cp->name, cp->base, UART_NREGS,
-				  IOPORT_F_INOUT, com_io, u};
+	iop = (struct inout_port){cp->name,	  cp->base, UART_NREGS,
+				  IOPORT_F_INOUT, com_io,   u};
 	if (register_inout(ctx, &iop) < 0) {
 		fprintf(stderr, "bhyve: %s: ports 0x%x-0x%x are taken\n", name,
 			cp->base, cp->base + UART_NREGS - 1);
@@ -194,7 +193,8 @@ void
 lpc_uart_flush_all(struct vmctx *ctx)
 {
 	for (size_t i = 0; i < NCOM; i++) {
-		struct uart_softc *sc = machine_get_slot(ctx, com_ports[i].name);
+		struct uart_softc *sc =
+		    machine_get_slot(ctx, com_ports[i].name);
 
 		if (sc)
 			uart_flush(sc);

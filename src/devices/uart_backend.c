@@ -23,7 +23,7 @@
 #include "uart_emul.h"
 
 #define OUTBUF_SIZE 4096
-#define FLUSH_MS 20  /* how long a partial line (a prompt) may wait */
+#define FLUSH_MS 20   /* how long a partial line (a prompt) may wait */
 #define INBUF_SIZE 64 /* > the FIFO; loopback drops input in chunks */
 
 struct uart_backend {
@@ -76,7 +76,8 @@ write_all(struct uart_backend *be, const uint8_t *p, size_t n)
 		} else if (w < 0 && errno == EINTR) {
 			continue;
 		} else if (w < 0 && errno == EAGAIN) {
-			/* Non-blocking (a shared tty, a pty): wait, don't drop. */
+			/* Non-blocking (a shared tty, a pty): wait, don't drop.
+			 */
 			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 				be->dead = true;
 		} else {
@@ -171,8 +172,9 @@ open_stdio(struct uart_backend *be, char *err, size_t errlen)
 	pthread_mutex_lock(&stdio_claim.lock);
 	if (stdio_claim.owner) {
 		pthread_mutex_unlock(&stdio_claim.lock);
-		snprintf(err, errlen, "stdio is already used by another UART: "
-				      "give this one a path");
+		snprintf(err, errlen,
+			 "stdio is already used by another UART: "
+			 "give this one a path");
 		return -1;
 	}
 	stdio_claim.owner = be;
@@ -198,8 +200,7 @@ open_stdio(struct uart_backend *be, char *err, size_t errlen)
 }
 
 static int
-open_path(struct uart_backend *be, const char *path, char *err,
-	  size_t errlen)
+open_path(struct uart_backend *be, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	bool exists = stat(path, &st) == 0;
@@ -217,8 +218,10 @@ open_path(struct uart_backend *be, const char *path, char *err,
 		return 0;
 	}
 	if (exists && !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "cannot use %s: not a terminal, fifo "
-				      "or regular file", path);
+		snprintf(err, errlen,
+			 "cannot use %s: not a terminal, fifo "
+			 "or regular file",
+			 path);
 		return -1;
 	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -326,8 +329,8 @@ uart_backend_open(const char *path, struct uart_softc *sc, struct mevent *mev,
 	rx_start(be);
 	pthread_mutex_unlock(&be->in_lock);
 	if (mev)
-		be->flush_ev = mevent_add(mev, FLUSH_MS, EVF_TIMER,
-					  flush_timer, be);
+		be->flush_ev =
+		    mevent_add(mev, FLUSH_MS, EVF_TIMER, flush_timer, be);
 	return be;
 }
 

@@ -152,8 +152,8 @@ intr_reason(const struct uart_softc *sc)
 static void
 update_intr(struct uart_softc *sc)
 {
-	bool on = intr_reason(sc) != UART_IIR_NOPEND &&
-		  (sc->mcr & UART_MCR_OUT2);
+	bool on =
+	    intr_reason(sc) != UART_IIR_NOPEND && (sc->mcr & UART_MCR_OUT2);
 
 	if (on == sc->line)
 		return;

@@ -32,6 +32,7 @@ struct vcpu_thread {
 	struct vcpu *vcpu;
 	pthread_t tid;
 	int halted_gen; /* the last check generation it was halted in */
+	int checked_gen; /* the last check generation it answered */
 };
 
 struct run_state {
@@ -85,6 +86,12 @@ halt_report(struct run_state *rs, struct vcpu_thread *vt)
 	int n = 0;
 
 	pthread_mutex_lock(&rs->halt_lock);
+	if (vt->checked_gen == rs->halt_gen) {
+		/* A kick for something else (suspend): nothing to check. */
+		pthread_mutex_unlock(&rs->halt_lock);
+		return;
+	}
+	vt->checked_gen = rs->halt_gen;
 	if (vm_vcpu_halted_noint(vt->vcpu))
 		vt->halted_gen = rs->halt_gen;
 	for (int i = 0; i < rs->m->ncpus; i++)
@@ -256,6 +263,7 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 		rs->vt[i].rs = rs;
 		rs->vt[i].m = m;
 		rs->vt[i].halted_gen = -1;
+		rs->vt[i].checked_gen = 0;
 		rs->vt[i].vcpu = vm_vcpu_open(ctx, i);
 		if (!rs->vt[i].vcpu) {
 			fprintf(stderr, "bhyve: %s\n", vm_strerror());

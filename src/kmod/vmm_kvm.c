@@ -558,6 +558,23 @@ kvm_drain_ring(struct vmctx *ctx, struct kvm_run *run)
 	pthread_mutex_unlock(&k->ring_lock);
 }
 
+/*
+ * A kick that ended KVM_RUN is still pending once the thread's mask is back
+ * (it was only unblocked inside KVM_RUN): take it, or every later KVM_RUN
+ * would return at once without running the guest.
+ */
+static void
+kvm_eat_kick(void)
+{
+	static const struct timespec zero = {0, 0};
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, KICK_SIGNAL);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+}
+
 static int
 kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 {
@@ -572,6 +589,7 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 	memset(x, 0, sizeof(*x));
 	if (ret < 0) {
 		if (errno == EINTR || errno == EAGAIN) {
+			kvm_eat_kick();
 			x->code = VM_EXIT_INTR;
 			return 0;
 		}

@@ -7,6 +7,7 @@
  *   kvmfloor IMAGE COUNT     -> "exits N" on stdout, exit 0
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -110,8 +110,8 @@ busy_body()
 	"$BIN/rawload" -m 32M $(cat "$GUESTS/spin.args") \
 	    "$GUESTS/spin.bin" ctl-busy 2>err ||
 	    fail_with "rawload spin: $(cat err)"
-	timeout 60 "$BIN/bhyve" $args ctl-busy </dev/null >first.out \
-	    2>first.err &
+	timeout --foreground 60 "$BIN/bhyve" $args ctl-busy </dev/null \
+	    >first.out 2>first.err &
 	pid=$!
 	i=0
 	until grep -q spinning first.out; do

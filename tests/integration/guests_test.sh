@@ -65,6 +65,10 @@ expect_exit()
 		fail_with_output "bhyve did not exit within 60 s (expected" \
 		    "exit $1, $2)"
 	fi
+	if [ "$rc" -gt 128 ]; then
+		fail_with_output "bhyve died of signal $((rc - 128)), expected" \
+		    "exit $1 ($2)"
+	fi
 	fail_with_output "bhyve exited $rc, expected $1 ($2)"
 }
 
@@ -72,6 +76,28 @@ expect_console()
 {
 	grep -qF -- "$1" out ||
 	    fail_with_output "console output lacks '$1'"
+}
+
+# start_bhyve VMNAME: in the background, console to ./out; sets $pid.
+# --foreground makes timeout pass a signal it gets to bhyve exactly once
+# (without it bhyve would get a second copy through the process group).
+start_bhyve()
+{
+	timeout --foreground 60 "$BIN/bhyve" $BHYVE_ARGS "$1" </dev/null \
+	    >out 2>err &
+	pid=$!
+}
+
+# not_ready PATTERN: the background bhyve never printed PATTERN; fail.
+not_ready()
+{
+	if kill -0 $pid 2>/dev/null; then
+		kill -KILL $pid 2>/dev/null
+		wait $pid
+		fail_with_output "the guest never printed '$1' (in 60 s)"
+	fi
+	wait $pid
+	fail_with_output "bhyve exited $? before the guest printed '$1'"
 }
 
 # wait_for PATTERN FILE [PID]: up to 60 s for a fixed string to appear;
@@ -227,13 +253,9 @@ acpibutton_body()
 {
 	setup
 	load_guest acpibutton t-acpibutton
-	timeout 60 "$BIN/bhyve" $BHYVE_ARGS t-acpibutton \
-	    </dev/null >out 2>err &
-	pid=$!
-	wait_for "waiting for power button" out $pid || {
-		kill -KILL $pid 2>/dev/null
-		fail_with_output "the guest never got ready"
-	}
+	start_bhyve t-acpibutton
+	wait_for "waiting for power button" out $pid ||
+	    not_ready "waiting for power button"
 	kill -TERM $pid
 	wait $pid
 	rc=$?
@@ -251,12 +273,8 @@ spin_sigterm_body()
 {
 	setup
 	load_guest spin t-spin
-	timeout 60 "$BIN/bhyve" $BHYVE_ARGS t-spin </dev/null >out 2>err &
-	pid=$!
-	wait_for "spinning" out $pid || {
-		kill -KILL $pid 2>/dev/null
-		fail_with_output "the guest never printed 'spinning'"
-	}
+	start_bhyve t-spin
+	wait_for "spinning" out $pid || not_ready "spinning"
 	start=$(date +%s)
 	kill -TERM $pid
 	wait $pid

@@ -1,0 +1,81 @@
+/*
+ * What a guest needs of the PC's keyboard controller without a keyboard:
+ * its reset line. Port 0x64 command 0xFE pulses the CPU reset (the last
+ * resort of Linux's reboot and of many boot loaders); the controller
+ * always looks idle, with no data for the guest. Port 0x92 (System
+ * Control Port A) is the other legacy reset: bit 0 written as 1 resets;
+ * A20 (bit 1) always reads as enabled, since KVM never masks it.
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "inout.h"
+#include "machine.h"
+
+#define KBD_DATA_PORT 0x60
+#define KBD_STS_PORT 0x64
+#define KBD_CMD_RESET 0xfe
+/* SYS (self-test passed), A2 (last write a command), not inhibited;
+ * OBF and IBF clear: nothing to read, ready for a command. */
+#define KBD_STATUS 0x1c
+#define PORT92 0x92
+#define PORT92_RESET 0x01
+#define PORT92_A20 0x02
+
+static int
+bad_size(int in, uint32_t *eax)
+{
+	if (in)
+		*eax = 0xffffffff;
+	return -1;
+}
+
+static int
+kbd_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax, void *arg)
+{
+	(void)arg;
+	if (bytes != 1)
+		return bad_size(in, eax);
+	if (in)
+		*eax = port == KBD_STS_PORT ? KBD_STATUS : 0;
+	else if (port == KBD_STS_PORT && (*eax & 0xff) == KBD_CMD_RESET)
+		machine_suspend(ctx, VM_SUSPEND_RESET);
+	return 0;
+}
+
+static int
+port92_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
+	  void *arg)
+{
+	(void)port;
+	(void)arg;
+	if (bytes != 1)
+		return bad_size(in, eax);
+	if (in)
+		*eax = PORT92_A20;
+	else if (*eax & PORT92_RESET)
+		machine_suspend(ctx, VM_SUSPEND_RESET);
+	return 0;
+}
+
+static int
+atkbdc_init(struct vmctx *ctx)
+{
+	const struct inout_port ports[] = {
+	    {"atkbdc", KBD_DATA_PORT, 1, IOPORT_F_INOUT, kbd_io, NULL},
+	    {"atkbdc", KBD_STS_PORT, 1, IOPORT_F_INOUT, kbd_io, NULL},
+	    {"port92", PORT92, 1, IOPORT_F_INOUT, port92_io, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		if (register_inout(ctx, &ports[i]) < 0) {
+			fprintf(stderr, "bhyve: atkbdc: port 0x%x is taken\n",
+				ports[i].port);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const struct sysdev atkbdc_sysdev = {"atkbdc", 40, atkbdc_init};
+SYSDEV_SET(atkbdc_sysdev);
