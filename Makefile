@@ -93,4 +93,7 @@ bench:
 clean:
 	rm -rf $(BUILD)
 
+# Keep objects between test links (they are not intermediates).
+.SECONDARY: $(ASAN_OBJ) $(LIB_OBJ)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -23,6 +23,7 @@
 #include "uart_emul.h"
 
 #define HALT_CHECK_MS 100
+#define DRAIN_MS 20
 
 struct run_state;
 
@@ -194,6 +195,17 @@ halt_check(int fd, enum ev_type type, void *arg)
 		vm_vcpu_kick(rs->vt[i].vcpu);
 }
 
+/* Writes KVM queued (coalesced THR and POST writes) reach their devices. */
+static void
+drain_tick(int fd, enum ev_type type, void *arg)
+{
+	struct run_state *rs = arg;
+
+	(void)fd;
+	(void)type;
+	vm_drain_coalesced(rs->m->ctx);
+}
+
 static int
 die(int status, const char *fmt, const char *arg)
 {
@@ -280,7 +292,8 @@ run_machine(struct run_state *rs)
 	sigset_t all, old;
 
 	pthread_mutex_init(&rs->halt_lock, NULL);
-	if (!mevent_add(m->mev, HALT_CHECK_MS, EVF_TIMER, halt_check, rs))
+	if (!mevent_add(m->mev, HALT_CHECK_MS, EVF_TIMER, halt_check, rs) ||
+	    !mevent_add(m->mev, DRAIN_MS, EVF_TIMER, drain_tick, rs))
 		return -1;
 	/* vCPU threads take no process signals; the event loop has them. */
 	sigfillset(&all);
@@ -333,6 +346,7 @@ main(int argc, char **argv)
 			   s.name);
 	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs) < 0)
 		return 4;
+	vm_drain_coalesced(ctx);
 	lpc_uart_flush_all(ctx);
 	status = rs.m->how;
 	/* The loaded kernel ran: a later bhyve needs a fresh load. */

@@ -203,6 +203,11 @@ int vm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on);
 typedef void (*vm_coalesced_fn)(struct vmctx *ctx, uint16_t port, int bytes,
 				uint32_t val);
 void vm_set_coalesced_handler(struct vmctx *ctx, vm_coalesced_fn fn);
+/*
+ * Hand queued writes to the handler now. vCPUs drain at every exit; a guest
+ * that writes and then idles in the kernel needs this from a timer.
+ */
+void vm_drain_coalesced(struct vmctx *ctx);
 
 /* Mock backend inspection (unit tests). */
 int vm_mock_irq_level(struct vmctx *ctx, int gsi);

@@ -868,6 +868,13 @@ vm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on)
 }
 
 void
+vm_drain_coalesced(struct vmctx *ctx)
+{
+	if (ctx->ops->drain_coalesced)
+		ctx->ops->drain_coalesced(ctx);
+}
+
+void
 vm_set_coalesced_handler(struct vmctx *ctx, vm_coalesced_fn fn)
 {
 	ctx->coalesced_fn = fn;

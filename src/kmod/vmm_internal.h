@@ -25,6 +25,7 @@ struct vmm_ops {
 	int (*msi)(struct vmctx *ctx, uint64_t addr, uint64_t msg);
 	int (*coalesce_pio)(struct vmctx *ctx, uint16_t port, uint16_t len,
 			    bool on);
+	void (*drain_coalesced)(struct vmctx *ctx);
 	int (*map_rom)(struct vmctx *ctx, uint64_t gpa, size_t len, void *host);
 };
 

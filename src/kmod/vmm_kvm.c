@@ -708,6 +708,17 @@ kvm_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
 	return ioctl(k->vm_fd, KVM_SIGNAL_MSI, &m) < 0 ? -1 : 0;
 }
 
+static void
+kvm_drain_coalesced(struct vmctx *ctx)
+{
+	struct vcpu *v = vm_vcpu_get(ctx, 0);
+	struct kvm_vcpu *kv = v ? v->backend : NULL;
+
+	/* Every vCPU's run page maps the same ring. */
+	if (kv)
+		kvm_drain_ring(ctx, kv->run);
+}
+
 static int
 kvm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on)
 {
@@ -742,5 +753,6 @@ const struct vmm_ops vmm_kvm_ops = {
 	.irq_line = kvm_irq_line,
 	.msi = kvm_msi,
 	.coalesce_pio = kvm_coalesce_pio,
+	.drain_coalesced = kvm_drain_coalesced,
 	.map_rom = kvm_map_rom,
 };
