@@ -184,7 +184,11 @@ com_init(struct vmctx *ctx, const char *name)
 		com_free(u);
 		return -1;
 	}
-	uart_set_coalesce(u->sc, com_coalesce);
+	/* lpc.comN.coalesce=false keeps every THR write an exit (bench). */
+	char key[32];
+	snprintf(key, sizeof(key), "lpc.%s.coalesce", cp->name);
+	if (config_get_bool(machine_config(ctx), key, true))
+		uart_set_coalesce(u->sc, com_coalesce);
 	machine_set_slot(ctx, cp->name, u->sc);
 	return 0;
 }

@@ -125,16 +125,31 @@ pci_emul_finddev(const char *name)
 	return NULL;
 }
 
+static int
+devemu_cmp(const void *a, const void *b)
+{
+	const struct pci_devemu *x = *(const struct pci_devemu *const *)a;
+	const struct pci_devemu *y = *(const struct pci_devemu *const *)b;
+
+	return strcmp(x->pe_emu, y->pe_emu);
+}
+
+/* -s help: the registered devices, sorted (link order is arbitrary). */
 void
 pci_print_supported_devices(void)
 {
+	const struct pci_devemu *list[64];
 	const void **p;
+	size_t n = 0;
 
 	SET_FOREACH(p, pci_devemu_set)
 	{
-		const struct pci_devemu *pe = *p;
-		printf("%s\n", pe->pe_emu);
+		if (n < sizeof(list) / sizeof(list[0]))
+			list[n++] = *p;
 	}
+	qsort(list, n, sizeof(list[0]), devemu_cmp);
+	for (size_t i = 0; i < n; i++)
+		printf("%s\n", list[i]->pe_emu);
 }
 
 static int

@@ -4,6 +4,7 @@
  * lpc_dev in its own file; the bridge starts the configured ones.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pci_emul.h"
@@ -48,17 +49,32 @@ static const struct pci_devemu pci_de_lpc = {
 };
 PCI_EMUL_SET(pci_de_lpc);
 
+static int
+lpc_dev_cmp(const void *a, const void *b)
+{
+	const struct lpc_dev *x = *(const struct lpc_dev *const *)a;
+	const struct lpc_dev *y = *(const struct lpc_dev *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* -l help: the registered devices, sorted (link order is arbitrary). */
 void
 lpc_print_supported_devices(void)
 {
+	const struct lpc_dev *list[64];
 	const void **p;
+	size_t n = 0;
 
 	SET_FOREACH(p, lpc_dev_set)
 	{
-		const struct lpc_dev *d = *p;
-		printf("%s%s%s\n", d->name, d->help ? "\t" : "",
-		       d->help ? d->help : "");
+		if (n < sizeof(list) / sizeof(list[0]))
+			list[n++] = *p;
 	}
+	qsort(list, n, sizeof(list[0]), lpc_dev_cmp);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s%s\n", list[i]->name, list[i]->help ? "\t" : "",
+		       list[i]->help ? list[i]->help : "");
 }
 
 /* -l NAME[,OPTIONS] */

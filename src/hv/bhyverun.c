@@ -311,6 +311,15 @@ run_machine(struct run_state *rs)
 	return 0;
 }
 
+static bool
+instance_exists(const char *name)
+{
+	char path[512];
+
+	return vm_instance_path(name, NULL, path, sizeof(path)) == 0 &&
+	       access(path, F_OK) == 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -319,6 +328,7 @@ main(int argc, char **argv)
 	struct config *cfg = config_create();
 	struct vmctx *ctx;
 	char err[256];
+	bool created;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -337,6 +347,7 @@ main(int argc, char **argv)
 	}
 	if (bhyve_settings(cfg, &s, err, sizeof(err)) < 0)
 		return die(4, "%s", err);
+	created = !instance_exists(s.name);
 	ctx = vm_create(s.name, VMM_BACKEND_KVM);
 	if (!ctx)
 		return die(4, "%s", vm_strerror());
@@ -344,8 +355,13 @@ main(int argc, char **argv)
 		return die(4, "VM '%s' is in use by another bhyve: one bhyve "
 			      "per VM (bhyvectl --destroy --vm=NAME stops it)",
 			   s.name);
-	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs) < 0)
+	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs) < 0) {
+		/* Leave no empty instance behind for a run that never began. */
+		vm_close(ctx);
+		if (created)
+			vm_destroy_instance(s.name);
 		return 4;
+	}
 	vm_drain_coalesced(ctx);
 	lpc_uart_flush_all(ctx);
 	status = rs.m->how;

@@ -96,14 +96,14 @@ struct opts {
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: rawload -m MEMSIZE -b 16|32|64 [-a LOADADDR] [-e ENTRY]"
-		"\n               [-r REG=VALUE]... IMAGE VMNAME\n"
-		"  -m  guest memory, as bhyve -m (K/M/G/T suffix; none = MiB)\n"
-		"  -b  CPU mode to hand off in: 16 real, 32 protected, 64 long\n"
-		"  -a  load address (default 0x8000 for 16, 0x100000 else)\n"
-		"  -e  entry point (default: the load address)\n"
-		"  -r  set a general register, e.g. -r rcx=1000 (repeatable)\n");
+	fprintf(
+	    f, "usage: rawload -m MEMSIZE -b 16|32|64 [-a LOADADDR] [-e ENTRY]"
+	       "\n               [-r REG=VALUE]... IMAGE VMNAME\n"
+	       "  -m  guest memory, as bhyve -m (K/M/G/T suffix; none = MiB)\n"
+	       "  -b  CPU mode to hand off in: 16 real, 32 protected, 64 long\n"
+	       "  -a  load address (default 0x8000 for 16, 0x100000 else)\n"
+	       "  -e  entry point (default: the load address)\n"
+	       "  -r  set a general register, e.g. -r rcx=1000 (repeatable)\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -150,16 +150,20 @@ parse_memsize(const char *s, uint64_t *out)
 	case '\0':
 		shift = 20;
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		shift = 10;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		shift = 20;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		shift = 30;
 		break;
-	case 't': case 'T':
+	case 't':
+	case 'T':
 		shift = 40;
 		break;
 	default:
@@ -178,14 +182,14 @@ static const struct {
 	const char *name, *alias;
 	enum vm_reg_name reg;
 } gprs[] = {
-	{"rax", "eax", VM_REG_GUEST_RAX}, {"rbx", "ebx", VM_REG_GUEST_RBX},
-	{"rcx", "ecx", VM_REG_GUEST_RCX}, {"rdx", "edx", VM_REG_GUEST_RDX},
-	{"rsi", "esi", VM_REG_GUEST_RSI}, {"rdi", "edi", VM_REG_GUEST_RDI},
-	{"rbp", "ebp", VM_REG_GUEST_RBP}, {"rsp", "esp", VM_REG_GUEST_RSP},
-	{"r8", NULL, VM_REG_GUEST_R8},	  {"r9", NULL, VM_REG_GUEST_R9},
-	{"r10", NULL, VM_REG_GUEST_R10},  {"r11", NULL, VM_REG_GUEST_R11},
-	{"r12", NULL, VM_REG_GUEST_R12},  {"r13", NULL, VM_REG_GUEST_R13},
-	{"r14", NULL, VM_REG_GUEST_R14},  {"r15", NULL, VM_REG_GUEST_R15},
+    {"rax", "eax", VM_REG_GUEST_RAX}, {"rbx", "ebx", VM_REG_GUEST_RBX},
+    {"rcx", "ecx", VM_REG_GUEST_RCX}, {"rdx", "edx", VM_REG_GUEST_RDX},
+    {"rsi", "esi", VM_REG_GUEST_RSI}, {"rdi", "edi", VM_REG_GUEST_RDI},
+    {"rbp", "ebp", VM_REG_GUEST_RBP}, {"rsp", "esp", VM_REG_GUEST_RSP},
+    {"r8", NULL, VM_REG_GUEST_R8},    {"r9", NULL, VM_REG_GUEST_R9},
+    {"r10", NULL, VM_REG_GUEST_R10},  {"r11", NULL, VM_REG_GUEST_R11},
+    {"r12", NULL, VM_REG_GUEST_R12},  {"r13", NULL, VM_REG_GUEST_R13},
+    {"r14", NULL, VM_REG_GUEST_R14},  {"r15", NULL, VM_REG_GUEST_R15},
 };
 
 static void
@@ -197,7 +201,8 @@ parse_reg(struct opts *o, const char *arg)
 
 	if (!eq || !parse_u64(eq + 1, &val))
 		fail("bad register setting '%s': use -r REG=VALUE, e.g. "
-		     "-r rcx=1000", arg);
+		     "-r rcx=1000",
+		     arg);
 	if (o->nregs == (int)(sizeof(o->regs) / sizeof(o->regs[0])))
 		fail("too many -r options");
 	for (size_t i = 0; i < sizeof(gprs) / sizeof(gprs[0]); i++) {
@@ -298,7 +303,8 @@ read_image(const char *path, size_t *len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			fail("%s: %s", path, n ? strerror(errno) : "short read");
+			fail("%s: %s", path,
+			     n ? strerror(errno) : "short read");
 		off += n;
 	}
 	close(fd);
@@ -325,11 +331,13 @@ check_layout(const struct opts *o, size_t len, uint64_t lowmem)
 			     " must be 16-byte aligned (it becomes CS)",
 			     o->loadaddr);
 		if (end > 0x100000)
-			fail("16-bit image must end below 1 MiB (ends at 0x%"
-			     PRIx64 ")", end);
+			fail("16-bit image must end below 1 MiB (ends at "
+			     "0x%" PRIx64 ")",
+			     end);
 		if (o->entry - o->loadaddr > 0xffff)
 			fail("16-bit entry 0x%" PRIx64 " is more than 64 KiB "
-			     "past the load address", o->entry);
+			     "past the load address",
+			     o->entry);
 	} else if (o->loadaddr < LOADER_END) {
 		fail("%d-bit load address 0x%" PRIx64 " is below 0x%llx: "
 		     "the loader's page tables and GDT live there",
@@ -352,15 +360,14 @@ static void
 write_gdt(struct vmctx *ctx, struct vm_boot_state *bs)
 {
 	static const uint64_t gdt[] = {
-		0,
-		0x00af9b000000ffffULL, /* 0x08: 64-bit code, L=1 */
-		0x00cf9b000000ffffULL, /* 0x10: 32-bit code, D=1 */
-		0x00cf93000000ffffULL, /* 0x18: data, B=1 */
+	    0, 0x00af9b000000ffffULL, /* 0x08: 64-bit code, L=1 */
+	    0x00cf9b000000ffffULL,    /* 0x10: 32-bit code, D=1 */
+	    0x00cf93000000ffffULL,    /* 0x18: data, B=1 */
 	};
 
 	memcpy(guest_ptr(ctx, GDT_ADDR, sizeof(gdt)), gdt, sizeof(gdt));
 	bs->segs[VM_REG_GUEST_GDTR] =
-		(struct seg_desc){GDT_ADDR, sizeof(gdt) - 1, 0};
+	    (struct seg_desc){GDT_ADDR, sizeof(gdt) - 1, 0};
 }
 
 /* Identity map 0-4 GiB with 2 MiB pages (no 1 GiB pages: not every CPU). */
@@ -390,8 +397,7 @@ set_flat_segs(struct vm_boot_state *bs, uint16_t cs, uint32_t cs_access)
 		bs->segs[r] = data;
 	}
 	bs->regs[VM_REG_GUEST_CS] = cs;
-	bs->segs[VM_REG_GUEST_CS] =
-		(struct seg_desc){0, 0xffffffff, cs_access};
+	bs->segs[VM_REG_GUEST_CS] = (struct seg_desc){0, 0xffffffff, cs_access};
 	/* No IDT yet: an early exception is a clean triple fault. */
 	bs->segs[VM_REG_GUEST_IDTR] = (struct seg_desc){0, 0, 0};
 }
@@ -407,15 +413,15 @@ boot_state(struct vmctx *ctx, const struct opts *o, struct vm_boot_state *bs)
 
 		for (int r = VM_REG_GUEST_ES; r <= VM_REG_GUEST_GS; r++) {
 			bs->regs[r] = seg;
-			bs->segs[r] = (struct seg_desc){seg << 4, 0xffff,
-							AR_DATA};
+			bs->segs[r] =
+			    (struct seg_desc){seg << 4, 0xffff, AR_DATA};
 		}
 		bs->segs[VM_REG_GUEST_CS].access = AR_CODE;
 		bs->regs[VM_REG_GUEST_SS] = 0;
 		bs->segs[VM_REG_GUEST_SS].base = 0;
 		bs->regs[VM_REG_GUEST_RIP] = o->entry - (seg << 4);
 		bs->regs[VM_REG_GUEST_RSP] =
-			o->loadaddr < 0xfff0 ? o->loadaddr : 0xfff0;
+		    o->loadaddr < 0xfff0 ? o->loadaddr : 0xfff0;
 		bs->regs[VM_REG_GUEST_CR0] = CR0_ET;
 		bs->segs[VM_REG_GUEST_IDTR] = (struct seg_desc){0, 0x3ff, 0};
 		return;
@@ -423,7 +429,7 @@ boot_state(struct vmctx *ctx, const struct opts *o, struct vm_boot_state *bs)
 	write_gdt(ctx, bs);
 	bs->regs[VM_REG_GUEST_RIP] = o->entry;
 	bs->regs[VM_REG_GUEST_RSP] =
-		o->loadaddr < 0x80000 ? o->loadaddr : 0x80000;
+	    o->loadaddr < 0x80000 ? o->loadaddr : 0x80000;
 	if (o->bits == 32) {
 		set_flat_segs(bs, SEL_CODE32, AR_CODE | AR_DB | AR_G);
 		bs->regs[VM_REG_GUEST_CR0] = CR0_PE | CR0_ET;
@@ -464,8 +470,8 @@ main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	image = read_image(o.image, &len);
-	check_layout(&o, len, o.memsize < VM_LOWMEM_LIMIT ? o.memsize
-							  : VM_LOWMEM_LIMIT);
+	check_layout(&o, len,
+		     o.memsize < VM_LOWMEM_LIMIT ? o.memsize : VM_LOWMEM_LIMIT);
 	ctx = vm_create(o.vmname, VMM_BACKEND_STORE);
 	if (!ctx)
 		fail("%s", vm_strerror());
