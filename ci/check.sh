@@ -36,15 +36,36 @@ kvm_usable() {
 	[ "${BHYVE_NESTED_TESTS:-0}" != 1 ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]
 }
 
-run_integration() {
-	local db="$BUILD/kyua/results.db" rc report
-	mkdir -p "$BUILD/kyua"
+# Count a kyua results file into passed/failed; write its JUnit report.
+count_kyua() {
+	local db=$1 junit=$2 report line total skipped xfail broken fail
+	kyua report-junit --results-file="$db" --output="$junit" >/dev/null
+	report=$(kyua report --results-file="$db" 2>&1)
+	# "Test cases: T total, S skipped, X expected failures, B broken, F failed"
+	line=$(grep -E '^Test cases:' <<<"$report" | tail -1)
+	read -r total skipped xfail broken fail < <(sed -E 's/[^0-9]+/ /g' <<<"$line")
+	total=${total:-0} skipped=${skipped:-0} xfail=${xfail:-0}
+	broken=${broken:-0} fail=${fail:-0}
+	if [ $((broken + fail + skipped)) -gt 0 ]; then
+		kyua report --results-file="$db" \
+			--results-filter=skipped,broken,failed --verbose 2>&1 |
+			grep -v '^    [A-Z_]*=' | tail -200 >&2
+	fi
+	passed=$((passed + total - skipped - xfail - broken - fail))
+	# A skipped test is not a pass: no test skips itself into green.
+	failed=$((failed + broken + fail + skipped))
+	echo "integration: $line (JUnit: $junit)"
+}
+
+# The KVM suite: directly on /dev/kvm, or inside one outer VM without it.
+run_kvm_suite() {
+	local db="$BUILD/kyua/kvm.db" rc
 	rm -f "$db"
 	if kvm_usable; then
 		echo "integration: running on /dev/kvm"
 		kyua test -k tests/integration/Kyuafile --results-file="$db"
 	else
-		echo "integration: no /dev/kvm here: running nested under QEMU (harness/nested)"
+		echo "integration: no usable /dev/kvm here: running nested under QEMU (harness/nested)"
 		# HOME is read-only in the outer VM: kyua logs to /tmp there.
 		harness/nested -- kyua --logfile=/tmp/kyua.log test \
 			-k "$PWD/tests/integration/Kyuafile" \
@@ -56,24 +77,26 @@ run_integration() {
 		failed=$((failed + 1))
 		return
 	fi
-	kyua report-junit --results-file="$db" --output="$BUILD/junit.xml" >/dev/null
-	report=$(kyua report --results-file="$db" --verbose 2>&1)
-	# "Test cases: T total, S skipped, X expected failures, B broken, F failed"
-	local line total skipped xfail broken fail
-	line=$(grep -E '^Test cases:' <<<"$report" | tail -1)
-	read -r total skipped xfail broken fail < <(
-		sed -E 's/[^0-9]+/ /g' <<<"$line")
-	total=${total:-0} skipped=${skipped:-0} xfail=${xfail:-0}
-	broken=${broken:-0} fail=${fail:-0}
-	if [ $((broken + fail + skipped)) -gt 0 ]; then
-		kyua report --results-file="$db" \
-			--results-filter=skipped,broken,failed --verbose 2>&1 |
-			grep -v '^    [A-Z_]*=' | tail -200 >&2
+	count_kyua "$db" "$BUILD/junit.xml"
+}
+
+# Host-only tests (the nested runner itself): never nested.
+run_host_suite() {
+	local db="$BUILD/kyua/host.db"
+	rm -f "$db"
+	kyua test -k tests/host/Kyuafile --results-file="$db"
+	if [ ! -f "$db" ]; then
+		echo "FAIL host tests: kyua left no results" >&2
+		failed=$((failed + 1))
+		return
 	fi
-	passed=$((passed + total - skipped - xfail - broken - fail))
-	failed=$((failed + broken + fail + skipped))
-	echo "integration: $line"
-	echo "integration: JUnit report in $BUILD/junit.xml"
+	count_kyua "$db" "$BUILD/junit-host.xml"
+}
+
+run_integration() {
+	mkdir -p "$BUILD/kyua"
+	run_kvm_suite
+	run_host_suite
 }
 
 run_unit

@@ -45,23 +45,30 @@ kick_handler(int sig)
 	(void)sig;
 }
 
+/* BHYVE_KVM_DEV names another device node (tests of the error paths). */
 static int
 kvm_open_dev(void)
 {
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	const char *dev = getenv("BHYVE_KVM_DEV");
+	int fd;
 
+	if (!dev || !*dev)
+		dev = "/dev/kvm";
+	fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (fd >= 0)
 		return fd;
 	if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
-		vm_set_error("/dev/kvm not found: load the KVM module "
+		vm_set_error("%s not found: load the KVM module "
 			     "(modprobe kvm_intel or kvm_amd), or run nested "
-			     "(harness/nested -- bhyve ...)");
+			     "(harness/nested -- bhyve ...)",
+			     dev);
 	else if (errno == EACCES || errno == EPERM)
-		vm_set_error("/dev/kvm: permission denied: join group kvm "
+		vm_set_error("%s: permission denied: join group kvm "
 			     "(usermod -aG kvm $USER), run as root, or run "
-			     "nested (harness/nested -- bhyve ...)");
+			     "nested (harness/nested -- bhyve ...)",
+			     dev);
 	else
-		vm_set_error("/dev/kvm: %s", strerror(errno));
+		vm_set_error("%s: %s", dev, strerror(errno));
 	return -1;
 }
 
@@ -116,7 +123,10 @@ kvm_vm_init(struct vmctx *ctx)
 	if (k->kvm_fd < 0)
 		goto fail;
 	if (ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		vm_set_error("/dev/kvm: unsupported KVM API version");
+		vm_set_error("%s is not a KVM device (or an unsupported KVM "
+			     "API version)",
+			     getenv("BHYVE_KVM_DEV") ? getenv("BHYVE_KVM_DEV")
+						     : "/dev/kvm");
 		goto fail;
 	}
 	k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);

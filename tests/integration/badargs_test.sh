@@ -163,6 +163,48 @@ config_dump_body()
 	    fail_with "config.dump does not show the hostbridge device"
 }
 
+atf_test_case no_kvm
+no_kvm_head()
+{
+	atf_set descr "no KVM device: one line that says what to do, exit 4"
+}
+no_kvm_body()
+{
+	setup
+	BHYVE_KVM_DEV=$(pwd)/nonexistent-kvm bhyve $STD badargs
+	[ $rc -eq 4 ] || fail_with "exit $rc, want 4"
+	expect_error "modprobe kvm_intel or kvm_amd"
+	grep -q "nested" err || fail_with "the error does not mention nesting"
+	: >notkvm
+	BHYVE_KVM_DEV=$(pwd)/notkvm bhyve $STD badargs
+	[ $rc -eq 4 ] || fail_with "exit $rc for a non-KVM device, want 4"
+	expect_error "not a KVM device"
+}
+
+atf_test_case lpc_missing
+lpc_missing_head()
+{
+	atf_set descr "-l com1 without an LPC bridge: say to add one"
+}
+lpc_missing_body()
+{
+	setup
+	bhyve -c 1 -m 32M -s 0:0,hostbridge -l com1,stdio badargs
+	expect_error "lpc"
+}
+
+atf_test_case memsize_mismatch
+memsize_mismatch_head()
+{
+	atf_set descr "-m differing from what the loader set up: refused"
+}
+memsize_mismatch_body()
+{
+	setup
+	bhyve -c 1 -m 64M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio badargs
+	expect_error "32 MiB"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case unknown_device
@@ -173,4 +215,7 @@ atf_init_test_cases()
 	atf_add_test_case slot_help
 	atf_add_test_case lpc_help
 	atf_add_test_case config_dump
+	atf_add_test_case no_kvm
+	atf_add_test_case lpc_missing
+	atf_add_test_case memsize_mismatch
 }

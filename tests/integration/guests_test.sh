@@ -285,6 +285,46 @@ spin_sigterm_body()
 	    fail_with_output "bhyve took $took s to stop after SIGTERM"
 }
 
+atf_test_case strictio
+strictio_head()
+{
+	atf_set descr "unemulated port: all ones and dropped, or with -e exit 4"
+}
+strictio_body()
+{
+	setup
+	load_guest strictio t-strict
+	run_bhyve t-strict </dev/null
+	rc=$?
+	expect_exit 1 "powered off"
+	expect_console "unemulated port reads ff"
+	load_guest strictio t-strict
+	BHYVE_ARGS="$BHYVE_ARGS -e" run_bhyve t-strict </dev/null
+	rc=$?
+	expect_exit 4 "error: -e and an unemulated port"
+	grep -q "port 0x1234" err ||
+	    fail_with_output "bhyve's error does not name port 0x1234"
+	[ ! -s out ] || fail_with_output "the guest ran past the bad access"
+}
+
+atf_test_case smp_hello
+smp_hello_head()
+{
+	atf_set descr "-c 4 -m 5G: the BSP runs while APs wait for SIPI"
+}
+smp_hello_body()
+{
+	setup
+	"$BIN/rawload" -m 5G $(cat "$GUESTS/hello.args") \
+	    "$GUESTS/hello.bin" t-smp 2>rawload.err ||
+	    atf_fail "rawload: $(cat rawload.err)"
+	BHYVE_ARGS="-c 4 -m 5G -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio" \
+	    run_bhyve t-smp </dev/null
+	rc=$?
+	expect_exit 1 "powered off"
+	expect_console "hello from guest"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case hello
@@ -296,4 +336,6 @@ atf_init_test_cases()
 	atf_add_test_case irq
 	atf_add_test_case acpibutton
 	atf_add_test_case spin_sigterm
+	atf_add_test_case strictio
+	atf_add_test_case smp_hello
 }
