@@ -48,8 +48,8 @@ machine_suspend(struct vmctx *ctx, enum vm_suspend_how how)
 	pthread_mutex_lock(&m->suspend_lock);
 	first = !m->suspended;
 	if (first) {
-		m->suspended = true;
 		m->how = how;
+		__atomic_store_n(&m->suspended, true, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&m->suspend_lock);
 	if (!first)
@@ -64,16 +64,11 @@ machine_suspend(struct vmctx *ctx, enum vm_suspend_how how)
 		mevent_stop(m->mev);
 }
 
+/* On every exit of every vCPU: a plain atomic load, no lock. */
 bool
 machine_suspended(struct vmctx *ctx)
 {
-	struct machine *m = machine_of(ctx);
-	bool s;
-
-	pthread_mutex_lock(&m->suspend_lock);
-	s = m->suspended;
-	pthread_mutex_unlock(&m->suspend_lock);
-	return s;
+	return __atomic_load_n(&machine_of(ctx)->suspended, __ATOMIC_ACQUIRE);
 }
 
 int

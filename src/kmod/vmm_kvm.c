@@ -26,6 +26,7 @@ struct kvm_vm {
 	int vm_fd;
 	int run_size;
 	int ring_pages; /* page offset of the coalesced ring, 0 if none */
+	long page_size;
 	struct kvm_cpuid2 *cpuid;
 	pthread_mutex_t ring_lock;
 };
@@ -135,6 +136,7 @@ kvm_vm_init(struct vmctx *ctx)
 		goto fail;
 	}
 	k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	k->page_size = sysconf(_SC_PAGESIZE);
 	ret = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO);
 	if (ret > 0)
 		k->ring_pages = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
@@ -548,10 +550,10 @@ kvm_drain_ring(struct vmctx *ctx, struct kvm_run *run)
 
 	if (!k->ring_pages)
 		return;
-	ring = (void *)((char *)run + k->ring_pages * getpagesize());
+	ring = (void *)((char *)run + k->ring_pages * k->page_size);
 	if (__atomic_load_n(&ring->first, __ATOMIC_ACQUIRE) == ring->last)
 		return;
-	max = (getpagesize() - sizeof(*ring)) /
+	max = (k->page_size - sizeof(*ring)) /
 	      sizeof(struct kvm_coalesced_mmio);
 	pthread_mutex_lock(&k->ring_lock);
 	while (ring->first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE)) {

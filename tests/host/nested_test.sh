@@ -50,7 +50,7 @@ shared_dir_head() {
 shared_dir_body() {
 	nested_setup
 	mkdir shared
-	cd shared
+	cd shared || atf_fail "cannot cd to shared"
 	atf_check -s exit:0 "$NESTED" --share "$WORK/shared" -- sh -c '
 		echo written inside >file &&
 		! touch /nested-test-probe 2>/dev/null'
@@ -65,6 +65,7 @@ dev_kvm_head() {
 }
 dev_kvm_body() {
 	nested_setup
+	# shellcheck disable=SC2016 # expanded inside the VM
 	atf_check -s exit:0 -o inline:"1\n" \
 		"$NESTED" --share "$WORK" -- sh -c 'test -c /dev/kvm && echo "$BHYVE_NESTED"'
 }
