@@ -21,7 +21,8 @@ SANFLAGS := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDLIBS := -lpthread
 
 KMOD_SRC := $(wildcard src/kmod/*.c)
-HV_MAINS := src/hv/bhyverun.c src/hv/bhyvectl.c src/hv/rawload.c
+HV_MAINS := src/hv/bhyverun.c src/hv/bhyvectl.c src/hv/rawload.c \
+	src/hv/grub_bhyve.c
 HV_SRC := $(filter-out $(HV_MAINS),$(wildcard src/hv/*.c))
 DEV_SRC := $(wildcard src/devices/*.c)
 LIB_SRC := $(KMOD_SRC) $(HV_SRC) $(DEV_SRC)
@@ -31,7 +32,7 @@ KMOD_OBJ := $(KMOD_SRC:%.c=$(O)/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=$(A)/%.o)
 
 BINS := $(BUILD)/bin/bhyve $(BUILD)/bin/bhyvectl $(BUILD)/bin/rawload \
-	$(BUILD)/bin/kvmfloor
+	$(BUILD)/bin/kvmfloor $(if $(wildcard src/hv/grub_bhyve.c),$(BUILD)/bin/grub-bhyve)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
@@ -57,6 +58,11 @@ $(BUILD)/bin/bhyvectl: $(KMOD_OBJ) $(O)/src/hv/bhyvectl.o
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/bin/rawload: $(KMOD_OBJ) $(O)/src/hv/rawload.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# grub-bhyve: the loader shell; links the boot protocol code from src/hv.
+$(BUILD)/bin/grub-bhyve: $(LIB_OBJ) $(O)/src/hv/grub_bhyve.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 

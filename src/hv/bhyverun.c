@@ -364,14 +364,14 @@ main(int argc, char **argv)
 	}
 	vm_drain_coalesced(ctx);
 	lpc_uart_flush_all(ctx);
-	status = rs.m->how;
+	status = rs.m->status;
 	/* The loaded kernel ran: a later bhyve needs a fresh load. */
 	{
 		char path[512];
 		vm_instance_path(s.name, "boot", path, sizeof(path));
 		unlink(path);
 	}
-	if (s.destroy_on_poweroff && status == VM_SUSPEND_POWEROFF) {
+	if (s.destroy_on_poweroff && rs.m->how == VM_SUSPEND_POWEROFF) {
 		vm_close(ctx);
 		vm_destroy_instance(s.name);
 	}

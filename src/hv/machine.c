@@ -39,8 +39,22 @@ machine_free(struct machine *m)
 	free(m);
 }
 
+static void suspend(struct vmctx *ctx, enum vm_suspend_how how, int status);
+
 void
 machine_suspend(struct vmctx *ctx, enum vm_suspend_how how)
+{
+	suspend(ctx, how, (int)how);
+}
+
+void
+machine_suspend_status(struct vmctx *ctx, int status)
+{
+	suspend(ctx, VM_SUSPEND_POWEROFF, status & 0xff);
+}
+
+static void
+suspend(struct vmctx *ctx, enum vm_suspend_how how, int status)
 {
 	struct machine *m = machine_of(ctx);
 	bool first;
@@ -49,6 +63,7 @@ machine_suspend(struct vmctx *ctx, enum vm_suspend_how how)
 	first = !m->suspended;
 	if (first) {
 		m->how = how;
+		m->status = status;
 		__atomic_store_n(&m->suspended, true, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&m->suspend_lock);

@@ -38,6 +38,7 @@ struct machine {
 	pthread_mutex_t suspend_lock;
 	bool suspended;
 	enum vm_suspend_how how;
+	int status; /* bhyve's exit status: 'how', or a device's own */
 	/* Device-private state that other devices look up by name. */
 	struct machine_slot {
 		const char *name;
@@ -61,6 +62,11 @@ machine_config(struct vmctx *ctx)
 /* End the run with bhyve's status for 'how' (the first call wins). */
 void machine_suspend(struct vmctx *ctx, enum vm_suspend_how how);
 bool machine_suspended(struct vmctx *ctx);
+/*
+ * End the run with an exit status of a device's choosing (debug-exit:
+ * (v << 1) | 1); 'how' is recorded as VM_SUSPEND_POWEROFF.
+ */
+void machine_suspend_status(struct vmctx *ctx, int status);
 
 /* A named pointer shared between devices (e.g. "pm" for the power button). */
 int machine_set_slot(struct vmctx *ctx, const char *name, void *ptr);
