@@ -26,6 +26,7 @@ struct kvm_vm {
 	int vm_fd;
 	int run_size;
 	int ring_pages; /* page offset of the coalesced ring, 0 if none */
+	bool immediate_exit; /* KVM_CAP_IMMEDIATE_EXIT */
 	long page_size;
 	struct kvm_cpuid2 *cpuid;
 	pthread_mutex_t ring_lock;
@@ -40,10 +41,20 @@ struct kvm_vcpu {
 	bool thread_set;
 };
 
+/* The run page of the vCPU this thread runs, for the kick handler. */
+static __thread struct kvm_run *this_run;
+
+/*
+ * With KVM_CAP_IMMEDIATE_EXIT the kick signal is never blocked: landing in
+ * KVM_RUN it ends the run with EINTR; landing outside, it makes the next
+ * KVM_RUN return at once. No signal mask swap on every KVM_RUN.
+ */
 static void
 kick_handler(int sig)
 {
 	(void)sig;
+	if (this_run)
+		this_run->immediate_exit = 1;
 }
 
 /* BHYVE_KVM_DEV names another device node (tests of the error paths). */
@@ -137,6 +148,8 @@ kvm_vm_init(struct vmctx *ctx)
 	}
 	k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	k->page_size = sysconf(_SC_PAGESIZE);
+	k->immediate_exit = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+				  KVM_CAP_IMMEDIATE_EXIT) > 0;
 	ret = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO);
 	if (ret > 0)
 		k->ring_pages = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
@@ -512,11 +525,12 @@ kvm_set_msr(struct vcpu *vcpu, uint32_t msr, uint64_t val)
 /* ---- running ---- */
 
 /*
- * The kick signal stays blocked in the vCPU thread except inside KVM_RUN,
- * so a kick that lands between two runs makes the next one return at once.
+ * Without KVM_CAP_IMMEDIATE_EXIT the kick signal stays blocked in the vCPU
+ * thread except inside KVM_RUN, so a kick that lands between two runs makes
+ * the next one return at once.
  */
 static int
-kvm_bind_thread(struct vcpu *vcpu, struct kvm_vcpu *kv)
+kvm_block_kick(struct kvm_vcpu *kv)
 {
 	union {
 		struct kvm_signal_mask h;
@@ -535,9 +549,25 @@ kvm_bind_thread(struct vcpu *vcpu, struct kvm_vcpu *kv)
 		vm_set_error("KVM_SET_SIGNAL_MASK: %s", strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+static int
+kvm_bind_thread(struct vcpu *vcpu, struct kvm_vcpu *kv)
+{
+	struct kvm_vm *k = vcpu->ctx->backend;
+	sigset_t unblock;
+
+	if (k->immediate_exit) {
+		sigemptyset(&unblock);
+		sigaddset(&unblock, KICK_SIGNAL);
+		pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+		this_run = kv->run;
+	} else if (kvm_block_kick(kv) < 0) {
+		return -1;
+	}
 	kv->thread = pthread_self();
 	__atomic_store_n(&kv->thread_set, true, __ATOMIC_RELEASE);
-	(void)vcpu;
 	return 0;
 }
 
@@ -601,7 +631,10 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 	memset(x, 0, sizeof(*x));
 	if (ret < 0) {
 		if (errno == EINTR || errno == EAGAIN) {
-			kvm_eat_kick();
+			if (run->immediate_exit)
+				run->immediate_exit = 0;
+			else
+				kvm_eat_kick();
 			x->code = VM_EXIT_INTR;
 			return 0;
 		}
