@@ -31,10 +31,7 @@ run_unit() {
 	done
 }
 
-# BHYVE_NESTED_TESTS=1 runs nested even where /dev/kvm works.
-kvm_usable() {
-	[ "${BHYVE_NESTED_TESTS:-0}" != 1 ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]
-}
+. ci/kvm.sh
 
 # Count a kyua results file into passed/failed; write its JUnit report.
 count_kyua() {
@@ -65,7 +62,7 @@ run_kvm_suite() {
 		echo "integration: running on /dev/kvm"
 		kyua test -k tests/integration/Kyuafile --results-file="$db"
 	else
-		echo "integration: no usable /dev/kvm here: running nested under QEMU (harness/nested)"
+		echo "integration: $(kvm_why_nested): running nested under QEMU (harness/nested)"
 		# HOME is read-only in the outer VM: kyua logs to /tmp there.
 		harness/nested -- kyua --logfile=/tmp/kyua.log test \
 			-k "$PWD/tests/integration/Kyuafile" \

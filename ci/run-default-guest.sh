@@ -23,9 +23,10 @@ boot() {
 	return $rc
 }
 
-if [ "${1:-}" = "--inside" ] || { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
+. ci/kvm.sh
+if [ "${1:-}" = "--inside" ] || kvm_usable; then
 	boot
 else
-	echo "run: no /dev/kvm here: booting nested under QEMU (harness/nested)" >&2
+	echo "run: $(kvm_why_nested): booting nested under QEMU (harness/nested)" >&2
 	exec harness/nested -- "$PWD/ci/run-default-guest.sh" --inside
 fi

@@ -254,7 +254,10 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 {
 	struct machine *m;
 
+	struct vm_topology topo = {s->sockets, s->cores, s->threads};
+
 	if (vm_set_ncpus(ctx, s->cpus) < 0 ||
+	    vm_set_topology(ctx, &topo) < 0 ||
 	    vm_setup_memory(ctx, s->memsize) < 0) {
 		fprintf(stderr, "bhyve: %s\n", vm_strerror());
 		return -1;

@@ -157,6 +157,12 @@ int vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host);
 
 /* vCPUs. */
 int vm_set_ncpus(struct vmctx *ctx, int ncpus);
+/* -c sockets/cores/threads: what CPUID tells the guest. */
+struct vm_topology {
+	int sockets, cores, threads;
+};
+int vm_set_topology(struct vmctx *ctx, const struct vm_topology *t);
+void vm_get_topology(struct vmctx *ctx, struct vm_topology *t);
 int vm_get_ncpus(struct vmctx *ctx);
 struct vcpu *vm_vcpu_open(struct vmctx *ctx, int id);
 /* An already opened vCPU, or NULL. */

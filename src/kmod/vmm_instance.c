@@ -529,6 +529,29 @@ vm_set_ncpus(struct vmctx *ctx, int ncpus)
 }
 
 int
+vm_set_topology(struct vmctx *ctx, const struct vm_topology *t)
+{
+	if (t->sockets < 1 || t->cores < 1 || t->threads < 1 ||
+	    t->sockets * t->cores * t->threads != ctx->ncpus) {
+		vm_set_error("topology %dx%dx%d does not make %d vCPUs",
+			     t->sockets, t->cores, t->threads, ctx->ncpus);
+		return -1;
+	}
+	ctx->topo = *t;
+	return 0;
+}
+
+/* Without a topology, every vCPU is a socket of its own (bhyve's -c N). */
+void
+vm_get_topology(struct vmctx *ctx, struct vm_topology *t)
+{
+	if (ctx->topo.sockets)
+		*t = ctx->topo;
+	else
+		*t = (struct vm_topology){ctx->ncpus, 1, 1};
+}
+
+int
 vm_get_ncpus(struct vmctx *ctx)
 {
 	return ctx->ncpus;

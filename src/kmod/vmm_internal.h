@@ -49,6 +49,7 @@ struct vmctx {
 	uint8_t *rom;
 	uint64_t rom_gpa, rom_len;
 	int ncpus;
+	struct vm_topology topo;
 	struct vcpu *vcpus[VM_MAXCPU];
 	pthread_mutex_t lock;
 	vm_coalesced_fn coalesced_fn;

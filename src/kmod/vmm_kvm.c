@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm_cpuid.h"
 #include "vmm_internal.h"
 
 #define KVM_TSS_ADDR 0xfffbd000UL
@@ -238,58 +239,21 @@ kvm_map_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void *host)
 	return kvm_set_slot(ctx, 2, gpa, len, host, KVM_MEM_READONLY);
 }
 
-/* CPUID for one vCPU: KVM's supported set, named as ours, with its APIC ID. */
+/* CPUID for one vCPU: KVM's supported set, patched (vmm_cpuid.c). */
 static int
 kvm_set_cpuid(struct vcpu *vcpu, int fd)
 {
 	struct kvm_vm *k = vcpu->ctx->backend;
-	size_t sz = sizeof(*k->cpuid) +
-		    k->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
-	struct kvm_cpuid2 *c = malloc(sz + 2 * sizeof(struct kvm_cpuid_entry2));
-	bool deadline = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
-			      KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+	struct kvm_cpuid2 *c;
+	struct vm_topology t;
 	int ret;
 
+	vm_get_topology(vcpu->ctx, &t);
+	c = vmm_cpuid_build(k->cpuid, vcpu->id, &t,
+			    ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+				  KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 	if (!c)
 		return -1;
-	memcpy(c, k->cpuid, sz);
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-
-		switch (e->function) {
-		case 1:
-			e->ebx = (e->ebx & 0x0000ffff) |
-				 ((uint32_t)vcpu->id << 24) |
-				 ((uint32_t)vcpu->ctx->ncpus << 16);
-			e->ecx |= 1u << 31; /* running under a hypervisor */
-			if (deadline)
-				e->ecx |= 1u << 24;
-			e->edx |= 1u << 28; /* HTT: the count in EBX is valid */
-			break;
-		case 0xb:
-		case 0x1f:
-			e->edx = vcpu->id;
-			break;
-		case 0x40000000:
-			/*
-			 * Our vendor leaf; KVM's paravirtual leaves move to
-			 * 0x40000100, where Linux and KVM also look.
-			 */
-			e->function = 0x40000100;
-			e->eax = 0x40000101;
-			break;
-		case 0x40000001:
-			e->function = 0x40000101;
-			break;
-		}
-	}
-	c->entries[c->nent++] = (struct kvm_cpuid_entry2){
-		.function = 0x40000000,
-		.eax = 0x40000000,
-		.ebx = 0x76796862, /* "bhyv" */
-		.ecx = 0x68622065, /* "e bh" */
-		.edx = 0x20657679, /* "yve " */
-	};
 	ret = ioctl(fd, KVM_SET_CPUID2, c);
 	if (ret < 0)
 		vm_set_error("KVM_SET_CPUID2: %s", strerror(errno));

@@ -14,10 +14,11 @@ B=$PWD/build
 RUNS=${RUNS:-5}
 N=${N:-100000}
 
+. ci/kvm.sh
 # --nested: run inside the outer QEMU VM even where /dev/kvm works here.
 if [ "${1:-}" = "--nested" ] ||
-	{ [ "${1:-}" != "--inside" ] && ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; }; then
-	echo "bench: running nested under QEMU (harness/nested)" >&2
+	{ [ "${1:-}" != "--inside" ] && ! kvm_usable; }; then
+	echo "bench: running nested under QEMU (harness/nested): $(kvm_why_nested)" >&2
 	exec harness/nested -- env RUNS="$RUNS" N="$N" \
 		"$PWD/tests/bench/run.sh" --inside
 fi
