@@ -30,7 +30,6 @@
 #define AML_EXT_DEVICE 0x82
 #define AML_ROOT '\\'
 #define AML_PARENT '^'
-#define AML_LOCAL0 0x60
 #define AML_ARG0 0x68
 #define AML_STORE 0x70
 #define AML_RETURN 0xa4
@@ -531,7 +530,11 @@ static void
 addr_desc(struct aml *a, uint8_t tag, int w, uint8_t space, uint8_t tflags,
 	  uint64_t min, uint64_t max)
 {
-	if (max < min)
+	uint64_t len = max - min + 1;
+
+	/* The length must fit the descriptor's width too (0-0xFFFF does not
+	 * fit a Word descriptor). */
+	if (max < min || (w < 8 && (len >> (8 * w)) != 0))
 		a->error = true;
 	aml_byte(a, tag);
 	le(a, 3 + 5 * (uint64_t)w, 2);
@@ -542,7 +545,7 @@ addr_desc(struct aml *a, uint8_t tag, int w, uint8_t space, uint8_t tflags,
 	le(a, min, w);
 	le(a, max, w);
 	le(a, 0, w); /* translation offset */
-	le(a, max - min + 1, w);
+	le(a, len, w);
 }
 
 void

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fwcfg.h"
 #include "options.h"
 #include "pci_emul.h"
 #include "vmm.h"
@@ -20,13 +21,15 @@ bhyve_usage(FILE *f)
 		"Usage: bhyve [-aCDeHhPSuWwxY]\n"
 		"       [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
 		"[,threads=n]]\n"
-		"       [-k config_file] [-l lpc] [-m mem] [-o var=value]\n"
+		"       [-f name,(string|file)=value] [-k config_file]\n"
+		"       [-l lpc] [-m mem] [-o var=value]\n"
 		"       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
 		"  -A: create ACPI tables\n"
 		"  -c: number of CPUs and/or topology specification\n"
 		"  -C: include guest memory in core file\n"
 		"  -D: destroy on power-off\n"
 		"  -e: exit on unhandled I/O access\n"
+		"  -f: fw_cfg file for the guest (with -l fwcfg,qemu)\n"
 		"  -H: vmexit from the guest on HLT\n"
 		"  -h: help\n"
 		"  -k: key=value flat config file\n"
@@ -220,6 +223,9 @@ one_option(int c, const char *arg, struct config *cfg, FILE *out, char *err,
 	case 'e':
 		rc = set(cfg, "x86.strictio", "true", err, errlen);
 		break;
+	case 'f':
+		rc = fwcfg_parse_file(cfg, arg, err, errlen);
+		break;
 	case 'G':
 		rc = set(cfg, "gdb.port", arg, err, errlen);
 		break;
@@ -295,7 +301,7 @@ enum opt_result
 bhyve_parse_args(int argc, char **argv, struct config *cfg, FILE *out,
 		 char *err, size_t errlen)
 {
-	static const char optstr[] = ":aehuwxACDHIPSWYk:o:p:G:c:s:m:l:K:U:";
+	static const char optstr[] = ":aehuwxACDHIPSWYf:k:o:p:G:c:s:m:l:K:U:";
 	int c;
 
 	optind = 0; /* glibc: start afresh (tests parse many times) */

@@ -1,0 +1,72 @@
+/* The guest physical memory map (see e820.h for the layout and why). */
+#include <stdbool.h>
+
+#include "e820.h"
+#include "pci_emul.h"
+
+#define ROM_AREA_START 0xFEC00000ULL /* IOAPIC, HPET, LAPIC, boot ROM */
+#define FOUR_GIB (1ULL << 32)
+
+static bool
+add(struct e820_entry *out, int max, int *n, uint64_t addr, uint64_t len,
+    uint32_t type)
+{
+	if (len == 0)
+		return true;
+	if (*n >= max)
+		return false;
+	out[(*n)++] = (struct e820_entry){addr, len, type};
+	return true;
+}
+
+int
+e820_build(struct vmctx *ctx, struct e820_entry *out, int max)
+{
+	uint64_t low = vm_get_lowmem_size(ctx);
+	uint64_t high = vm_get_highmem_size(ctx);
+	int n = 0;
+	bool ok;
+
+	/* vm_setup_memory guarantees at least 1 MiB of lowmem. */
+	ok = add(out, max, &n, 0, E820_LOWMEM_END, E820_RAM) &&
+	     add(out, max, &n, E820_LOWMEM_END,
+		 E820_HIMEM_START - E820_LOWMEM_END, E820_RESERVED) &&
+	     add(out, max, &n, E820_HIMEM_START,
+		 low > E820_HIMEM_START ? low - E820_HIMEM_START : 0,
+		 E820_RAM) &&
+	     add(out, max, &n, PCI_EMUL_ECFG_BASE, PCI_EMUL_ECFG_SIZE,
+		 E820_RESERVED) &&
+	     add(out, max, &n, ROM_AREA_START, FOUR_GIB - ROM_AREA_START,
+		 E820_RESERVED) &&
+	     add(out, max, &n, VM_HIGHMEM_BASE, high, E820_RAM);
+	return ok ? n : -1;
+}
+
+bool
+e820_is_ram(const struct e820_entry *map, int n, uint64_t addr, uint64_t len)
+{
+	for (int i = 0; i < n; i++) {
+		if (map[i].type != E820_RAM)
+			continue;
+		if (addr >= map[i].addr && addr - map[i].addr <= map[i].len &&
+		    len <= map[i].len - (addr - map[i].addr))
+			return true;
+	}
+	return false;
+}
+
+const char *
+e820_type_name(uint32_t type)
+{
+	switch (type) {
+	case E820_RAM:
+		return "usable";
+	case E820_RESERVED:
+		return "reserved";
+	case E820_ACPI:
+		return "ACPI data";
+	case E820_NVS:
+		return "ACPI NVS";
+	}
+	return "unknown";
+}

@@ -1,0 +1,474 @@
+/*
+ * The Linux x86 boot protocol 2.15 (see linux_boot.h for the layout).
+ * Offsets below are those of struct boot_params and struct setup_header
+ * (arch/x86/include/uapi/asm/bootparam.h, boot.rst "THE REAL-MODE KERNEL
+ * HEADER" and zero-page.rst); the setup header sits at the same offset in
+ * the image file and in boot_params.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "e820.h"
+#include "grub_x86.h"
+#include "linux_boot.h"
+
+/* boot_params (zero-page.rst). */
+#define BP_EXT_MEM_K 0x002	 /* screen_info.ext_mem_k, u16 */
+#define BP_VIDEO_COLS 0x007	 /* screen_info.orig_video_cols */
+#define BP_VIDEO_LINES 0x00e	 /* screen_info.orig_video_lines */
+#define BP_VIDEO_POINTS 0x010	 /* screen_info.orig_video_points */
+#define BP_ALT_MEM_K 0x1e0	 /* u32 */
+#define BP_E820_ENTRIES 0x1e8	 /* u8 */
+#define BP_E820_TABLE 0x2d0	 /* 128 entries of 20 bytes */
+#define BP_E820_MAX 128
+
+/* The setup header (boot.rst). */
+#define HDR_START 0x1f1
+#define HDR_SETUP_SECTS 0x1f1	 /* u8 */
+#define HDR_SYSSIZE 0x1f4	 /* u32, 16-byte units (2.04+) */
+#define HDR_BOOT_FLAG 0x1fe	 /* u16, 0xAA55 */
+#define HDR_JUMP_LEN 0x201	 /* header end = 0x202 + this byte */
+#define HDR_MAGIC 0x202		 /* "HdrS" */
+#define HDR_VERSION 0x206	 /* u16 */
+#define HDR_TYPE_OF_LOADER 0x210 /* u8 */
+#define HDR_LOADFLAGS 0x211	 /* u8 */
+#define HDR_CODE32_START 0x214	 /* u32 */
+#define HDR_RAMDISK_IMAGE 0x218	 /* u32 */
+#define HDR_RAMDISK_SIZE 0x21c	 /* u32 */
+#define HDR_CMD_LINE_PTR 0x228	 /* u32 (2.02+) */
+#define HDR_INITRD_ADDR_MAX 0x22c /* u32 (2.03+) */
+#define HDR_KERNEL_ALIGNMENT 0x230 /* u32 (2.05+) */
+#define HDR_RELOCATABLE 0x234	 /* u8 (2.05+) */
+#define HDR_MIN_ALIGNMENT 0x235	 /* u8, log2 (2.10+) */
+#define HDR_XLOADFLAGS 0x236	 /* u16 (2.12+) */
+#define HDR_CMDLINE_SIZE 0x238	 /* u32 (2.06+) */
+#define HDR_PREF_ADDRESS 0x258	 /* u64 (2.10+) */
+#define HDR_INIT_SIZE 0x260	 /* u32 (2.10+) */
+#define HDR_MAX_END 0x290	 /* end of struct setup_header's room */
+
+#define LOADED_HIGH 0x01
+#define KEEP_SEGMENTS 0x40
+#define XLF_KERNEL_64 0x01
+#define LOADER_UNDEFINED 0xff /* type_of_loader: no assigned ID */
+#define BZIMAGE_ADDR UINT64_C(0x100000)
+#define MIN_VERSION 0x0203
+
+#define PAGE UINT64_C(0x1000)
+#define MIB (UINT64_C(1) << 20)
+
+static uint16_t
+rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+rd64(const uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static void
+wr16(uint8_t *p, uint16_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+}
+
+static void
+wr32(uint8_t *p, uint32_t v)
+{
+	wr16(p, v);
+	wr16(p + 2, v >> 16);
+}
+
+static void
+wr64(uint8_t *p, uint64_t v)
+{
+	wr32(p, v);
+	wr32(p + 4, v >> 32);
+}
+
+static uint64_t
+align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static bool
+is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* The header's magic, version and sizes against the file's length. */
+static int
+parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k,
+	     char *err, size_t errlen)
+{
+	if (len < HDR_MAX_END) {
+		snprintf(err, errlen,
+			 "not a Linux kernel: %zu bytes is too short for a "
+			 "bzImage",
+			 len);
+		return -1;
+	}
+	if (rd16(img + HDR_BOOT_FLAG) != 0xaa55) {
+		snprintf(err, errlen, "not a Linux kernel: no boot flag 0xAA55 "
+				      "at offset 0x1fe");
+		return -1;
+	}
+	if (memcmp(img + HDR_MAGIC, "HdrS", 4) != 0) {
+		snprintf(err, errlen,
+			 "not a bzImage: no \"HdrS\" header at offset 0x202 "
+			 "(kernels before 1.3.73 are not supported)");
+		return -1;
+	}
+	k->version = rd16(img + HDR_VERSION);
+	if (k->version < MIN_VERSION) {
+		snprintf(err, errlen,
+			 "boot protocol %u.%02u is too old: 2.03 or later is "
+			 "needed",
+			 k->version >> 8, k->version & 0xff);
+		return -1;
+	}
+	if (!(img[HDR_LOADFLAGS] & LOADED_HIGH)) {
+		snprintf(err, errlen,
+			 "zImage kernels (not LOADED_HIGH) are not supported");
+		return -1;
+	}
+	k->setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
+	k->payload_off = (k->setup_sects + 1) * 512;
+	if (k->payload_off >= len) {
+		snprintf(err, errlen,
+			 "truncated kernel: setup_sects %u puts the kernel at "
+			 "offset %zu, past the end of the %zu-byte file",
+			 k->setup_sects, k->payload_off, len);
+		return -1;
+	}
+	k->payload_len = len - k->payload_off;
+	k->hdr_end = 0x202 + img[HDR_JUMP_LEN];
+	if (k->hdr_end > HDR_MAX_END)
+		k->hdr_end = HDR_MAX_END;
+	if (k->version >= 0x0204 &&
+	    (uint64_t)rd32(img + HDR_SYSSIZE) * 16 > k->payload_len) {
+		snprintf(err, errlen,
+			 "truncated kernel: the header says %" PRIu64
+			 " bytes of protected-mode code, the file has %zu",
+			 (uint64_t)rd32(img + HDR_SYSSIZE) * 16,
+			 k->payload_len);
+		return -1;
+	}
+	return 0;
+}
+
+/* Alignment, relocation and memory needs (fields by protocol version). */
+static int
+parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
+	     size_t errlen)
+{
+	k->alignment = 0;
+	k->relocatable = false;
+	if (k->version >= 0x0205) {
+		k->alignment = rd32(img + HDR_KERNEL_ALIGNMENT);
+		k->relocatable = img[HDR_RELOCATABLE] != 0;
+	}
+	if (k->relocatable &&
+	    (!is_pow2(k->alignment) || k->alignment < PAGE)) {
+		snprintf(err, errlen,
+			 "bad header: kernel_alignment 0x%x is not a power "
+			 "of two of at least 4 KiB",
+			 k->alignment);
+		return -1;
+	}
+	k->min_alignment = k->alignment;
+	k->init_size = k->payload_len;
+	k->pref_address = BZIMAGE_ADDR;
+	if (k->version >= 0x020a) {
+		unsigned log2 = img[HDR_MIN_ALIGNMENT];
+
+		if (k->relocatable && log2 >= 12 && log2 < 32 &&
+		    (1u << log2) <= k->alignment)
+			k->min_alignment = 1u << log2;
+		k->pref_address = rd64(img + HDR_PREF_ADDRESS);
+		if (rd32(img + HDR_INIT_SIZE) > k->init_size)
+			k->init_size = rd32(img + HDR_INIT_SIZE);
+	}
+	k->entry64 = k->version >= 0x020c &&
+		     (rd16(img + HDR_XLOADFLAGS) & XLF_KERNEL_64);
+	k->code32_start = rd32(img + HDR_CODE32_START);
+	/* The 32-bit entry must land inside the kernel we load. */
+	if (!k->entry64 && (k->code32_start < BZIMAGE_ADDR ||
+			    k->code32_start - BZIMAGE_ADDR >= k->payload_len)) {
+		snprintf(err, errlen,
+			 "bad header: code32_start 0x%x is outside the "
+			 "kernel's %zu bytes at 0x100000",
+			 k->code32_start, k->payload_len);
+		return -1;
+	}
+	k->cmdline_max =
+	    k->version >= 0x0206 ? rd32(img + HDR_CMDLINE_SIZE) : 255;
+	k->initrd_addr_max = rd32(img + HDR_INITRD_ADDR_MAX);
+	return 0;
+}
+
+int
+linux_parse(const uint8_t *img, size_t len, struct linux_kernel *k,
+	    char *err, size_t errlen)
+{
+	memset(k, 0, sizeof(*k));
+	if (parse_basics(img, len, k, err, errlen) < 0)
+		return -1;
+	return parse_layout(img, k, err, errlen);
+}
+
+uint64_t
+linux_initrd_size(const struct linux_initrd *v, int n)
+{
+	uint64_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += align_up(v[i].len, 4);
+	return total;
+}
+
+/* code32_start relative to the load address (0 if the header's is bogus). */
+static uint64_t
+code32_offset(const struct linux_kernel *k)
+{
+	if (k->code32_start < BZIMAGE_ADDR ||
+	    k->code32_start - BZIMAGE_ADDR >= k->payload_len)
+		return 0;
+	return k->code32_start - BZIMAGE_ADDR;
+}
+
+static bool
+fits(uint64_t addr, uint64_t need, uint64_t lowmem)
+{
+	return addr >= BZIMAGE_ADDR && addr <= lowmem && need <= lowmem - addr;
+}
+
+/* The kernel's load address, or 0 if it fits nowhere. */
+static uint64_t
+place_kernel(const struct linux_kernel *k, uint64_t need, uint64_t lowmem)
+{
+	if (!k->relocatable)
+		return fits(BZIMAGE_ADDR, need, lowmem) ? BZIMAGE_ADDR : 0;
+	if (k->version >= 0x020a && (k->pref_address & (k->alignment - 1)) == 0 &&
+	    fits(k->pref_address, need, lowmem))
+		return k->pref_address;
+	for (uint64_t a = k->alignment; a >= k->min_alignment; a >>= 1) {
+		uint64_t addr = align_up(BZIMAGE_ADDR, a);
+
+		if (fits(addr, need, lowmem))
+			return addr;
+	}
+	return 0;
+}
+
+static int
+place_initrd(const struct linux_kernel *k, uint64_t lowmem,
+	     struct linux_layout *l, char *err, size_t errlen)
+{
+	uint64_t top = (uint64_t)k->initrd_addr_max + 1;
+
+	if (l->initrd_size == 0)
+		return 0;
+	if (top > lowmem)
+		top = lowmem;
+	if (l->initrd_size <= top &&
+	    ((top - l->initrd_size) & ~(PAGE - 1)) >= l->kernel_end) {
+		l->initrd_addr = (top - l->initrd_size) & ~(PAGE - 1);
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "the initrd is too big: %" PRIu64 " KiB do not fit between "
+		 "the kernel's end (0x%" PRIx64 ") and 0x%" PRIx64
+		 ": raise the guest's memory (-M)",
+		 l->initrd_size >> 10, l->kernel_end, top);
+	return -1;
+}
+
+int
+linux_place(const struct linux_kernel *k, uint64_t lowmem,
+	    uint64_t initrd_size, struct linux_layout *l, char *err,
+	    size_t errlen)
+{
+	uint64_t need = align_up(k->init_size, PAGE);
+
+	memset(l, 0, sizeof(*l));
+	l->kernel_addr = place_kernel(k, need, lowmem);
+	if (!l->kernel_addr) {
+		snprintf(err, errlen,
+			 "the kernel needs %" PRIu64 " MiB of memory from 0x%" PRIx64
+			 " but the guest has %" PRIu64
+			 " MiB below 4 GiB: raise the guest's memory (-M)",
+			 (need + MIB - 1) / MIB,
+			 k->relocatable ? k->pref_address : BZIMAGE_ADDR,
+			 lowmem / MIB);
+		return -1;
+	}
+	l->kernel_end = l->kernel_addr + need;
+	l->entry = k->entry64 ? l->kernel_addr + 0x200
+			      : l->kernel_addr + code32_offset(k);
+	l->zero_page = LINUX_ZERO_PAGE;
+	l->cmdline = LINUX_CMDLINE;
+	l->initrd_size = initrd_size;
+	return place_initrd(k, lowmem, l, err, errlen);
+}
+
+int
+linux_check_cmdline(const struct linux_kernel *k, const char *cmdline,
+		    char *err, size_t errlen)
+{
+	uint64_t max = LINUX_CMDLINE_END - LINUX_CMDLINE - 1;
+	size_t n = strlen(cmdline);
+
+	if (k->cmdline_max < max)
+		max = k->cmdline_max;
+	if (n > max) {
+		snprintf(err, errlen,
+			 "the command line is %zu bytes; this kernel takes at "
+			 "most %" PRIu64,
+			 n, max);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_e820(struct vmctx *ctx, uint8_t *zp, char *err, size_t errlen)
+{
+	struct e820_entry map[E820_MAX_ENTRIES];
+	int n = e820_build(ctx, map, E820_MAX_ENTRIES);
+
+	if (n < 0 || n > BP_E820_MAX) {
+		snprintf(err, errlen, "the memory map does not fit boot_params");
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		uint8_t *e = zp + BP_E820_TABLE + i * 20;
+
+		wr64(e, map[i].addr);
+		wr64(e + 8, map[i].len);
+		wr32(e + 16, map[i].type);
+	}
+	zp[BP_E820_ENTRIES] = n;
+	return 0;
+}
+
+/* boot_params: the image's setup header plus what a loader fills in. */
+static int
+build_zero_page(struct vmctx *ctx, const struct linux_boot_args *a,
+		const struct linux_kernel *k, const struct linux_layout *l,
+		uint8_t *zp, char *err, size_t errlen)
+{
+	uint64_t ext_k = (vm_get_lowmem_size(ctx) - MIB) >> 10;
+
+	memset(zp, 0, PAGE);
+	memcpy(zp + HDR_START, a->image + HDR_START, k->hdr_end - HDR_START);
+	zp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
+	zp[HDR_LOADFLAGS] &= ~KEEP_SEGMENTS;
+	wr32(zp + HDR_CODE32_START, l->kernel_addr + code32_offset(k));
+	wr32(zp + HDR_CMD_LINE_PTR, l->cmdline);
+	wr32(zp + HDR_RAMDISK_IMAGE, l->initrd_addr);
+	wr32(zp + HDR_RAMDISK_SIZE, l->initrd_size);
+	wr16(zp + BP_EXT_MEM_K, ext_k > 0xffff ? 0xffff : ext_k);
+	wr32(zp + BP_ALT_MEM_K, ext_k > 0xffffffff ? 0xffffffff : ext_k);
+	/* grub2-bhyve: an 80x25 text screen unless -e (old kernels need it). */
+	if (!a->no_vga_info) {
+		zp[BP_VIDEO_COLS] = 80;
+		zp[BP_VIDEO_LINES] = 25;
+	}
+	wr16(zp + BP_VIDEO_POINTS, 16);
+	return write_e820(ctx, zp, err, errlen);
+}
+
+static void *
+guest(struct vmctx *ctx, uint64_t gpa, uint64_t len, char *err, size_t errlen)
+{
+	void *p = vm_map_gpa(ctx, gpa, len);
+
+	if (!p)
+		snprintf(err, errlen,
+			 "0x%" PRIx64 "+0x%" PRIx64 " is outside guest RAM",
+			 gpa, len);
+	return p;
+}
+
+static int
+load_images(struct vmctx *ctx, const struct linux_boot_args *a,
+	    const struct linux_kernel *k, const struct linux_layout *l,
+	    char *err, size_t errlen)
+{
+	uint8_t *p = guest(ctx, l->kernel_addr, k->payload_len, err, errlen);
+	char *cl;
+
+	if (!p)
+		return -1;
+	memcpy(p, a->image + k->payload_off, k->payload_len);
+	if (l->initrd_size) {
+		p = guest(ctx, l->initrd_addr, l->initrd_size, err, errlen);
+		if (!p)
+			return -1;
+		memset(p, 0, l->initrd_size);
+		for (int i = 0; i < a->ninitrds; i++) {
+			memcpy(p, a->initrds[i].data, a->initrds[i].len);
+			p += align_up(a->initrds[i].len, 4);
+		}
+	}
+	cl = guest(ctx, l->cmdline, strlen(a->cmdline) + 1, err, errlen);
+	if (!cl)
+		return -1;
+	strcpy(cl, a->cmdline);
+	return 0;
+}
+
+static int
+set_entry_state(struct vmctx *ctx, const struct linux_kernel *k,
+		const struct linux_layout *l, char *err, size_t errlen)
+{
+	struct vm_boot_state bs;
+
+	if (x86_handoff(ctx, k->entry64 ? X86_MODE_LONG64 : X86_MODE_PROT32,
+			LINUX_TABLES, &bs, err, errlen) < 0)
+		return -1;
+	/* "%esi must hold the base address of the struct boot_params;
+	 * %ebp, %edi and %ebx must be zero" (32-bit and 64-bit protocols). */
+	bs.regs[VM_REG_GUEST_RIP] = l->entry;
+	bs.regs[VM_REG_GUEST_RSI] = l->zero_page;
+	bs.regs[VM_REG_GUEST_RSP] = LINUX_STACK_TOP;
+	return x86_commit(ctx, &bs, err, errlen);
+}
+
+int
+linux_boot(struct vmctx *ctx, const struct linux_boot_args *a,
+	   struct linux_layout *out, char *err, size_t errlen)
+{
+	struct linux_kernel k;
+	struct linux_layout l;
+	uint8_t *zp;
+
+	if (linux_parse(a->image, a->len, &k, err, errlen) < 0 ||
+	    linux_check_cmdline(&k, a->cmdline, err, errlen) < 0 ||
+	    linux_place(&k, vm_get_lowmem_size(ctx),
+			linux_initrd_size(a->initrds, a->ninitrds), &l, err,
+			errlen) < 0)
+		return -1;
+	zp = guest(ctx, l.zero_page, PAGE, err, errlen);
+	if (!zp || build_zero_page(ctx, a, &k, &l, zp, err, errlen) < 0 ||
+	    load_images(ctx, a, &k, &l, err, errlen) < 0 ||
+	    set_entry_state(ctx, &k, &l, err, errlen) < 0)
+		return -1;
+	if (out)
+		*out = l;
+	return 0;
+}

@@ -1,0 +1,235 @@
+/*
+ * The MP table (Intel MultiProcessor Specification 1.4): the floating
+ * pointer at MPTABLE_BASE, the configuration table right after it.
+ *
+ * Entries, in the order §4.3 asks (by type): one processor per vCPU (APIC
+ * ID = vCPU index, vCPU 0 the BSP), the PCI buses that hold devices, then
+ * the ISA bus, the IOAPIC (id = ncpus, as in the MADT), I/O interrupts
+ * (the 16 ISA IRQs as the MADT describes them, then each PCI INTx route
+ * from acpi_pci_intx, as the DSDT's _PRT has them), and local interrupts
+ * (LINT0 ExtINT, LINT1 NMI on every CPU).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acpi.h"
+#include "machine.h"
+#include "mptbl.h"
+#include "pci_emul.h"
+#include "pm.h"
+
+#define MPFP_LEN 16
+#define MPCH_LEN 44
+#define MP_SPEC_REV 4 /* 1.4 */
+#define MP_PROC_LEN 20
+#define MP_ENTRY_LEN 8
+
+enum { MP_PROC, MP_BUS, MP_IOAPIC, MP_IOINT, MP_LINT };
+enum { INT_INT, INT_NMI, INT_SMI, INT_EXTINT };
+/* I/O interrupt flags (§4.3.4): polarity 1:0, trigger 3:2; 0 conforms. */
+#define MPF_HIGH 0x1
+#define MPF_EDGE 0x4
+#define MPF_LEVEL 0xc
+
+#define MP_LAPIC_VERSION 0x14
+#define MP_IOAPIC_VERSION 0x11
+/* CPU signature (family 6) and features (FPU, APIC) for every entry. */
+#define MP_CPU_SIGNATURE 0x0600
+#define MP_CPU_FEATURES 0x0201
+
+struct mp_buf {
+	uint8_t *p;
+	size_t len, cap;
+	int count; /* entries */
+};
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* The next entry's bytes, or NULL when the table would not fit. */
+static uint8_t *
+entry(struct mp_buf *b, size_t len)
+{
+	uint8_t *e;
+
+	if (!b->p || b->len + len > b->cap) {
+		b->p = NULL;
+		return NULL;
+	}
+	e = b->p + b->len;
+	b->len += len;
+	b->count++;
+	return e;
+}
+
+static void
+intr(struct mp_buf *b, int type, int kind, uint16_t flags, int bus, int irq,
+     int dst, int pin)
+{
+	uint8_t *e = entry(b, MP_ENTRY_LEN);
+
+	if (!e)
+		return;
+	e[0] = (uint8_t)type;
+	e[1] = (uint8_t)kind;
+	put16(e + 2, flags);
+	e[4] = (uint8_t)bus;
+	e[5] = (uint8_t)irq;
+	e[6] = (uint8_t)dst;
+	e[7] = (uint8_t)pin;
+}
+
+static void
+bus_one(struct pci_devinst *pi, void *arg)
+{
+	bool *used = arg;
+
+	used[pi->pi_bus] = true;
+}
+
+static void
+mp_buses(struct mp_buf *b, const bool *used, int isa)
+{
+	for (int bus = 0; bus <= isa; bus++) {
+		uint8_t *e;
+
+		if (bus < isa && !used[bus])
+			continue;
+		e = entry(b, MP_ENTRY_LEN);
+		if (!e)
+			return;
+		e[0] = MP_BUS;
+		e[1] = (uint8_t)bus;
+		memcpy(e + 2, bus == isa ? "ISA   " : "PCI   ", 6);
+	}
+}
+
+/* The 16 ISA IRQs, as the MADT has them: IRQ 0 on pin 2, the SCI level. */
+static void
+mp_isa_ints(struct mp_buf *b, int isa, int ioapic)
+{
+	intr(b, MP_IOINT, INT_EXTINT, 0, isa, 0, ioapic, 0);
+	for (int irq = 0; irq < 16; irq++) {
+		if (irq == 2) /* the cascade; pin 2 is IRQ 0 */
+			continue;
+		if (irq == PM_SCI_IRQ)
+			intr(b, MP_IOINT, INT_INT, MPF_HIGH | MPF_LEVEL, isa,
+			     irq, ioapic, irq);
+		else
+			intr(b, MP_IOINT, INT_INT, 0, isa, irq, ioapic,
+			     irq == 0 ? 2 : irq);
+	}
+}
+
+static int
+mp_build(struct vmctx *ctx, int ncpus, struct mp_buf *b)
+{
+	bool used[256] = {0};
+	struct acpi_intx *v;
+	int isa = 0, n;
+	uint8_t *e;
+
+	used[0] = true;
+	pci_foreach_devinst(ctx, bus_one, used);
+	for (int bus = 0; bus < 256; bus++)
+		if (used[bus])
+			isa = bus + 1;
+	if (isa > 255) {
+		fprintf(stderr, "bhyve: MP table: no bus id left for ISA (a "
+				"device is on PCI bus 255)\n");
+		return -1;
+	}
+	for (int i = 0; i < ncpus; i++) {
+		e = entry(b, MP_PROC_LEN);
+		if (!e)
+			break;
+		e[0] = MP_PROC;
+		e[1] = (uint8_t)i; /* APIC ID */
+		e[2] = MP_LAPIC_VERSION;
+		e[3] = 0x01 | (i == 0 ? 0x02 : 0); /* enabled, BSP */
+		put32(e + 4, MP_CPU_SIGNATURE);
+		put32(e + 8, MP_CPU_FEATURES);
+	}
+	mp_buses(b, used, isa);
+	e = entry(b, MP_ENTRY_LEN);
+	if (e) {
+		e[0] = MP_IOAPIC;
+		e[1] = (uint8_t)ncpus;
+		e[2] = MP_IOAPIC_VERSION;
+		e[3] = 0x01; /* enabled */
+		put32(e + 4, ACPI_IOAPIC_BASE);
+	}
+	mp_isa_ints(b, isa, ncpus);
+	n = acpi_pci_intx(ctx, &v);
+	if (n < 0) {
+		fprintf(stderr, "bhyve: MP table: out of memory\n");
+		return -1;
+	}
+	/* PCI source IRQ (§D.3): slot in bits 6:2, INTA-INTD in 1:0. */
+	for (int i = 0; i < n; i++)
+		intr(b, MP_IOINT, INT_INT, 0, v[i].bus,
+		     v[i].slot << 2 | v[i].pin, ncpus, v[i].irq);
+	free(v);
+	intr(b, MP_LINT, INT_EXTINT, 0, 0, 0, 0xff, 0);
+	intr(b, MP_LINT, INT_NMI, 0, 0, 0, 0xff, 1);
+	if (!b->p) {
+		fprintf(stderr, "bhyve: MP table: more than %u bytes; use -Y to "
+				"go without it\n",
+			MPTABLE_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mptable_build(struct vmctx *ctx, int ncpus)
+{
+	uint8_t img[MPTABLE_MAX] = {0}, *fp = img, *ch = img + MPFP_LEN;
+	struct mp_buf b = {ch, MPCH_LEN, MPTABLE_MAX - MPFP_LEN, 0};
+	uint8_t *guest;
+
+	if (!config_get_bool(machine_config(ctx), "x86.mptable", true))
+		return 0;
+	if (ncpus < 1 || ncpus > VM_MAXCPU) {
+		fprintf(stderr, "bhyve: MP table: bad vCPU count %d\n", ncpus);
+		return -1;
+	}
+	guest = vm_map_gpa(ctx, MPTABLE_BASE, MPTABLE_MAX);
+	if (!guest) {
+		fprintf(stderr, "bhyve: MP table: guest memory does not cover "
+				"0xF0000 (-m too small?)\n");
+		return -1;
+	}
+	if (mp_build(ctx, ncpus, &b) < 0)
+		return -1;
+	/* The configuration table header (§4.2). */
+	memcpy(ch, "PCMP", 4);
+	put16(ch + 4, (uint16_t)b.len);
+	ch[6] = MP_SPEC_REV;
+	memcpy(ch + 8, "BHyVe   ", 8);
+	memcpy(ch + 16, "Hypervisor  ", 12);
+	put16(ch + 34, (uint16_t)b.count);
+	put32(ch + 36, ACPI_LAPIC_BASE);
+	ch[7] = acpi_checksum(ch, b.len);
+	/* The floating pointer (§4.1): length in 16-byte units. */
+	memcpy(fp, "_MP_", 4);
+	put32(fp + 4, MPTABLE_BASE + MPFP_LEN);
+	fp[8] = 1;
+	fp[9] = MP_SPEC_REV;
+	fp[10] = acpi_checksum(fp, MPFP_LEN);
+	memcpy(guest, img, MPFP_LEN + b.len);
+	return 0;
+}
