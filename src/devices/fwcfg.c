@@ -29,14 +29,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "e820.h"
 #include "fwcfg.h"
 #include "inout.h"
 #include "machine.h"
-
-#if __has_include("e820.h")
-#include "e820.h"
-#define HAVE_E820 1
-#endif
 
 #define FILE_MAX_SIZE (1u << 30) /* -f file= and kernel images */
 #define E820_MAX 64
@@ -369,10 +365,10 @@ user_file(const struct config *node, void *arg)
 	return uf->rc;
 }
 
+/* etc/e820: the memory map as packed little-endian entries (QEMU's). */
 static int
 add_e820(struct items *files, struct vmctx *ctx)
 {
-#ifdef HAVE_E820
 	struct e820_entry e[E820_MAX];
 	int n = e820_build(ctx, e, E820_MAX);
 	uint8_t *buf;
@@ -385,7 +381,7 @@ add_e820(struct items *files, struct vmctx *ctx)
 	if (!buf)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		uint64_t base = htole64(e[i].base), len = htole64(e[i].length);
+		uint64_t base = htole64(e[i].addr), len = htole64(e[i].len);
 		uint32_t type = htole32(e[i].type);
 
 		memcpy(buf + i * E820_ENTRY, &base, 8);
@@ -393,12 +389,6 @@ add_e820(struct items *files, struct vmctx *ctx)
 		memcpy(buf + i * E820_ENTRY + 16, &type, 4);
 	}
 	return items_add(files, 0, "etc/e820", buf, (uint32_t)n * E820_ENTRY);
-#else
-	/* src/hv/e820.h is not there yet: no etc/e820 until it is. */
-	(void)files;
-	(void)ctx;
-	return 0;
-#endif
 }
 
 static int

@@ -57,46 +57,6 @@
 #define PAGE UINT64_C(0x1000)
 #define MIB (UINT64_C(1) << 20)
 
-static uint16_t
-rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t
-rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-rd64(const uint8_t *p)
-{
-	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-static void
-wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-}
-
-static void
-wr32(uint8_t *p, uint32_t v)
-{
-	wr16(p, v);
-	wr16(p + 2, v >> 16);
-}
-
-static void
-wr64(uint8_t *p, uint64_t v)
-{
-	wr32(p, v);
-	wr32(p + 4, v >> 32);
-}
-
 static uint64_t
 align_up(uint64_t v, uint64_t a)
 {
@@ -121,7 +81,7 @@ parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k,
 			 len);
 		return -1;
 	}
-	if (rd16(img + HDR_BOOT_FLAG) != 0xaa55) {
+	if (le16_get(img + HDR_BOOT_FLAG) != 0xaa55) {
 		snprintf(err, errlen, "not a Linux kernel: no boot flag 0xAA55 "
 				      "at offset 0x1fe");
 		return -1;
@@ -132,7 +92,7 @@ parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k,
 			 "(kernels before 1.3.73 are not supported)");
 		return -1;
 	}
-	k->version = rd16(img + HDR_VERSION);
+	k->version = le16_get(img + HDR_VERSION);
 	if (k->version < MIN_VERSION) {
 		snprintf(err, errlen,
 			 "boot protocol %u.%02u is too old: 2.03 or later is "
@@ -159,11 +119,11 @@ parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k,
 	if (k->hdr_end > HDR_MAX_END)
 		k->hdr_end = HDR_MAX_END;
 	if (k->version >= 0x0204 &&
-	    (uint64_t)rd32(img + HDR_SYSSIZE) * 16 > k->payload_len) {
+	    (uint64_t)le32_get(img + HDR_SYSSIZE) * 16 > k->payload_len) {
 		snprintf(err, errlen,
 			 "truncated kernel: the header says %" PRIu64
 			 " bytes of protected-mode code, the file has %zu",
-			 (uint64_t)rd32(img + HDR_SYSSIZE) * 16,
+			 (uint64_t)le32_get(img + HDR_SYSSIZE) * 16,
 			 k->payload_len);
 		return -1;
 	}
@@ -178,7 +138,7 @@ parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
 	k->alignment = 0;
 	k->relocatable = false;
 	if (k->version >= 0x0205) {
-		k->alignment = rd32(img + HDR_KERNEL_ALIGNMENT);
+		k->alignment = le32_get(img + HDR_KERNEL_ALIGNMENT);
 		k->relocatable = img[HDR_RELOCATABLE] != 0;
 	}
 	if (k->relocatable &&
@@ -198,13 +158,13 @@ parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
 		if (k->relocatable && log2 >= 12 && log2 < 32 &&
 		    (1u << log2) <= k->alignment)
 			k->min_alignment = 1u << log2;
-		k->pref_address = rd64(img + HDR_PREF_ADDRESS);
-		if (rd32(img + HDR_INIT_SIZE) > k->init_size)
-			k->init_size = rd32(img + HDR_INIT_SIZE);
+		k->pref_address = le64_get(img + HDR_PREF_ADDRESS);
+		if (le32_get(img + HDR_INIT_SIZE) > k->init_size)
+			k->init_size = le32_get(img + HDR_INIT_SIZE);
 	}
 	k->entry64 = k->version >= 0x020c &&
-		     (rd16(img + HDR_XLOADFLAGS) & XLF_KERNEL_64);
-	k->code32_start = rd32(img + HDR_CODE32_START);
+		     (le16_get(img + HDR_XLOADFLAGS) & XLF_KERNEL_64);
+	k->code32_start = le32_get(img + HDR_CODE32_START);
 	/* The 32-bit entry must land inside the kernel we load. */
 	if (!k->entry64 && (k->code32_start < BZIMAGE_ADDR ||
 			    k->code32_start - BZIMAGE_ADDR >= k->payload_len)) {
@@ -215,8 +175,8 @@ parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
 		return -1;
 	}
 	k->cmdline_max =
-	    k->version >= 0x0206 ? rd32(img + HDR_CMDLINE_SIZE) : 255;
-	k->initrd_addr_max = rd32(img + HDR_INITRD_ADDR_MAX);
+	    k->version >= 0x0206 ? le32_get(img + HDR_CMDLINE_SIZE) : 255;
+	k->initrd_addr_max = le32_get(img + HDR_INITRD_ADDR_MAX);
 	return 0;
 }
 
@@ -357,9 +317,9 @@ write_e820(struct vmctx *ctx, uint8_t *zp, char *err, size_t errlen)
 	for (int i = 0; i < n; i++) {
 		uint8_t *e = zp + BP_E820_TABLE + i * 20;
 
-		wr64(e, map[i].addr);
-		wr64(e + 8, map[i].len);
-		wr32(e + 16, map[i].type);
+		le64_put(e, map[i].addr);
+		le64_put(e + 8, map[i].len);
+		le32_put(e + 16, map[i].type);
 	}
 	zp[BP_E820_ENTRIES] = n;
 	return 0;
@@ -377,18 +337,18 @@ build_zero_page(struct vmctx *ctx, const struct linux_boot_args *a,
 	memcpy(zp + HDR_START, a->image + HDR_START, k->hdr_end - HDR_START);
 	zp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	zp[HDR_LOADFLAGS] &= ~KEEP_SEGMENTS;
-	wr32(zp + HDR_CODE32_START, l->kernel_addr + code32_offset(k));
-	wr32(zp + HDR_CMD_LINE_PTR, l->cmdline);
-	wr32(zp + HDR_RAMDISK_IMAGE, l->initrd_addr);
-	wr32(zp + HDR_RAMDISK_SIZE, l->initrd_size);
-	wr16(zp + BP_EXT_MEM_K, ext_k > 0xffff ? 0xffff : ext_k);
-	wr32(zp + BP_ALT_MEM_K, ext_k > 0xffffffff ? 0xffffffff : ext_k);
+	le32_put(zp + HDR_CODE32_START, l->kernel_addr + code32_offset(k));
+	le32_put(zp + HDR_CMD_LINE_PTR, l->cmdline);
+	le32_put(zp + HDR_RAMDISK_IMAGE, l->initrd_addr);
+	le32_put(zp + HDR_RAMDISK_SIZE, l->initrd_size);
+	le16_put(zp + BP_EXT_MEM_K, ext_k > 0xffff ? 0xffff : ext_k);
+	le32_put(zp + BP_ALT_MEM_K, ext_k > 0xffffffff ? 0xffffffff : ext_k);
 	/* grub2-bhyve: an 80x25 text screen unless -e (old kernels need it). */
 	if (!a->no_vga_info) {
 		zp[BP_VIDEO_COLS] = 80;
 		zp[BP_VIDEO_LINES] = 25;
 	}
-	wr16(zp + BP_VIDEO_POINTS, 16);
+	le16_put(zp + BP_VIDEO_POINTS, 16);
 	return write_e820(ctx, zp, err, errlen);
 }
 
