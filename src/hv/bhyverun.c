@@ -14,6 +14,7 @@
 
 #include <linux/kvm.h>
 
+#include "exitstats.h"
 #include "inout.h"
 #include "machine.h"
 #include "mem.h"
@@ -38,6 +39,7 @@ struct vcpu_thread {
 
 struct run_state {
 	struct machine *m;
+	struct exit_stats *stats; /* NULL unless debug.exit_stats */
 	struct vcpu_thread vt[VM_MAXCPU];
 	pthread_mutex_t halt_lock;
 	int halt_gen;
@@ -132,6 +134,8 @@ vcpu_loop(void *arg)
 			vcpu_error(ctx, id, vm_strerror());
 			break;
 		}
+		if (rs->stats)
+			exit_stats_count(rs->stats, &x);
 		switch (x.code) {
 		case VM_EXIT_INOUT:
 			if (emulate_inout(ctx, vt->vcpu, &x, vt->m->strictio) <
@@ -271,6 +275,8 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	if (!m->mev)
 		return -1;
 	vm_set_coalesced_handler(ctx, coalesced_out);
+	if (config_get_bool(cfg, "debug.exit_stats", false))
+		rs->stats = exit_stats_create();
 	if (sysdev_init_all(ctx) < 0 || init_pci(ctx) < 0 ||
 	    check_lpc(ctx, cfg) < 0)
 		return -1;
@@ -367,6 +373,8 @@ main(int argc, char **argv)
 	}
 	vm_drain_coalesced(ctx);
 	lpc_uart_flush_all(ctx);
+	if (rs.stats)
+		exit_stats_print(rs.stats, ctx, rs.m->ncpus, stderr);
 	status = rs.m->status;
 	/* The loaded kernel ran: a later bhyve needs a fresh load. */
 	{

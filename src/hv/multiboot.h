@@ -32,6 +32,7 @@
 #define MB_BOOTLOADER_MAGIC 0x2BADB002u
 #define MB_SEARCH 8192 /* the header lies within the first 8 KiB */
 #define MB_MAX_SEGS 32
+#define MB_MAX_MODS 64
 
 /* Header flags (§3.1.2). */
 #define MB_PAGE_ALIGN (1u << 0)

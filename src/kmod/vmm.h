@@ -195,6 +195,10 @@ bool vm_vcpu_maybe_halted(struct vcpu *vcpu);
 /* True when the vCPU is halted with interrupts disabled (after a kick). */
 bool vm_vcpu_halted_noint(struct vcpu *vcpu);
 
+/* The hypervisor's counters for a vCPU (KVM: exits, io_exits, ...). */
+typedef void (*vm_stat_fn)(const char *name, uint64_t value, void *arg);
+int vm_vcpu_stats(struct vcpu *vcpu, vm_stat_fn fn, void *arg);
+
 /* Interrupts. */
 int vm_irq_assert(struct vmctx *ctx, int gsi);
 int vm_irq_deassert(struct vmctx *ctx, int gsi);

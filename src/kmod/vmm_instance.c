@@ -830,6 +830,14 @@ vm_vcpu_kick(struct vcpu *vcpu)
 		vcpu->ctx->ops->kick(vcpu);
 }
 
+int
+vm_vcpu_stats(struct vcpu *vcpu, vm_stat_fn fn, void *arg)
+{
+	if (!vcpu->ctx->ops->stats)
+		return -1;
+	return vcpu->ctx->ops->stats(vcpu, fn, arg);
+}
+
 bool
 vm_vcpu_maybe_halted(struct vcpu *vcpu)
 {

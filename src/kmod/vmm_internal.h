@@ -21,6 +21,7 @@ struct vmm_ops {
 	void (*kick)(struct vcpu *vcpu);
 	bool (*halted_noint)(struct vcpu *vcpu);
 	bool (*maybe_halted)(struct vcpu *vcpu);
+	int (*stats)(struct vcpu *vcpu, vm_stat_fn fn, void *arg);
 	int (*irq_line)(struct vmctx *ctx, int gsi, int level);
 	int (*msi)(struct vmctx *ctx, uint64_t addr, uint64_t msg);
 	int (*coalesce_pio)(struct vmctx *ctx, uint16_t port, uint16_t len,

@@ -37,6 +37,8 @@ struct kvm_vcpu {
 	int fd;
 	int stats_fd;
 	uint64_t blocking_off; /* offset of the "blocking" stat, 0 = none */
+	struct kvm_stats_header stats_hdr;
+	char *stats_descs;
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_set;
@@ -261,35 +263,69 @@ kvm_set_cpuid(struct vcpu *vcpu, int fd)
 	return ret;
 }
 
-/* Find the per-vCPU "blocking" statistic, which says a vCPU is halted. */
+/*
+ * KVM's binary statistics (Documentation/virt/kvm/api.rst, KVM_GET_STATS_FD):
+ * the descriptors are read once; values are read with pread when wanted.
+ */
 static void
-kvm_find_blocking_stat(struct kvm_vcpu *kv)
+kvm_stats_open(struct kvm_vcpu *kv)
 {
-	struct kvm_stats_header h;
+	struct kvm_stats_header *h = &kv->stats_hdr;
 	size_t dsz;
-	char *descs;
 
 	kv->stats_fd = ioctl(kv->fd, KVM_GET_STATS_FD, NULL);
 	if (kv->stats_fd < 0)
 		return;
-	if (pread(kv->stats_fd, &h, sizeof(h), 0) != sizeof(h))
+	if (pread(kv->stats_fd, h, sizeof(*h), 0) != sizeof(*h) ||
+	    h->num_desc > 4096 || h->name_size > 256)
 		return;
-	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
-	descs = calloc(h.num_desc, dsz);
-	if (!descs)
+	dsz = sizeof(struct kvm_stats_desc) + h->name_size;
+	kv->stats_descs = calloc(h->num_desc, dsz);
+	if (!kv->stats_descs)
 		return;
-	if (pread(kv->stats_fd, descs, h.num_desc * dsz, h.desc_offset) ==
-	    (ssize_t)(h.num_desc * dsz)) {
-		for (uint32_t i = 0; i < h.num_desc; i++) {
-			struct kvm_stats_desc *d =
-				(struct kvm_stats_desc *)(descs + i * dsz);
-			if (!strncmp(d->name, "blocking", h.name_size)) {
-				kv->blocking_off = h.data_offset + d->offset;
-				break;
-			}
-		}
+	if (pread(kv->stats_fd, kv->stats_descs, h->num_desc * dsz,
+		  h->desc_offset) != (ssize_t)(h->num_desc * dsz)) {
+		free(kv->stats_descs);
+		kv->stats_descs = NULL;
+		return;
 	}
-	free(descs);
+	for (uint32_t i = 0; i < h->num_desc; i++) {
+		struct kvm_stats_desc *d =
+			(struct kvm_stats_desc *)(kv->stats_descs + i * dsz);
+		/* "blocking" says the vCPU is halted in the kernel. */
+		if (!strncmp(d->name, "blocking", h->name_size))
+			kv->blocking_off = h->data_offset + d->offset;
+	}
+}
+
+static int
+kvm_stats(struct vcpu *vcpu, vm_stat_fn fn, void *arg)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_stats_header *h = &kv->stats_hdr;
+	size_t dsz = sizeof(struct kvm_stats_desc) + h->name_size;
+	char name[257];
+
+	if (!kv->stats_descs)
+		return -1;
+	for (uint32_t i = 0; i < h->num_desc; i++) {
+		struct kvm_stats_desc *d =
+			(struct kvm_stats_desc *)(kv->stats_descs + i * dsz);
+		uint32_t type = d->flags & KVM_STATS_TYPE_MASK;
+		uint64_t v;
+
+		/* Plain counters only, not histograms. */
+		if (d->size != 1 || (type != KVM_STATS_TYPE_CUMULATIVE &&
+				     type != KVM_STATS_TYPE_INSTANT))
+			continue;
+		if (pread(kv->stats_fd, &v, sizeof(v),
+			  h->data_offset + d->offset) != sizeof(v))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)h->name_size,
+			 d->name);
+		fn(name, v, arg);
+	}
+	return 0;
 }
 
 static int
@@ -317,7 +353,7 @@ kvm_vcpu_init(struct vcpu *vcpu)
 		free(kv);
 		return -1;
 	}
-	kvm_find_blocking_stat(kv);
+	kvm_stats_open(kv);
 	vcpu->backend = kv;
 	return 0;
 }
@@ -333,6 +369,7 @@ kvm_vcpu_fini(struct vcpu *vcpu)
 	munmap(kv->run, k->run_size);
 	if (kv->stats_fd >= 0)
 		close(kv->stats_fd);
+	free(kv->stats_descs);
 	close(kv->fd);
 	free(kv);
 }
@@ -758,6 +795,7 @@ const struct vmm_ops vmm_kvm_ops = {
 	.run = kvm_run,
 	.kick = kvm_kick,
 	.maybe_halted = kvm_maybe_halted,
+	.stats = kvm_stats,
 	.halted_noint = kvm_halted_noint,
 	.irq_line = kvm_irq_line,
 	.msi = kvm_msi,
