@@ -46,8 +46,8 @@ debugexit_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 
 /* port: 0..0xffff (any base strtoul takes); size: 1, 2 or 4. */
 static int
-parse_num(const char *key, const char *s, unsigned long max,
-	  unsigned long *out, char *err, size_t errlen)
+parse_num(const char *key, const char *s, unsigned long max, unsigned long *out,
+	  char *err, size_t errlen)
 {
 	char *end;
 
@@ -72,8 +72,9 @@ settings(struct config *cfg, int *port, int *size, char *err, size_t errlen)
 	    (s && parse_num("size", s, 4, &sv, err, errlen) < 0))
 		return -1;
 	if ((sv != 1 && sv != 2 && sv != 4) || pv + sv > 0x10000) {
-		snprintf(err, errlen, "debug-exit: size %lu at port 0x%lx: "
-				      "use size 1, 2 or 4 below port 0x10000",
+		snprintf(err, errlen,
+			 "debug-exit: size %lu at port 0x%lx: "
+			 "use size 1, 2 or 4 below port 0x10000",
 			 sv, pv);
 		return -1;
 	}
@@ -95,17 +96,18 @@ debugexit_init(struct vmctx *ctx, const char *name)
 		fprintf(stderr, "bhyve: %s\n", err);
 		return -1;
 	}
-	iop = (struct inout_port){"debug-exit",	  port,		size,
-				  IOPORT_F_INOUT, debugexit_io,
-				  (void *)(uintptr_t)(port + size)};
+	iop = (struct inout_port){
+	    "debug-exit",   port,	  size,
+	    IOPORT_F_INOUT, debugexit_io, (void *)(uintptr_t)(port + size)};
 	if (register_inout(ctx, &iop) == 0)
 		return 0;
 	for (int p = port; p < port + size; p++) {
 		const char *owner = inout_owner(ctx, p);
 
 		if (owner) {
-			fprintf(stderr, "bhyve: debug-exit: port 0x%x is "
-					"taken by %s\n",
+			fprintf(stderr,
+				"bhyve: debug-exit: port 0x%x is "
+				"taken by %s\n",
 				p, owner);
 			return -1;
 		}
@@ -132,9 +134,11 @@ debugexit_parse(struct config *cfg, const char *name, const char *opts,
 	     tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
 
-		if (!eq || (strncmp(tok, "port=", 5) && strncmp(tok, "size=", 5))) {
-			snprintf(err, errlen, "-l debug-exit,%s: expected "
-					      "port=N and/or size=1|2|4",
+		if (!eq ||
+		    (strncmp(tok, "port=", 5) && strncmp(tok, "size=", 5))) {
+			snprintf(err, errlen,
+				 "-l debug-exit,%s: expected "
+				 "port=N and/or size=1|2|4",
 				 opts);
 			rc = -1;
 			break;
@@ -150,6 +154,6 @@ debugexit_parse(struct config *cfg, const char *name, const char *opts,
 }
 
 static const struct lpc_dev lpc_debugexit = {
-	"debug-exit", "QEMU isa-debug-exit: -l debug-exit[,port=0xf4][,size=4]",
-	debugexit_parse, debugexit_init};
+    "debug-exit", "QEMU isa-debug-exit: -l debug-exit[,port=0xf4][,size=4]",
+    debugexit_parse, debugexit_init};
 LPC_DEV_SET(lpc_debugexit);

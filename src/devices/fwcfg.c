@@ -35,8 +35,8 @@
 #include "machine.h"
 
 #define FILE_MAX_SIZE (1u << 30) /* -f file= and kernel images */
-#define E820_MAX 64
-#define E820_ENTRY 20 /* u64 address, u64 length, u32 type, packed */
+#define E820_SLOTS 64
+#define E820_ENTRY 20	 /* u64 address, u64 length, u32 type, packed */
 #define SEL_WRITE 0x4000 /* the selector's write bit, ignored */
 
 struct item {
@@ -244,8 +244,7 @@ dma_run(struct fwcfg *fc, uint64_t gpa)
  * of the low half at 0x518 starts the transfer. Reads give "QEMU CFG".
  */
 static int
-dma_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
-       void *arg)
+dma_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax, void *arg)
 {
 	struct fwcfg *fc = arg;
 	int off = port - FWCFG_PORT_DMA;
@@ -258,7 +257,8 @@ dma_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 			return -1;
 		}
 		for (int i = 0; i < bytes; i++)
-			v |= (uint32_t)(uint8_t)dma_signature[off + i] << (8 * i);
+			v |= (uint32_t)(uint8_t)dma_signature[off + i]
+			     << (8 * i);
 		*eax = v;
 		return 0;
 	}
@@ -338,15 +338,17 @@ user_file(const struct config *node, void *arg)
 	uint32_t size;
 
 	if (!name || !!str == !!path) {
-		fprintf(stderr, "bhyve: fwcfg.files.%s: needs a name and "
-				"either string or file\n",
+		fprintf(stderr,
+			"bhyve: fwcfg.files.%s: needs a name and "
+			"either string or file\n",
 			config_node_name(node));
 		uf->rc = -1;
 		return 1;
 	}
 	if (!*name || strlen(name) >= FWCFG_NAME_MAX) {
-		fprintf(stderr, "bhyve: fwcfg: file name '%s' must be 1 to %d "
-				"characters\n",
+		fprintf(stderr,
+			"bhyve: fwcfg: file name '%s' must be 1 to %d "
+			"characters\n",
 			name, FWCFG_NAME_MAX - 1);
 		uf->rc = -1;
 		return 1;
@@ -369,8 +371,8 @@ user_file(const struct config *node, void *arg)
 static int
 add_e820(struct items *files, struct vmctx *ctx)
 {
-	struct e820_entry e[E820_MAX];
-	int n = e820_build(ctx, e, E820_MAX);
+	struct e820_entry e[E820_SLOTS];
+	int n = e820_build(ctx, e, E820_SLOTS);
 	uint8_t *buf;
 
 	if (n < 0) {
@@ -539,7 +541,8 @@ add_boot(struct items *it, struct config *cfg)
 static int
 add_fixed(struct items *it, struct vmctx *ctx)
 {
-	uint64_t ncpus = vm_get_ncpus(ctx) > 0 ? (uint64_t)vm_get_ncpus(ctx) : 1;
+	uint64_t ncpus =
+	    vm_get_ncpus(ctx) > 0 ? (uint64_t)vm_get_ncpus(ctx) : 1;
 	uint64_t ram = vm_get_lowmem_size(ctx) + vm_get_highmem_size(ctx);
 
 	if (add_bytes(it, FWCFG_SIGNATURE, NULL, "QEMU", 4) < 0 ||
@@ -591,9 +594,8 @@ fwcfg_register(struct vmctx *ctx, struct fwcfg *fc)
 		if (register_inout(ctx, &ports[i]) == 0)
 			continue;
 		owner = inout_owner(ctx, ports[i].port);
-		for (int p = ports[i].port; !owner && p < ports[i].port +
-							      ports[i].size;
-		     p++)
+		for (int p = ports[i].port;
+		     !owner && p < ports[i].port + ports[i].size; p++)
 			owner = inout_owner(ctx, p);
 		fprintf(stderr, "bhyve: fwcfg: ports 0x%x-0x%x are taken%s%s\n",
 			ports[i].port, ports[i].port + ports[i].size - 1,
@@ -615,8 +617,9 @@ fwcfg_init(struct vmctx *ctx, const char *name)
 
 	(void)name;
 	if (!mode || strcmp(mode, "qemu") != 0) {
-		fprintf(stderr, "bhyve: lpc.fwcfg=%s: only the qemu interface "
-				"is offered (-l fwcfg,qemu)\n",
+		fprintf(stderr,
+			"bhyve: lpc.fwcfg=%s: only the qemu interface "
+			"is offered (-l fwcfg,qemu)\n",
 			mode ? mode : "");
 		return -1;
 	}
@@ -642,9 +645,10 @@ fwcfg_lpc_parse(struct config *cfg, const char *name, const char *opts,
 	if (!strcmp(opts, "qemu"))
 		return config_set(cfg, "lpc.fwcfg", "qemu", err, errlen);
 	if (!strcmp(opts, "bhyve"))
-		snprintf(err, errlen, "-l fwcfg,bhyve: bhyve's fwctl "
-				      "interface is not supported: use -l "
-				      "fwcfg,qemu");
+		snprintf(err, errlen,
+			 "-l fwcfg,bhyve: bhyve's fwctl "
+			 "interface is not supported: use -l "
+			 "fwcfg,qemu");
 	else
 		snprintf(err, errlen, "-l fwcfg%s%s: expected -l fwcfg,qemu",
 			 *opts ? "," : "", opts);
@@ -652,8 +656,8 @@ fwcfg_lpc_parse(struct config *cfg, const char *name, const char *opts,
 }
 
 static const struct lpc_dev lpc_fwcfg = {
-	"fwcfg", "QEMU fw_cfg: -l fwcfg,qemu (files with -f)",
-	fwcfg_lpc_parse, fwcfg_init};
+    "fwcfg", "QEMU fw_cfg: -l fwcfg,qemu (files with -f)", fwcfg_lpc_parse,
+    fwcfg_init};
 LPC_DEV_SET(lpc_fwcfg);
 
 struct dup_check {
@@ -676,8 +680,7 @@ dup_one(const struct config *node, void *arg)
 }
 
 int
-fwcfg_parse_file(struct config *cfg, const char *arg, char *err,
-		 size_t errlen)
+fwcfg_parse_file(struct config *cfg, const char *arg, char *err, size_t errlen)
 {
 	const char *name = arg, *comma, *val, *kind;
 	struct config *files;
@@ -688,15 +691,17 @@ fwcfg_parse_file(struct config *cfg, const char *arg, char *err,
 		name += 5;
 	comma = strchr(name, ',');
 	if (!comma || comma == name) {
-		snprintf(err, errlen, "-f %s: expected [name=]NAME,string="
-				      "VALUE or [name=]NAME,file=PATH",
+		snprintf(err, errlen,
+			 "-f %s: expected [name=]NAME,string="
+			 "VALUE or [name=]NAME,file=PATH",
 			 arg);
 		return -1;
 	}
 	d = (struct dup_check){name, (size_t)(comma - name), 0, false};
 	if (d.len >= FWCFG_NAME_MAX) {
-		snprintf(err, errlen, "-f %s: the name is longer than %d "
-				      "characters",
+		snprintf(err, errlen,
+			 "-f %s: the name is longer than %d "
+			 "characters",
 			 arg, FWCFG_NAME_MAX - 1);
 		return -1;
 	}
@@ -705,8 +710,9 @@ fwcfg_parse_file(struct config *cfg, const char *arg, char *err,
 	       : !strncmp(val, "file=", 5) ? "file"
 					   : NULL;
 	if (!kind || (kind[0] == 'f' && !val[5])) {
-		snprintf(err, errlen, "-f %s: expected string=VALUE or "
-				      "file=PATH after the name",
+		snprintf(err, errlen,
+			 "-f %s: expected string=VALUE or "
+			 "file=PATH after the name",
 			 arg);
 		return -1;
 	}

@@ -484,11 +484,11 @@ hpet_mmio(struct vcpu *vcpu, int dir, uint64_t addr, int size, uint64_t *val,
 }
 
 static const struct mem_range hpet_range = {
-	.name = "hpet",
-	.flags = MEM_F_RW,
-	.handler = hpet_mmio,
-	.base = HPET_BASE,
-	.size = HPET_SIZE,
+    .name = "hpet",
+    .flags = MEM_F_RW,
+    .handler = hpet_mmio,
+    .base = HPET_BASE,
+    .size = HPET_SIZE,
 };
 
 void
@@ -523,15 +523,15 @@ timers_init(struct hpet *h, struct mevent *mev)
 		struct hpet_timer *t = &h->t[n];
 
 		t->conf = timer_caps(n);
-		t->fd = timerfd_create(CLOCK_MONOTONIC,
-				       TFD_CLOEXEC | TFD_NONBLOCK);
+		t->fd =
+		    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 		if (t->fd < 0)
 			return -1;
 		h->args[n] = (struct hpet_arg){h, n};
 		if (!mev)
 			continue;
-		t->ev = mevent_add(mev, t->fd, EVF_READ, timer_event,
-				   &h->args[n]);
+		t->ev =
+		    mevent_add(mev, t->fd, EVF_READ, timer_event, &h->args[n]);
 		if (!t->ev)
 			return -1;
 	}

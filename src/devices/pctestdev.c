@@ -85,8 +85,7 @@ scratch_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 }
 
 static int
-irq_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
-       void *arg)
+irq_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax, void *arg)
 {
 	int pin = port - TESTDEV_IRQ;
 
@@ -137,22 +136,23 @@ iomem_mmio(struct vcpu *vcpu, int dir, uint64_t addr, int size, uint64_t *val,
 static void
 testdev_ports(struct pctestdev *t, struct inout_port ports[NPORTS])
 {
-	ports[0] = (struct inout_port){"pc-testdev",   TESTDEV_EXIT,
-				       TESTDEV_EXIT_LEN, IOPORT_F_INOUT,
-				       exit_io,	       t};
-	ports[1] = (struct inout_port){"pc-testdev",   TESTDEV_IOPORT,
+	ports[0] =
+	    (struct inout_port){"pc-testdev",	TESTDEV_EXIT, TESTDEV_EXIT_LEN,
+				IOPORT_F_INOUT, exit_io,      t};
+	ports[1] = (struct inout_port){"pc-testdev",	   TESTDEV_IOPORT,
 				       TESTDEV_IOPORT_LEN, IOPORT_F_INOUT,
-				       scratch_io,     t};
-	ports[2] = (struct inout_port){"pc-testdev",   TESTDEV_IRQ,
-				       TESTDEV_IRQ_PINS, IOPORT_F_INOUT,
-				       irq_io,	       t};
+				       scratch_io,	   t};
+	ports[2] =
+	    (struct inout_port){"pc-testdev",	TESTDEV_IRQ, TESTDEV_IRQ_PINS,
+				IOPORT_F_INOUT, irq_io,	     t};
 }
 
 static struct mem_range
 testdev_iomem(struct pctestdev *t)
 {
-	return (struct mem_range){"pc-testdev", MEM_F_RW, iomem_mmio, t, 0,
-				  TESTDEV_IOMEM, TESTDEV_IOMEM_LEN};
+	return (struct mem_range){
+	    "pc-testdev",  MEM_F_RW,	     iomem_mmio, t, 0,
+	    TESTDEV_IOMEM, TESTDEV_IOMEM_LEN};
 }
 
 /* Release the device (tests; bhyve just exits). */
@@ -185,8 +185,9 @@ port_taken(struct vmctx *ctx, const struct inout_port *iop)
 		const char *owner = inout_owner(ctx, p);
 
 		if (owner) {
-			fprintf(stderr, "bhyve: pc-testdev: port 0x%x is "
-					"taken by %s\n",
+			fprintf(stderr,
+				"bhyve: pc-testdev: port 0x%x is "
+				"taken by %s\n",
 				p, owner);
 			return;
 		}
@@ -210,8 +211,9 @@ testdev_register(struct vmctx *ctx, struct pctestdev *t)
 		}
 	}
 	if (register_mem(ctx, &mr) < 0) {
-		fprintf(stderr, "bhyve: pc-testdev: memory 0x%llx-0x%llx is "
-				"taken\n",
+		fprintf(stderr,
+			"bhyve: pc-testdev: memory 0x%llx-0x%llx is "
+			"taken\n",
 			TESTDEV_IOMEM, TESTDEV_IOMEM + TESTDEV_IOMEM_LEN - 1);
 		goto fail;
 	}
@@ -244,8 +246,8 @@ testdev_init(struct vmctx *ctx, const char *name)
 }
 
 static int
-testdev_parse(struct config *cfg, const char *name, const char *opts,
-	      char *err, size_t errlen)
+testdev_parse(struct config *cfg, const char *name, const char *opts, char *err,
+	      size_t errlen)
 {
 	if (*opts) {
 		snprintf(err, errlen, "-l %s,%s: pc-testdev takes no options",
@@ -256,8 +258,8 @@ testdev_parse(struct config *cfg, const char *name, const char *opts,
 }
 
 static const struct lpc_dev lpc_pctestdev = {
-	"pc-testdev",
-	"kvm-unit-tests' test device: debug-exit at 0xf4, IRQ lines at "
-	"0x2000",
-	testdev_parse, testdev_init};
+    "pc-testdev",
+    "kvm-unit-tests' test device: debug-exit at 0xf4, IRQ lines at "
+    "0x2000",
+    testdev_parse, testdev_init};
 LPC_DEV_SET(lpc_pctestdev);

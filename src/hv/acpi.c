@@ -30,6 +30,7 @@
 
 #include "acpi.h"
 #include "acpi_aml.h"
+#include "hpet.h"
 #include "machine.h"
 #include "mptbl.h"
 #include "pci_emul.h"
@@ -367,7 +368,7 @@ dsdt_hpet(struct aml *a)
 	aml_end(a);
 	aml_name(a, "_CRS");
 	aml_rt_begin(a);
-	aml_rt_mem32_fixed(a, false, ACPI_HPET_BASE, ACPI_HPET_LEN);
+	aml_rt_mem32_fixed(a, false, (uint32_t)HPET_BASE, HPET_SIZE);
 	aml_rt_end(a);
 	aml_end(a);
 }
@@ -530,10 +531,11 @@ static void
 build_hpet(uint8_t *t)
 {
 	header(t, "HPET", HPET_LEN, 1, "BVHPET  ");
-	put32(t + 36, ACPI_HPET_ID);
-	gas(t + 40, GAS_MEM, 64, 0, ACPI_HPET_BASE);
+	/* The model's own capabilities: vendor, comparators, widths. */
+	put32(t + 36, hpet_block_id());
+	gas(t + 40, GAS_MEM, 64, 0, HPET_BASE);
 	t[52] = 0; /* HPET number */
-	put16(t + 53, ACPI_HPET_MIN_TICK);
+	put16(t + 53, HPET_MIN_TICK);
 	t[55] = 1; /* 4 KiB page protected */
 	finish(t);
 }

@@ -29,16 +29,6 @@
 #define ACPI_LAPIC_BASE 0xfee00000u
 #define ACPI_IOAPIC_BASE 0xfec00000u
 #define ACPI_IOAPIC_PINS 24 /* KVM's IOAPIC */
-/*
- * The HPET model: its General Capabilities and ID register's low half
- * (IA-PC HPET 1.0a §2.3.4): vendor 0x8086, legacy replacement capable
- * (bit 15), 64-bit counter (bit 13), 3 comparators (12:8 = 2), rev 1.
- */
-#define ACPI_HPET_BASE 0xfed00000u
-#define ACPI_HPET_LEN 0x400u
-#define ACPI_HPET_ID 0x8086a201u
-#define ACPI_HPET_MIN_TICK 128
-
 /* OEM fields as bhyve fills them. */
 #define ACPI_OEM_ID "BHYVE "
 #define ACPI_OEM_REVISION 1

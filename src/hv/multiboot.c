@@ -269,6 +269,20 @@ check_segments(const struct mb_image *m, const struct e820_entry *map, int n,
 	return 0;
 }
 
+int
+mb_check(struct vmctx *ctx, const uint8_t *img, size_t len, char *err,
+	 size_t errlen)
+{
+	struct e820_entry map[E820_MAX_ENTRIES];
+	int n = e820_build(ctx, map, E820_MAX_ENTRIES);
+	struct mb_layout l;
+	struct mb_image m;
+
+	if (mb_parse(img, len, &m, err, errlen) < 0)
+		return -1;
+	return check_segments(&m, map, n, &l, err, errlen);
+}
+
 /* The first page-aligned address >= from where len bytes of RAM start. */
 static uint64_t
 fit_ram(const struct e820_entry *map, int n, uint64_t from, uint64_t len)

@@ -99,6 +99,10 @@ struct mb_layout {
 int mb_parse(const uint8_t *img, size_t len, struct mb_image *m, char *err,
 	     size_t errlen);
 
+/* mb_parse, then the segments and entry against ctx's memory map. */
+int mb_check(struct vmctx *ctx, const uint8_t *img, size_t len, char *err,
+	     size_t errlen);
+
 int mb_boot(struct vmctx *ctx, const struct mb_boot_args *a,
 	    struct mb_layout *out, char *err, size_t errlen);
 

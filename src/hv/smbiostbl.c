@@ -139,19 +139,6 @@ cfg(struct vmctx *ctx, const char *key, const char *def)
 }
 
 static int
-cfg_int(struct vmctx *ctx, const char *key, int def)
-{
-	const char *s = config_get(machine_config(ctx), key);
-	char *end;
-	long v;
-
-	if (!s)
-		return def;
-	v = strtol(s, &end, 0);
-	return (*end || v < 1 || v > 4096) ? def : (int)v;
-}
-
-static int
 hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -319,15 +306,17 @@ type2_3(struct sm_buf *b, struct vmctx *ctx)
 	sm_end(b);
 }
 
+/* One per socket of -c's topology (what CPUID tells the guest too). */
 static void
-type4(struct sm_buf *b, struct vmctx *ctx, int ncpus)
+type4(struct sm_buf *b, struct vmctx *ctx)
 {
-	int cores = cfg_int(ctx, "cores", 1), threads = cfg_int(ctx, "threads", 1);
-	int per = cores * threads, sockets = ncpus / per;
+	struct vm_topology t;
+	int cores, per;
 
-	if (sockets < 1) /* a topology that does not add up: one socket */
-		sockets = 1, cores = per = ncpus, threads = 1;
-	for (int i = 0; i < sockets; i++) {
+	vm_get_topology(ctx, &t);
+	cores = t.cores;
+	per = t.cores * t.threads;
+	for (int i = 0; i < t.sockets; i++) {
 		char name[24];
 		uint8_t *s = sm_begin(b, 4, T4_LEN);
 
@@ -439,7 +428,6 @@ int
 smbios_build(struct vmctx *ctx)
 {
 	struct sm_buf *b = calloc(1, sizeof(*b));
-	int ncpus = machine_of(ctx)->ncpus;
 	uint8_t *guest = vm_map_gpa(ctx, SMBIOS_BASE, SMBIOS_MAX);
 	int rc = -1;
 
@@ -456,7 +444,7 @@ smbios_build(struct vmctx *ctx)
 	if (type1(b, ctx) < 0)
 		goto out;
 	type2_3(b, ctx);
-	type4(b, ctx, ncpus < 1 ? 1 : ncpus);
+	type4(b, ctx);
 	memory(b, ctx);
 	sm_begin(b, 32, T32_LEN); /* boot status 0: no errors */
 	sm_end(b);

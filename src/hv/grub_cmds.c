@@ -1,0 +1,606 @@
+/*
+ * grub-bhyve's commands (the interpreter is grub_shell.c). Each takes
+ * argc/argv as GRUB passes them, argv[0] the command's name, and returns a
+ * gsh_status; failures print one GRUB-style error line.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "grub_shell_int.h"
+#include "linux_boot.h"
+#include "multiboot.h"
+
+#define ERRLEN (GDEV_PATH_MAX + 512)
+#define LOADER_NAME "grub-bhyve"
+#define COM0_CONS "console=ttyS0" /* grub2-bhyve's insertion */
+
+typedef int (*cmd_fn)(struct gsh *sh, int argc, char **argv);
+
+static uint64_t
+guest_mem(struct gsh *sh)
+{
+	return vm_get_lowmem_size(sh->cfg.ctx) +
+	       vm_get_highmem_size(sh->cfg.ctx);
+}
+
+int
+gsh_read_file(struct gsh *sh, const char *name, uint8_t **data, size_t *len,
+	      char *err, size_t errlen)
+{
+	return gdev_read(sh->cfg.map, gsh_root(sh), name, guest_mem(sh), data,
+			 len, err, errlen);
+}
+
+void
+gsh_unload(struct gsh *sh)
+{
+	struct gsh_loaded *l = &sh->loaded;
+
+	free(l->image);
+	free(l->cmdline);
+	for (int i = 0; i < l->nextra; i++) {
+		free(l->extra[i].data);
+		free(l->extra[i].cmdline);
+	}
+	free(l->extra);
+	*l = (struct gsh_loaded){0};
+}
+
+const char *
+gsh_kernel_cmdline(struct gsh *sh)
+{
+	return sh->loaded.kind == GSH_NONE ? NULL : sh->loaded.cmdline;
+}
+
+/* Words joined by spaces; a word with blanks in double quotes (GRUB). */
+static void
+join_args(struct sbuf *b, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		bool quote = strpbrk(argv[i], " \t") && !strchr(argv[i], '"');
+
+		if (b->n)
+			sb_putc(b, ' ');
+		if (quote)
+			sb_putc(b, '"');
+		sb_puts(b, argv[i]);
+		if (quote)
+			sb_putc(b, '"');
+	}
+}
+
+/*
+ * grub2-bhyve: "console=ttyS0 " goes first unless -n or an argument
+ * already starts with it; then BOOT_IMAGE=PATH and the arguments.
+ */
+static char *
+linux_cmdline(struct gsh *sh, int argc, char **argv)
+{
+	struct sbuf b = {0};
+	bool cons = sh->cfg.no_console_insert;
+
+	for (int i = 2; i < argc; i++)
+		if (!strncmp(argv[i], COM0_CONS, strlen(COM0_CONS)))
+			cons = true;
+	if (!cons)
+		sb_puts(&b, COM0_CONS " ");
+	sb_puts(&b, "BOOT_IMAGE=");
+	sb_puts(&b, argv[1]);
+	join_args(&b, argc - 2, argv + 2);
+	return b.s;
+}
+
+static int
+cmd_linux(struct gsh *sh, int argc, char **argv)
+{
+	char err[ERRLEN];
+	struct linux_layout l;
+	struct gsh_loaded *ld = &sh->loaded;
+	uint8_t *img;
+	size_t len;
+
+	if (argc < 2)
+		return gsh_error(sh, "filename expected");
+	gsh_unload(sh);
+	if (gsh_read_file(sh, argv[1], &img, &len, err, sizeof(err)) < 0)
+		return gsh_error(sh, "%s", err);
+	ld->image = img;
+	ld->len = len;
+	ld->cmdline = linux_cmdline(sh, argc, argv);
+	if (linux_parse(img, len, &ld->lk, err, sizeof(err)) < 0 ||
+	    linux_check_cmdline(&ld->lk, ld->cmdline, err, sizeof(err)) < 0 ||
+	    linux_place(&ld->lk, vm_get_lowmem_size(sh->cfg.ctx), 0, &l, err,
+			sizeof(err)) < 0) {
+		gsh_unload(sh);
+		return gsh_error(sh, "%s: %s", argv[1], err);
+	}
+	ld->kind = GSH_LINUX;
+	return GSH_OK;
+}
+
+static void
+free_blobs(struct gsh_blob *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(v[i].data);
+		free(v[i].cmdline);
+	}
+	free(v);
+}
+
+static int
+cmd_initrd(struct gsh *sh, int argc, char **argv)
+{
+	struct gsh_loaded *ld = &sh->loaded;
+	struct linux_initrd *v;
+	struct gsh_blob *b;
+	struct linux_layout l;
+	char err[ERRLEN];
+	int r = GSH_OK;
+
+	if (argc < 2)
+		return gsh_error(sh, "filename expected");
+	if (ld->kind != GSH_LINUX)
+		return gsh_error(sh, "you need to load the kernel first");
+	b = calloc(argc, sizeof(*b));
+	v = calloc(argc, sizeof(*v));
+	if (!b || !v)
+		abort();
+	for (int i = 1; i < argc && r == GSH_OK; i++) {
+		if (gsh_read_file(sh, argv[i], &b[i - 1].data, &b[i - 1].len,
+				  err, sizeof(err)) < 0)
+			r = gsh_error(sh, "%s", err);
+		v[i - 1] = (struct linux_initrd){b[i - 1].data, b[i - 1].len};
+	}
+	if (r == GSH_OK &&
+	    linux_place(&ld->lk, vm_get_lowmem_size(sh->cfg.ctx),
+			linux_initrd_size(v, argc - 1), &l, err,
+			sizeof(err)) < 0)
+		r = gsh_error(sh, "%s", err);
+	free(v);
+	if (r != GSH_OK) {
+		free_blobs(b, argc - 1);
+		return r;
+	}
+	free_blobs(ld->extra, ld->nextra);
+	ld->extra = b;
+	ld->nextra = argc - 1;
+	return GSH_OK;
+}
+
+static int
+cmd_multiboot(struct gsh *sh, int argc, char **argv)
+{
+	struct gsh_loaded *ld = &sh->loaded;
+	struct sbuf cl = {0};
+	char err[ERRLEN];
+	uint8_t *img;
+	size_t len;
+
+	if (argc < 2)
+		return gsh_error(sh, "filename expected");
+	gsh_unload(sh);
+	if (gsh_read_file(sh, argv[1], &img, &len, err, sizeof(err)) < 0)
+		return gsh_error(sh, "%s", err);
+	if (mb_check(sh->cfg.ctx, img, len, err, sizeof(err)) < 0) {
+		free(img);
+		return gsh_error(sh, "%s: %s", argv[1], err);
+	}
+	/* GRUB 2 passes the kernel's file name as the first word. */
+	join_args(&cl, argc - 1, argv + 1);
+	*ld = (struct gsh_loaded){GSH_MULTIBOOT, img, len, cl.s};
+	return GSH_OK;
+}
+
+static int
+cmd_module(struct gsh *sh, int argc, char **argv)
+{
+	struct gsh_loaded *ld = &sh->loaded;
+	struct gsh_blob b = {0};
+	struct sbuf cl = {0};
+	char err[ERRLEN];
+
+	if (argc > 1 && !strcmp(argv[1], "--nounzip")) {
+		argc--;
+		argv++;
+	}
+	if (argc < 2)
+		return gsh_error(sh, "filename expected");
+	if (ld->kind != GSH_MULTIBOOT)
+		return gsh_error(sh, "you need to load the kernel first");
+	if (ld->nextra == MB_MAX_MODS)
+		return gsh_error(sh, "too many modules (at most %d)",
+				 MB_MAX_MODS);
+	if (gsh_read_file(sh, argv[1], &b.data, &b.len, err, sizeof(err)) < 0)
+		return gsh_error(sh, "%s", err);
+	join_args(&cl, argc - 1, argv + 1);
+	b.cmdline = cl.s;
+	ld->extra = realloc(ld->extra, (ld->nextra + 1) * sizeof(*ld->extra));
+	if (!ld->extra)
+		abort();
+	ld->extra[ld->nextra++] = b;
+	return GSH_OK;
+}
+
+static int
+boot_linux(struct gsh *sh, char *err, size_t errlen)
+{
+	struct gsh_loaded *ld = &sh->loaded;
+	struct linux_initrd v[ld->nextra + 1];
+	struct linux_boot_args a = {
+	    .image = ld->image,
+	    .len = ld->len,
+	    .cmdline = ld->cmdline,
+	    .initrds = v,
+	    .ninitrds = ld->nextra,
+	    .no_vga_info = sh->cfg.no_vga_info,
+	};
+
+	for (int i = 0; i < ld->nextra; i++)
+		v[i] = (struct linux_initrd){ld->extra[i].data, ld->extra[i].len};
+	return linux_boot(sh->cfg.ctx, &a, NULL, err, errlen);
+}
+
+static int
+boot_multiboot(struct gsh *sh, char *err, size_t errlen)
+{
+	struct gsh_loaded *ld = &sh->loaded;
+	struct mb_module v[ld->nextra + 1];
+	struct mb_boot_args a = {
+	    .image = ld->image,
+	    .len = ld->len,
+	    .cmdline = ld->cmdline,
+	    .mods = v,
+	    .nmods = ld->nextra,
+	    .loader_name = LOADER_NAME,
+	};
+
+	for (int i = 0; i < ld->nextra; i++)
+		v[i] = (struct mb_module){ld->extra[i].data, ld->extra[i].len,
+					  ld->extra[i].cmdline};
+	return mb_boot(sh->cfg.ctx, &a, NULL, err, errlen);
+}
+
+int
+gsh_boot(struct gsh *sh)
+{
+	char err[ERRLEN];
+	int r;
+
+	switch (sh->loaded.kind) {
+	case GSH_LINUX:
+		r = boot_linux(sh, err, sizeof(err));
+		break;
+	case GSH_MULTIBOOT:
+		r = boot_multiboot(sh, err, sizeof(err));
+		break;
+	default:
+		return gsh_error(sh, "you need to load the kernel first");
+	}
+	return r < 0 ? gsh_error(sh, "%s", err) : GSH_BOOTED;
+}
+
+static int
+cmd_boot(struct gsh *sh, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return gsh_boot(sh);
+}
+
+static int
+cmd_set(struct gsh *sh, int argc, char **argv)
+{
+	int r = GSH_OK;
+
+	if (argc == 1) {
+		for (int i = 0; i < sh->nvars; i++)
+			fprintf(sh->cfg.out, "%s=%s\n", sh->vars[i].name,
+				sh->vars[i].value);
+		return GSH_OK;
+	}
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (eq)
+			*eq = '\0';
+		if (gsh_set(sh, argv[i], eq ? eq + 1 : "") != GSH_OK)
+			r = GSH_ERROR;
+	}
+	return r;
+}
+
+static int
+cmd_unset(struct gsh *sh, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		for (int j = 0; j < sh->nvars; j++) {
+			if (strcmp(sh->vars[j].name, argv[i]))
+				continue;
+			free(sh->vars[j].name);
+			free(sh->vars[j].value);
+			sh->vars[j] = sh->vars[--sh->nvars];
+			break;
+		}
+	}
+	return GSH_OK;
+}
+
+static void
+echo_escaped(FILE *out, const char *s, bool *stop)
+{
+	for (; *s && !*stop; s++) {
+		if (*s != '\\' || !s[1]) {
+			fputc(*s, out);
+			continue;
+		}
+		switch (*++s) {
+		case 'n':
+			fputc('\n', out);
+			break;
+		case 't':
+			fputc('\t', out);
+			break;
+		case 'a':
+			fputc('\a', out);
+			break;
+		case 'e':
+			fputc('\033', out);
+			break;
+		case 'c':
+			*stop = true;
+			break;
+		default:
+			fputc(*s, out);
+		}
+	}
+}
+
+static int
+cmd_echo(struct gsh *sh, int argc, char **argv)
+{
+	bool newline = true, escapes = false, stop = false;
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+		if (strspn(argv[i] + 1, "ne") != strlen(argv[i] + 1))
+			break;
+		newline &= !strchr(argv[i], 'n');
+		escapes |= strchr(argv[i], 'e') != NULL;
+	}
+	for (int first = i; i < argc && !stop; i++) {
+		if (i > first)
+			fputc(' ', sh->cfg.out);
+		if (escapes)
+			echo_escaped(sh->cfg.out, argv[i], &stop);
+		else
+			fputs(argv[i], sh->cfg.out);
+	}
+	if (newline && !stop)
+		fputc('\n', sh->cfg.out);
+	return GSH_OK;
+}
+
+/* A script file's text, NUL terminated. */
+static char *
+read_script(struct gsh *sh, const char *name)
+{
+	char err[ERRLEN];
+	uint8_t *data;
+	size_t len;
+	char *text;
+
+	if (gsh_read_file(sh, name, &data, &len, err, sizeof(err)) < 0) {
+		gsh_error(sh, "%s", err);
+		return NULL;
+	}
+	text = strndup((char *)data, len);
+	free(data);
+	if (!text)
+		abort();
+	return text;
+}
+
+static int
+cmd_configfile(struct gsh *sh, int argc, char **argv)
+{
+	char *text;
+	int r;
+
+	if (argc != 2)
+		return gsh_error(sh, "filename expected");
+	text = read_script(sh, argv[1]);
+	if (!text)
+		return GSH_ERROR;
+	r = gsh_run_config(sh, text);
+	free(text);
+	return r;
+}
+
+static int
+cmd_source(struct gsh *sh, int argc, char **argv)
+{
+	char *text;
+	int r;
+
+	if (argc != 2)
+		return gsh_error(sh, "filename expected");
+	if (sh->depth >= 16)
+		return gsh_error(sh, "too deeply nested");
+	text = read_script(sh, argv[1]);
+	if (!text)
+		return GSH_ERROR;
+	sh->depth++;
+	r = gsh_exec(sh, text);
+	sh->depth--;
+	free(text);
+	return r;
+}
+
+static int
+cmd_cat(struct gsh *sh, int argc, char **argv)
+{
+	char err[ERRLEN];
+	uint8_t *data;
+	size_t len;
+
+	if (argc != 2)
+		return gsh_error(sh, "filename expected");
+	if (gsh_read_file(sh, argv[1], &data, &len, err, sizeof(err)) < 0)
+		return gsh_error(sh, "%s", err);
+	fwrite(data, 1, len, sh->cfg.out);
+	if (len && data[len - 1] != '\n')
+		fputc('\n', sh->cfg.out);
+	free(data);
+	return GSH_OK;
+}
+
+static int
+cmd_ls(struct gsh *sh, int argc, char **argv)
+{
+	bool all = false, long_fmt = false;
+	char err[ERRLEN];
+	int i = 1, r = GSH_OK;
+
+	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+		if (strspn(argv[i] + 1, "lah") != strlen(argv[i] + 1))
+			return gsh_error(sh, "unknown argument '%s'", argv[i]);
+		all |= strchr(argv[i], 'a') != NULL;
+		long_fmt |= strchr(argv[i], 'l') != NULL;
+	}
+	if (i == argc)
+		return gdev_ls(sh->cfg.map, gsh_root(sh), NULL, all, long_fmt,
+			       sh->cfg.out, err, sizeof(err));
+	for (; i < argc; i++)
+		if (gdev_ls(sh->cfg.map, gsh_root(sh), argv[i], all, long_fmt,
+			    sh->cfg.out, err, sizeof(err)) < 0)
+			r = gsh_error(sh, "%s", err);
+	return r;
+}
+
+/* search --file finds files on (host); labels and UUIDs need disks. */
+static int
+cmd_search(struct gsh *sh, int argc, char **argv)
+{
+	const char *type = NULL, *var = NULL, *name = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+			type = "file";
+		else if (!strcmp(a, "-l") || !strcmp(a, "--label"))
+			type = "label";
+		else if (!strcmp(a, "-u") || !strcmp(a, "--fs-uuid"))
+			type = "uuid";
+		else if (!strcmp(a, "-s") || !strcmp(a, "--set"))
+			var = "root";
+		else if (!strncmp(a, "--set=", 6))
+			var = a + 6;
+		else if (!strcmp(a, "-n") || !strcmp(a, "--no-floppy") ||
+			 !strncmp(a, "--hint", 6))
+			continue;
+		else if (a[0] == '-')
+			return gsh_error(sh, "unknown argument '%s'", a);
+		else
+			name = a;
+	}
+	if (!name)
+		return gsh_error(sh, "one argument expected");
+	if (!type)
+		return gsh_error(sh, "unspecified search type");
+	if (strcmp(type, "file") || name[0] != '/' ||
+	    !gdev_exists(sh->cfg.map, "host", name))
+		return gsh_error(sh, "no such device: %s", name);
+	if (var)
+		return gsh_set(sh, var, "host");
+	fputs(" host\n", sh->cfg.out);
+	return GSH_OK;
+}
+
+static int
+cmd_exit(struct gsh *sh, int argc, char **argv)
+{
+	(void)sh;
+	(void)argc;
+	(void)argv;
+	return GSH_EXIT;
+}
+
+/* Module loading and display set-up: nothing to do here. */
+static int
+cmd_nop(struct gsh *sh, int argc, char **argv)
+{
+	(void)sh;
+	(void)argc;
+	(void)argv;
+	return GSH_OK;
+}
+
+static int cmd_help(struct gsh *sh, int argc, char **argv);
+
+static const struct {
+	const char *name;
+	cmd_fn fn;
+	const char *help;
+} cmds[] = {
+    {"boot", cmd_boot, "boot what linux/multiboot loaded"},
+    {"cat", cmd_cat, "FILE: print a file"},
+    {"configfile", cmd_configfile, "FILE: run a config file and its menu"},
+    {"echo", cmd_echo, "[-n] [-e] ARGS: print the arguments"},
+    {"exit", cmd_exit, "leave without booting"},
+    {"halt", cmd_exit, NULL},
+    {"help", cmd_help, "list the commands"},
+    {"initrd", cmd_initrd, "FILE...: initrds for the Linux kernel"},
+    {"insmod", cmd_nop, "MODULE: accepted (everything is built in)"},
+    {"linux", cmd_linux, "FILE [ARGS...]: load a Linux kernel (bzImage)"},
+    {"load_env", cmd_nop, NULL},
+    {"loadfont", cmd_nop, NULL},
+    {"ls", cmd_ls, "[-l] [-a] [DEV|FILE]...: list devices or files"},
+    {"module", cmd_module, "FILE [ARGS...]: a multiboot module"},
+    {"multiboot", cmd_multiboot, "FILE [ARGS...]: load a multiboot kernel"},
+    {"quit", cmd_exit, NULL},
+    {"reboot", cmd_exit, NULL},
+    {"rmmod", cmd_nop, NULL},
+    {"save_env", cmd_nop, NULL},
+    {"search", cmd_search, "--file|--label|--fs-uuid [--set=VAR] NAME"},
+    {"serial", cmd_nop, NULL},
+    {"set", cmd_set, "[NAME=VALUE]...: set variables, or list them"},
+    {"source", cmd_source, "FILE: run a script in this context"},
+    {"terminal_input", cmd_nop, NULL},
+    {"terminal_output", cmd_nop, NULL},
+    {"unset", cmd_unset, "NAME...: remove variables"},
+};
+
+static int
+cmd_help(struct gsh *sh, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (cmds[i].help)
+			fprintf(sh->cfg.out, "  %-11s %s\n", cmds[i].name,
+				cmds[i].help);
+	fputs("  menuentry \"TITLE\" { COMMANDS }, submenu, function NAME "
+	      "{ ... }; NAME=VALUE; $NAME\n",
+	      sh->cfg.out);
+	return GSH_OK;
+}
+
+bool
+gsh_is_builtin(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			return true;
+	return false;
+}
+
+int
+gsh_command(struct gsh *sh, int argc, char **argv)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, argv[0]))
+			return cmds[i].fn(sh, argc, argv);
+	return gsh_error(sh, "can't find command '%s'", argv[0]);
+}

@@ -1,0 +1,242 @@
+#! /usr/bin/env atf-sh
+#
+# Devices that test guests talk to (fixtures/guests): debug-exit and
+# pc-testdev (exit status (v << 1) | 1), QEMU's fw_cfg with -f files, and
+# the HPET's counter and timer interrupt. Each case loads its guest with
+# rawload into a private instance directory and runs bhyve on it with the
+# console on stdio; they need /dev/kvm (make check runs them nested under
+# QEMU when the host has none) and fail without it, never skip.
+
+BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio"
+
+setup()
+{
+	top=$(atf_get_srcdir)/../..
+	BIN=$top/build/bin
+	GUESTS=$top/build/guests
+	BHYVE_VMM_DIR=$(pwd)/vmm
+	export BHYVE_VMM_DIR
+	[ -c /dev/kvm ] || atf_fail "/dev/kvm is missing: run the" \
+	    "integration tests with 'make check', which runs them nested" \
+	    "under QEMU (harness/nested) on hosts without KVM"
+	for b in rawload bhyve; do
+		[ -x "$BIN/$b" ] || atf_fail "$BIN/$b is missing: run make"
+	done
+}
+
+# load_guest GUEST VMNAME
+load_guest()
+{
+	[ -f "$GUESTS/$1.bin" ] && [ -f "$GUESTS/$1.args" ] ||
+	    atf_fail "guest $1 is not built: run make guests"
+	# shellcheck disable=SC2046 # NAME.args is a list of arguments
+	"$BIN/rawload" -m 32M $(cat "$GUESTS/$1.args") "$GUESTS/$1.bin" \
+	    "$2" 2>rawload.err || atf_fail "rawload $1: $(cat rawload.err)"
+}
+
+# run_bhyve VMNAME [BHYVE-ARGS...]: console to ./out, errors to ./err;
+# take the status with rc=$? (124 if it ran for 60 s).
+run_bhyve()
+{
+	vm=$1
+	shift
+	timeout 60 "$BIN/bhyve" $BHYVE_ARGS "$@" "$vm" </dev/null >out 2>err
+}
+
+fail_with_output()
+{
+	echo "--- console (stdout) ---" >&2
+	cat out >&2
+	echo "--- bhyve stderr ---" >&2
+	cat err >&2
+	atf_fail "$*"
+}
+
+expect_exit()
+{
+	[ "$rc" -eq "$1" ] && return
+	if [ "$rc" -eq 124 ]; then
+		fail_with_output "bhyve did not exit within 60 s (expected" \
+		    "exit $1, $2)"
+	fi
+	fail_with_output "bhyve exited $rc, expected $1 ($2)"
+}
+
+expect_console()
+{
+	grep -qF -- "$1" out || fail_with_output "console output lacks '$1'"
+}
+
+# expect_error TEXT: bhyve's stderr is one line containing TEXT.
+expect_error()
+{
+	grep -qF -- "$1" err || fail_with_output "bhyve's error lacks '$1'"
+}
+
+atf_test_case debugexit
+debugexit_head()
+{
+	atf_set descr "a guest writes 0x10 to -l debug-exit's port 0xf4:" \
+	    "exit (0x10 << 1) | 1 = 33"
+}
+debugexit_body()
+{
+	setup
+	load_guest debugexit t-dbgexit
+	run_bhyve t-dbgexit -l debug-exit
+	rc=$?
+	expect_exit 33 "debug-exit 0x10"
+	expect_console "debug-exit 0x10"
+	[ ! -s err ] || fail_with_output "bhyve wrote errors"
+}
+
+atf_test_case debugexit_elsewhere
+debugexit_elsewhere_head()
+{
+	atf_set descr "-l debug-exit,port=0x501: port 0xf4 is nobody's," \
+	    "so the guest runs on and halts: exit 2"
+}
+debugexit_elsewhere_body()
+{
+	setup
+	load_guest debugexit t-dbgexit2
+	run_bhyve t-dbgexit2 -l debug-exit,port=0x501,size=2
+	rc=$?
+	expect_exit 2 "halted after a write to an unclaimed port"
+	expect_console "still running after debug-exit"
+}
+
+atf_test_case pctestdev
+pctestdev_head()
+{
+	atf_set descr "-l pc-testdev has the same exit at 0xf4: exit 33"
+}
+pctestdev_body()
+{
+	setup
+	load_guest debugexit t-pctest
+	run_bhyve t-pctest -l pc-testdev
+	rc=$?
+	expect_exit 33 "pc-testdev's debug exit"
+}
+
+atf_test_case exit_port_conflict
+exit_port_conflict_head()
+{
+	atf_set descr "-l debug-exit with -l pc-testdev: both want 0xf4;" \
+	    "bhyve says who has it and exits 4"
+}
+exit_port_conflict_body()
+{
+	setup
+	load_guest debugexit t-conflict
+	run_bhyve t-conflict -l debug-exit -l pc-testdev
+	rc=$?
+	expect_exit 4 "error: port 0xf4 claimed twice"
+	grep -q "port 0xf4 is taken by \(debug-exit\|pc-testdev\)" err ||
+	    fail_with_output "the error does not name port 0xf4's owner"
+	[ ! -s out ] || fail_with_output "the guest ran"
+}
+
+atf_test_case fwcfg_string
+fwcfg_string_head()
+{
+	atf_set descr "-l fwcfg,qemu -f opt/test,string=hello: the guest" \
+	    "reads the signature through the ports and the file through" \
+	    "the directory and DMA"
+}
+fwcfg_string_body()
+{
+	setup
+	load_guest fwcfg t-fwcfg
+	run_bhyve t-fwcfg -l fwcfg,qemu -f opt/test,string=hello
+	rc=$?
+	expect_exit 1 "powered off"
+	expect_console "fw_cfg signature: QEMU"
+	expect_console "fw_cfg opt/test: hello"
+	expect_console "fw_cfg: DMA outside RAM sets the error bit"
+}
+
+atf_test_case fwcfg_file
+fwcfg_file_head()
+{
+	atf_set descr "-f name=opt/test,file=PATH: the guest reads the host" \
+	    "file's bytes"
+}
+fwcfg_file_body()
+{
+	setup
+	printf 'from a host file' >payload
+	load_guest fwcfg t-fwcfgf
+	run_bhyve t-fwcfgf -l fwcfg,qemu -f "name=opt/test,file=$(pwd)/payload"
+	rc=$?
+	expect_exit 1 "powered off"
+	expect_console "fw_cfg opt/test: from a host file"
+}
+
+atf_test_case fwcfg_errors
+fwcfg_errors_head()
+{
+	atf_set descr "bad fw_cfg set-ups end bhyve at start-up with exit 4" \
+	    "and a one-line message"
+}
+fwcfg_errors_body()
+{
+	setup
+	load_guest fwcfg t-fwerr
+	run_bhyve t-fwerr -l fwcfg,qemu -f opt/test,file=/nonexistent/blob
+	rc=$?
+	expect_exit 4 "a -f file that is not there"
+	expect_error "/nonexistent/blob"
+	run_bhyve t-fwerr -l fwcfg,bhyve
+	rc=$?
+	expect_exit 4 "the bhyve fwctl interface"
+	expect_error "-l fwcfg,qemu"
+	run_bhyve t-fwerr -f opt/test,string=x
+	rc=$?
+	expect_exit 4 "-f without -l fwcfg,qemu"
+	expect_error "need -l fwcfg,qemu"
+	run_bhyve t-fwerr -l fwcfg,qemu -f opt/test
+	rc=$?
+	expect_exit 4 "a -f without a value"
+	expect_error "-f opt/test: expected"
+	[ "$(wc -l <err)" -eq 1 ] || fail_with_output "not one line"
+	run_bhyve t-fwerr -l fwcfg,qemu -f opt/a,string=1 -f opt/a,string=2
+	rc=$?
+	expect_exit 4 "the same -f name twice"
+	expect_error "'opt/a' is already given"
+}
+
+atf_test_case hpet
+hpet_head()
+{
+	atf_set descr "the HPET counts once enabled and timer 0 interrupts" \
+	    "through IOAPIC pin 11: exit 1"
+}
+hpet_body()
+{
+	setup
+	load_guest hpet t-hpet
+	run_bhyve t-hpet
+	rc=$?
+	if [ "$rc" -eq 124 ]; then
+		grep -q "hpet counting" out ||
+		    fail_with_output "the HPET counter never moved"
+		fail_with_output "HPET timer 0's interrupt never came"
+	fi
+	expect_exit 1 "powered off from the timer's interrupt handler"
+	expect_console "hpet counting"
+	expect_console "hpet timer 0 fired"
+}
+
+atf_init_test_cases()
+{
+	atf_add_test_case debugexit
+	atf_add_test_case debugexit_elsewhere
+	atf_add_test_case pctestdev
+	atf_add_test_case exit_port_conflict
+	atf_add_test_case fwcfg_string
+	atf_add_test_case fwcfg_file
+	atf_add_test_case fwcfg_errors
+	atf_add_test_case hpet
+}
