@@ -14,13 +14,16 @@
 
 #include <linux/kvm.h>
 
+#include "acpi.h"
 #include "exitstats.h"
 #include "inout.h"
 #include "machine.h"
 #include "mem.h"
 #include "mevent.h"
+#include "mptbl.h"
 #include "options.h"
 #include "pci_emul.h"
+#include "smbiostbl.h"
 #include "uart_emul.h"
 
 #define HALT_CHECK_MS 100
@@ -279,6 +282,10 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 		rs->stats = exit_stats_create();
 	if (sysdev_init_all(ctx) < 0 || init_pci(ctx) < 0 ||
 	    check_lpc(ctx, cfg) < 0)
+		return -1;
+	/* Firmware tables in the BIOS area, after the devices they describe. */
+	if (acpi_build(ctx, s->cpus) < 0 || mptable_build(ctx, s->cpus) < 0 ||
+	    smbios_build(ctx) < 0)
 		return -1;
 	for (int i = 0; i < s->cpus; i++) {
 		rs->vt[i].rs = rs;
