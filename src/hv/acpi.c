@@ -368,7 +368,7 @@ dsdt_hpet(struct aml *a)
 	aml_end(a);
 	aml_name(a, "_CRS");
 	aml_rt_begin(a);
-	aml_rt_mem32_fixed(a, false, (uint32_t)HPET_BASE, HPET_SIZE);
+	aml_rt_mem32_fixed(a, true, (uint32_t)HPET_BASE, HPET_SIZE);
 	aml_rt_end(a);
 	aml_end(a);
 }
@@ -385,7 +385,7 @@ dsdt_ecam(struct aml *a)
 	aml_name_string(a, "_UID", "ECAM");
 	aml_name(a, "_CRS");
 	aml_rt_begin(a);
-	aml_rt_mem32_fixed(a, false, (uint32_t)PCI_EMUL_ECFG_BASE,
+	aml_rt_mem32_fixed(a, true, (uint32_t)PCI_EMUL_ECFG_BASE,
 			   (uint32_t)PCI_EMUL_ECFG_SIZE);
 	aml_rt_end(a);
 	aml_end(a);

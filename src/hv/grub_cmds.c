@@ -152,10 +152,9 @@ cmd_initrd(struct gsh *sh, int argc, char **argv)
 			r = gsh_error(sh, "%s", err);
 		v[i - 1] = (struct linux_initrd){b[i - 1].data, b[i - 1].len};
 	}
-	if (r == GSH_OK &&
-	    linux_place(&ld->lk, vm_get_lowmem_size(sh->cfg.ctx),
-			linux_initrd_size(v, argc - 1), &l, err,
-			sizeof(err)) < 0)
+	if (r == GSH_OK && linux_place(&ld->lk, vm_get_lowmem_size(sh->cfg.ctx),
+				       linux_initrd_size(v, argc - 1), &l, err,
+				       sizeof(err)) < 0)
 		r = gsh_error(sh, "%s", err);
 	free(v);
 	if (r != GSH_OK) {
@@ -237,7 +236,8 @@ boot_linux(struct gsh *sh, char *err, size_t errlen)
 	};
 
 	for (int i = 0; i < ld->nextra; i++)
-		v[i] = (struct linux_initrd){ld->extra[i].data, ld->extra[i].len};
+		v[i] =
+		    (struct linux_initrd){ld->extra[i].data, ld->extra[i].len};
 	return linux_boot(sh->cfg.ctx, &a, NULL, err, errlen);
 }
 

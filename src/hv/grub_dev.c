@@ -32,7 +32,8 @@ check_name(const struct gdev_map *m, const char *name, size_t n, char *err,
 		return -1;
 	}
 	if (n == strlen(HOST_DEV) && !strncmp(name, HOST_DEV, n)) {
-		snprintf(err, errlen, "(host) is built in and cannot be mapped");
+		snprintf(err, errlen,
+			 "(host) is built in and cannot be mapped");
 		return -1;
 	}
 	for (int i = 0; i < m->n; i++) {
@@ -58,8 +59,9 @@ gdev_map_add_line(struct gdev_map *m, const char *line, char *err,
 	if (*s == '\0' || *s == '#' || *s == '\n' || *s == '\r')
 		return 0;
 	if (*s != '(') {
-		snprintf(err, errlen, "no open parenthesis: expected a line "
-				      "like '(hd0) /path/disk.img'");
+		snprintf(err, errlen,
+			 "no open parenthesis: expected a line "
+			 "like '(hd0) /path/disk.img'");
 		return -1;
 	}
 	close = strchr(s, ')');
@@ -152,8 +154,8 @@ gdev_split(const char *root, const char *name, char *dev, size_t devlen,
 		return -1;
 	}
 	if (n == 0 || n >= devlen || (**path && **path != '/')) {
-		snprintf(err, errlen, "invalid file name '%s%s'",
-			 n ? "" : "()", *path);
+		snprintf(err, errlen, "invalid file name '%s%s'", n ? "" : "()",
+			 *path);
 		return -1;
 	}
 	snprintf(dev, devlen, "%.*s", (int)n, name);
@@ -197,7 +199,8 @@ open_error(const char *path, int e, char *err, size_t errlen)
 	if (e == ENOENT || e == ENOTDIR)
 		snprintf(err, errlen, "file '%s' not found", path);
 	else
-		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(e));
+		snprintf(err, errlen, "cannot open '%s': %s", path,
+			 strerror(e));
 	return -1;
 }
 
@@ -254,7 +257,8 @@ gdev_read(const struct gdev_map *m, const char *root, const char *name,
 	buf = malloc(st.st_size ? st.st_size : 1);
 	if (!buf || read_fd(fd, path, buf, st.st_size, err, errlen) < 0) {
 		if (!buf)
-			snprintf(err, errlen, "out of memory reading '%s'", path);
+			snprintf(err, errlen, "out of memory reading '%s'",
+				 path);
 		free(buf);
 		close(fd);
 		return -1;
@@ -354,8 +358,9 @@ ls_device(const struct gdev_map *m, const char *dev, FILE *out, char *err,
 	const struct gdev *d;
 
 	if (is_host(dev)) {
-		fprintf(out, "Device %s: Filesystem type hostfs (the host's "
-			     "files).\n",
+		fprintf(out,
+			"Device %s: Filesystem type hostfs (the host's "
+			"files).\n",
 			dev);
 		return 0;
 	}
@@ -372,8 +377,8 @@ ls_device(const struct gdev_map *m, const char *dev, FILE *out, char *err,
 }
 
 int
-gdev_ls(const struct gdev_map *m, const char *root, const char *name,
-	bool all, bool long_fmt, FILE *out, char *err, size_t errlen)
+gdev_ls(const struct gdev_map *m, const char *root, const char *name, bool all,
+	bool long_fmt, FILE *out, char *err, size_t errlen)
 {
 	char dev[GDEV_NAME_MAX + 16];
 	const char *path, *hp, *base;

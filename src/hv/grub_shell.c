@@ -149,8 +149,8 @@ gsh_set(struct gsh *sh, const char *name, const char *value)
 	}
 	v = find_var(sh, name);
 	if (!v) {
-		sh->vars = grow(sh->vars, sh->nvars, &sh->capvars,
-				sizeof(*sh->vars));
+		sh->vars =
+		    grow(sh->vars, sh->nvars, &sh->capvars, sizeof(*sh->vars));
 		v = &sh->vars[sh->nvars++];
 		v->name = xstrdup(name);
 	} else {
@@ -192,8 +192,9 @@ lex_dollar(struct lexer *lx)
 {
 	const char *s = lx->s + lx->i + 1;
 	const char *name = s, *val;
-	size_t n;
 	bool brace = *s == '{';
+	char *key;
+	size_t n;
 
 	if (brace) {
 		name = s + 1;
@@ -217,12 +218,9 @@ lex_dollar(struct lexer *lx)
 	lx->i += 1 + n + (brace ? 2 : 0);
 	if (!lx->sh)
 		return;
-	{
-		char *key = xstrndup(name, n);
-
-		val = gsh_get(lx->sh, key);
-		free(key);
-	}
+	key = xstrndup(name, n);
+	val = gsh_get(lx->sh, key);
+	free(key);
 	if (val)
 		sb_puts(&lx->w, val);
 }
@@ -345,21 +343,36 @@ lex_block(struct lexer *lx, char **body)
 	return T_RBRACE;
 }
 
+static bool
+is_block_word(const char *w)
+{
+	return !strcmp(w, "menuentry") || !strcmp(w, "submenu") ||
+	       !strcmp(w, "function");
+}
+
 bool
 gsh_incomplete(const char *text)
 {
 	struct lexer lx = {NULL, text, 0, 0, {0}};
+	bool start = true, header = false;
 	int depth = 0;
 	enum tok t;
 
 	while ((t = lex_next(&lx)) != T_EOF && t != T_BADQUOTE) {
-		if (t == T_LBRACE)
+		if (t == T_WORD && start && is_block_word(sb_str(&lx.w)))
+			header = true;
+		if (t == T_LBRACE) {
 			depth++;
-		else if (t == T_RBRACE && depth > 0)
+			header = false;
+		} else if (t == T_RBRACE && depth > 0) {
 			depth--;
+		}
+		start = t == T_SEP || t == T_LBRACE || t == T_RBRACE;
+		if (t == T_SEP && lx.s[lx.tok_start] == ';')
+			header = false;
 	}
 	sb_free(&lx.w);
-	return t == T_BADQUOTE || depth > 0;
+	return t == T_BADQUOTE || depth > 0 || header;
 }
 
 /* ---- blocks ---- */
@@ -389,8 +402,8 @@ argv_clear(struct argv *a)
 static const char *
 entry_title(int argc, char **argv)
 {
-	static const char *const with_arg[] = {"--class", "--users",
-					       "--hotkey", "--id"};
+	static const char *const with_arg[] = {"--class", "--users", "--hotkey",
+					       "--id"};
 
 	for (int i = 1; i < argc; i++) {
 		bool skip = false;
@@ -398,7 +411,8 @@ entry_title(int argc, char **argv)
 		if (strncmp(argv[i], "--", 2)) {
 			return argv[i];
 		}
-		for (size_t j = 0; j < sizeof(with_arg) / sizeof(*with_arg); j++)
+		for (size_t j = 0; j < sizeof(with_arg) / sizeof(*with_arg);
+		     j++)
 			if (!strcmp(argv[i], with_arg[j]))
 				skip = true;
 		i += skip;
@@ -433,13 +447,6 @@ define_block(struct gsh *sh, int argc, char **argv, char *body)
 	sh->menu->v[sh->menu->n++] = (struct gsh_entry){
 	    xstrdup(title), body, !strcmp(argv[0], "submenu")};
 	return GSH_OK;
-}
-
-static bool
-is_block_word(const char *w)
-{
-	return !strcmp(w, "menuentry") || !strcmp(w, "submenu") ||
-	       !strcmp(w, "function");
 }
 
 /* ---- execution ---- */
@@ -495,15 +502,25 @@ exec_block(struct gsh *sh, struct lexer *lx, struct argv *a)
 	char *body = NULL;
 	enum tok t = lex_block(lx, &body);
 
-	if (t == T_BADQUOTE)
-		return gsh_error(sh, "syntax error: unterminated quote");
-	if (t == T_EOF)
-		return gsh_error(sh, "syntax error: missing '}'");
+	if (t != T_RBRACE) {
+		/* The rest of the text is inside the broken block. */
+		lx->i += strlen(lx->s + lx->i);
+		return gsh_error(sh, "syntax error: %s",
+				 t == T_BADQUOTE ? "unterminated quote"
+						 : "missing '}'");
+	}
 	if (a->n == 0 || !is_block_word(a->v[0])) {
 		free(body);
 		return gsh_error(sh, "syntax error: unexpected '{'");
 	}
 	return define_block(sh, a->n, a->v, body);
+}
+
+/* A block's header may end its line: "menuentry 'x'\n{" (GRUB too). */
+static bool
+in_block_header(const struct lexer *lx, const struct argv *a)
+{
+	return a->n && is_block_word(a->v[0]) && lx->s[lx->tok_start] == '\n';
 }
 
 static int
@@ -520,6 +537,8 @@ exec_text(struct gsh *sh, const char *text)
 			argv_push(&a, sb_str(&lx.w));
 			continue;
 		}
+		if (t == T_SEP && in_block_header(&lx, &a))
+			continue;
 		if (t == T_LBRACE) {
 			r = exec_block(sh, &lx, &a);
 			argv_clear(&a);
@@ -529,6 +548,8 @@ exec_text(struct gsh *sh, const char *text)
 		} else if (t == T_BADQUOTE) {
 			r = gsh_error(sh, "syntax error: unterminated quote");
 			break;
+		} else if (t == T_EOF && a.n && is_block_word(a.v[0])) {
+			r = gsh_error(sh, "syntax error: missing '{'");
 		} else if (a.n) {
 			r = run(sh, &a);
 			argv_clear(&a);
@@ -637,15 +658,17 @@ menu_choose(struct gsh *sh, const struct gsh_menu *m, int def, int timeout)
 	char *end;
 	long v;
 
-	fprintf(out, "Enter a number to boot that entry, Enter for entry %d, "
-		     "'c' for a command line",
+	fprintf(out,
+		"Enter a number to boot that entry, Enter for entry %d, "
+		"'c' for a command line",
 		def);
 	if (timeout > 0)
 		fprintf(out, " (entry %d boots in %d s)", def, timeout);
 	fputs(".\n", out);
 	for (;;) {
 		fflush(out);
-		r = read_line(&sh->in, &line, timeout > 0 ? timeout * 1000 : -1);
+		r = read_line(&sh->in, &line,
+			      timeout > 0 ? timeout * 1000 : -1);
 		if (r != RD_LINE || !line.n)
 			break;
 		if (!strcmp(line.s, "c")) {
@@ -769,7 +792,8 @@ gsh_repl(struct gsh *sh)
 		}
 		if (read_line(&sh->in, &line, -1) != RD_LINE) {
 			/* A block left open at the end: say so. */
-			if (text.n && exec_text(sh, sb_str(&text)) == GSH_BOOTED)
+			if (text.n &&
+			    exec_text(sh, sb_str(&text)) == GSH_BOOTED)
 				r = GSH_BOOTED;
 			break;
 		}

@@ -45,14 +45,14 @@ enum gsh_status {
 struct gsh_config {
 	struct vmctx *ctx;
 	const struct gdev_map *map;
-	const char *root;	 /* -r: the root device ("host" if NULL) */
-	const char *cfg_dir;	 /* -d: where grub.cfg is (/boot/grub) */
-	const char *cfg_name;	 /* -g: its name (grub.cfg) */
-	bool no_console_insert;	 /* -n: no "console=ttyS0" for Linux */
-	bool no_vga_info;	 /* -e: no 80x25 screen info for Linux */
-	int in_fd;		 /* commands and menu choices */
-	FILE *out;		 /* prompts, listings and error lines */
-	bool interactive;	 /* in_fd is a terminal */
+	const char *root;	/* -r: the root device ("host" if NULL) */
+	const char *cfg_dir;	/* -d: where grub.cfg is (/boot/grub) */
+	const char *cfg_name;	/* -g: its name (grub.cfg) */
+	bool no_console_insert; /* -n: no "console=ttyS0" for Linux */
+	bool no_vga_info;	/* -e: no 80x25 screen info for Linux */
+	int in_fd;		/* commands and menu choices */
+	FILE *out;		/* prompts, listings and error lines */
+	bool interactive;	/* in_fd is a terminal */
 };
 
 struct gsh;

@@ -91,7 +91,7 @@ struct gsh {
 
 /* Print "error: MSG." and count it; returns GSH_ERROR. */
 int gsh_error(struct gsh *sh, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* The command named argv[0]; GSH_ERROR with its error line when unknown. */
 int gsh_command(struct gsh *sh, int argc, char **argv);
@@ -103,8 +103,8 @@ bool gsh_is_builtin(const char *name);
 int gsh_boot(struct gsh *sh);
 
 /* Read a file through the devices (at most the guest's memory size). */
-int gsh_read_file(struct gsh *sh, const char *name, uint8_t **data,
-		  size_t *len, char *err, size_t errlen);
+int gsh_read_file(struct gsh *sh, const char *name, uint8_t **data, size_t *len,
+		  char *err, size_t errlen);
 
 void gsh_unload(struct gsh *sh);
 

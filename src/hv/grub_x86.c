@@ -47,11 +47,10 @@ static void
 write_gdt(uint8_t *p, enum x86_mode mode)
 {
 	const uint64_t gdt[4] = {
-	    0,
-	    0,
+	    0, 0,
 	    mode == X86_MODE_LONG64 ? 0x00af9b000000ffffULL  /* 64-bit code */
 				    : 0x00cf9b000000ffffULL, /* 32-bit code */
-	    0x00cf93000000ffffULL,				     /* data */
+	    0x00cf93000000ffffULL,			     /* data */
 	};
 
 	memset(p, 0, 0x1000);
@@ -92,7 +91,8 @@ set_segments(struct vm_boot_state *bs, enum x86_mode mode)
 	}
 	bs->regs[VM_REG_GUEST_CS] = X86_SEL_CODE;
 	bs->segs[VM_REG_GUEST_CS] = (struct seg_desc){0, 0xffffffff, cs_ar};
-	/* No IDT: an exception before the kernel loads one is a triple fault. */
+	/* No IDT: an exception before the kernel loads one is a triple fault.
+	 */
 	bs->segs[VM_REG_GUEST_IDTR] = (struct seg_desc){0, 0, 0};
 }
 
@@ -100,8 +100,8 @@ int
 x86_handoff(struct vmctx *ctx, enum x86_mode mode, uint64_t base,
 	    struct vm_boot_state *bs, char *err, size_t errlen)
 {
-	uint64_t size = mode == X86_MODE_LONG64 ? X86_TABLES_SIZE64
-						: X86_TABLES_SIZE32;
+	uint64_t size =
+	    mode == X86_MODE_LONG64 ? X86_TABLES_SIZE64 : X86_TABLES_SIZE32;
 	uint8_t *t = vm_map_gpa(ctx, base, size);
 
 	if (!t || (base & 0xfff)) {

@@ -14,38 +14,38 @@
 #include "linux_boot.h"
 
 /* boot_params (zero-page.rst). */
-#define BP_EXT_MEM_K 0x002	 /* screen_info.ext_mem_k, u16 */
-#define BP_VIDEO_COLS 0x007	 /* screen_info.orig_video_cols */
-#define BP_VIDEO_LINES 0x00e	 /* screen_info.orig_video_lines */
-#define BP_VIDEO_POINTS 0x010	 /* screen_info.orig_video_points */
-#define BP_ALT_MEM_K 0x1e0	 /* u32 */
-#define BP_E820_ENTRIES 0x1e8	 /* u8 */
-#define BP_E820_TABLE 0x2d0	 /* 128 entries of 20 bytes */
+#define BP_EXT_MEM_K 0x002    /* screen_info.ext_mem_k, u16 */
+#define BP_VIDEO_COLS 0x007   /* screen_info.orig_video_cols */
+#define BP_VIDEO_LINES 0x00e  /* screen_info.orig_video_lines */
+#define BP_VIDEO_POINTS 0x010 /* screen_info.orig_video_points */
+#define BP_ALT_MEM_K 0x1e0    /* u32 */
+#define BP_E820_ENTRIES 0x1e8 /* u8 */
+#define BP_E820_TABLE 0x2d0   /* 128 entries of 20 bytes */
 #define BP_E820_MAX 128
 
 /* The setup header (boot.rst). */
 #define HDR_START 0x1f1
-#define HDR_SETUP_SECTS 0x1f1	 /* u8 */
-#define HDR_SYSSIZE 0x1f4	 /* u32, 16-byte units (2.04+) */
-#define HDR_BOOT_FLAG 0x1fe	 /* u16, 0xAA55 */
-#define HDR_JUMP_LEN 0x201	 /* header end = 0x202 + this byte */
-#define HDR_MAGIC 0x202		 /* "HdrS" */
-#define HDR_VERSION 0x206	 /* u16 */
-#define HDR_TYPE_OF_LOADER 0x210 /* u8 */
-#define HDR_LOADFLAGS 0x211	 /* u8 */
-#define HDR_CODE32_START 0x214	 /* u32 */
-#define HDR_RAMDISK_IMAGE 0x218	 /* u32 */
-#define HDR_RAMDISK_SIZE 0x21c	 /* u32 */
-#define HDR_CMD_LINE_PTR 0x228	 /* u32 (2.02+) */
-#define HDR_INITRD_ADDR_MAX 0x22c /* u32 (2.03+) */
+#define HDR_SETUP_SECTS 0x1f1	   /* u8 */
+#define HDR_SYSSIZE 0x1f4	   /* u32, 16-byte units (2.04+) */
+#define HDR_BOOT_FLAG 0x1fe	   /* u16, 0xAA55 */
+#define HDR_JUMP_LEN 0x201	   /* header end = 0x202 + this byte */
+#define HDR_MAGIC 0x202		   /* "HdrS" */
+#define HDR_VERSION 0x206	   /* u16 */
+#define HDR_TYPE_OF_LOADER 0x210   /* u8 */
+#define HDR_LOADFLAGS 0x211	   /* u8 */
+#define HDR_CODE32_START 0x214	   /* u32 */
+#define HDR_RAMDISK_IMAGE 0x218	   /* u32 */
+#define HDR_RAMDISK_SIZE 0x21c	   /* u32 */
+#define HDR_CMD_LINE_PTR 0x228	   /* u32 (2.02+) */
+#define HDR_INITRD_ADDR_MAX 0x22c  /* u32 (2.03+) */
 #define HDR_KERNEL_ALIGNMENT 0x230 /* u32 (2.05+) */
-#define HDR_RELOCATABLE 0x234	 /* u8 (2.05+) */
-#define HDR_MIN_ALIGNMENT 0x235	 /* u8, log2 (2.10+) */
-#define HDR_XLOADFLAGS 0x236	 /* u16 (2.12+) */
-#define HDR_CMDLINE_SIZE 0x238	 /* u32 (2.06+) */
-#define HDR_PREF_ADDRESS 0x258	 /* u64 (2.10+) */
-#define HDR_INIT_SIZE 0x260	 /* u32 (2.10+) */
-#define HDR_MAX_END 0x290	 /* end of struct setup_header's room */
+#define HDR_RELOCATABLE 0x234	   /* u8 (2.05+) */
+#define HDR_MIN_ALIGNMENT 0x235	   /* u8, log2 (2.10+) */
+#define HDR_XLOADFLAGS 0x236	   /* u16 (2.12+) */
+#define HDR_CMDLINE_SIZE 0x238	   /* u32 (2.06+) */
+#define HDR_PREF_ADDRESS 0x258	   /* u64 (2.10+) */
+#define HDR_INIT_SIZE 0x260	   /* u32 (2.10+) */
+#define HDR_MAX_END 0x290	   /* end of struct setup_header's room */
 
 #define LOADED_HIGH 0x01
 #define KEEP_SEGMENTS 0x40
@@ -71,8 +71,8 @@ is_pow2(uint64_t v)
 
 /* The header's magic, version and sizes against the file's length. */
 static int
-parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k,
-	     char *err, size_t errlen)
+parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
+	     size_t errlen)
 {
 	if (len < HDR_MAX_END) {
 		snprintf(err, errlen,
@@ -82,8 +82,9 @@ parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k,
 		return -1;
 	}
 	if (le16_get(img + HDR_BOOT_FLAG) != 0xaa55) {
-		snprintf(err, errlen, "not a Linux kernel: no boot flag 0xAA55 "
-				      "at offset 0x1fe");
+		snprintf(err, errlen,
+			 "not a Linux kernel: no boot flag 0xAA55 "
+			 "at offset 0x1fe");
 		return -1;
 	}
 	if (memcmp(img + HDR_MAGIC, "HdrS", 4) != 0) {
@@ -141,8 +142,7 @@ parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
 		k->alignment = le32_get(img + HDR_KERNEL_ALIGNMENT);
 		k->relocatable = img[HDR_RELOCATABLE] != 0;
 	}
-	if (k->relocatable &&
-	    (!is_pow2(k->alignment) || k->alignment < PAGE)) {
+	if (k->relocatable && (!is_pow2(k->alignment) || k->alignment < PAGE)) {
 		snprintf(err, errlen,
 			 "bad header: kernel_alignment 0x%x is not a power "
 			 "of two of at least 4 KiB",
@@ -181,8 +181,8 @@ parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
 }
 
 int
-linux_parse(const uint8_t *img, size_t len, struct linux_kernel *k,
-	    char *err, size_t errlen)
+linux_parse(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
+	    size_t errlen)
 {
 	memset(k, 0, sizeof(*k));
 	if (parse_basics(img, len, k, err, errlen) < 0)
@@ -222,7 +222,8 @@ place_kernel(const struct linux_kernel *k, uint64_t need, uint64_t lowmem)
 {
 	if (!k->relocatable)
 		return fits(BZIMAGE_ADDR, need, lowmem) ? BZIMAGE_ADDR : 0;
-	if (k->version >= 0x020a && (k->pref_address & (k->alignment - 1)) == 0 &&
+	if (k->version >= 0x020a &&
+	    (k->pref_address & (k->alignment - 1)) == 0 &&
 	    fits(k->pref_address, need, lowmem))
 		return k->pref_address;
 	for (uint64_t a = k->alignment; a >= k->min_alignment; a >>= 1) {
@@ -258,9 +259,8 @@ place_initrd(const struct linux_kernel *k, uint64_t lowmem,
 }
 
 int
-linux_place(const struct linux_kernel *k, uint64_t lowmem,
-	    uint64_t initrd_size, struct linux_layout *l, char *err,
-	    size_t errlen)
+linux_place(const struct linux_kernel *k, uint64_t lowmem, uint64_t initrd_size,
+	    struct linux_layout *l, char *err, size_t errlen)
 {
 	uint64_t need = align_up(k->init_size, PAGE);
 
@@ -268,7 +268,8 @@ linux_place(const struct linux_kernel *k, uint64_t lowmem,
 	l->kernel_addr = place_kernel(k, need, lowmem);
 	if (!l->kernel_addr) {
 		snprintf(err, errlen,
-			 "the kernel needs %" PRIu64 " MiB of memory from 0x%" PRIx64
+			 "the kernel needs %" PRIu64
+			 " MiB of memory from 0x%" PRIx64
 			 " but the guest has %" PRIu64
 			 " MiB below 4 GiB: raise the guest's memory (-M)",
 			 (need + MIB - 1) / MIB,
@@ -311,7 +312,8 @@ write_e820(struct vmctx *ctx, uint8_t *zp, char *err, size_t errlen)
 	int n = e820_build(ctx, map, E820_MAX_ENTRIES);
 
 	if (n < 0 || n > BP_E820_MAX) {
-		snprintf(err, errlen, "the memory map does not fit boot_params");
+		snprintf(err, errlen,
+			 "the memory map does not fit boot_params");
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {

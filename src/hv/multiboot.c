@@ -51,11 +51,13 @@ find_header(const uint8_t *img, size_t len, char *err, size_t errlen)
 		bad_sum = true;
 	}
 	if (bad_sum)
-		snprintf(err, errlen, "the multiboot header's checksum is wrong "
-				      "(magic + flags + checksum must be 0)");
+		snprintf(err, errlen,
+			 "the multiboot header's checksum is wrong "
+			 "(magic + flags + checksum must be 0)");
 	else
-		snprintf(err, errlen, "not a multiboot kernel: no multiboot "
-				      "header in the first 8 KiB");
+		snprintf(err, errlen,
+			 "not a multiboot kernel: no multiboot "
+			 "header in the first 8 KiB");
 	return -1;
 }
 
@@ -69,8 +71,9 @@ parse_aout(const uint8_t *img, size_t len, struct mb_image *m, char *err,
 	struct mb_segment *s = &m->seg[0];
 
 	if (m->hdr_off + 32 > len) {
-		snprintf(err, errlen, "truncated multiboot header: the address "
-				      "fields run past the end of the file");
+		snprintf(err, errlen,
+			 "truncated multiboot header: the address "
+			 "fields run past the end of the file");
 		return -1;
 	}
 	header_addr = le32_get(h + 12);
@@ -124,8 +127,9 @@ check_ehdr(const uint8_t *img, size_t len, char *err, size_t errlen)
 		return -1;
 	}
 	if (img[EI_CLASS] == ELFCLASS64) {
-		snprintf(err, errlen, "64-bit ELF multiboot kernels are not "
-				      "supported: use ELF32 or the a.out kludge");
+		snprintf(err, errlen,
+			 "64-bit ELF multiboot kernels are not "
+			 "supported: use ELF32 or the a.out kludge");
 		return -1;
 	}
 	if (img[EI_CLASS] != ELFCLASS32 || img[EI_DATA] != ELFDATA2LSB ||
@@ -192,8 +196,8 @@ parse_elf(const uint8_t *img, size_t len, struct mb_image *m, char *err,
 		return -1;
 	}
 	for (uint64_t i = 0; i < phnum; i++) {
-		if (add_phdr(img + phoff + i * phentsize, len, m, err,
-			     errlen) < 0)
+		if (add_phdr(img + phoff + i * phentsize, len, m, err, errlen) <
+		    0)
 			return -1;
 	}
 	if (m->nseg == 0) {
@@ -288,8 +292,8 @@ static uint64_t
 fit_ram(const struct e820_entry *map, int n, uint64_t from, uint64_t len)
 {
 	for (int i = 0; i < n; i++) {
-		uint64_t a = align_up(from > map[i].addr ? from : map[i].addr,
-				      PAGE);
+		uint64_t a =
+		    align_up(from > map[i].addr ? from : map[i].addr, PAGE);
 
 		if (map[i].type == E820_RAM && a + len <= FOUR_GIB &&
 		    e820_is_ram(map, n, a, len))
@@ -332,8 +336,9 @@ place(const struct mb_boot_args *a, const struct e820_entry *map, int n,
 	l->mods_start = a->nmods ? mods[0] : 0;
 	l->info = fit_ram(map, n, at, info_size);
 	if (!l->info) {
-		snprintf(err, errlen, "no room in guest RAM for the multiboot "
-				      "information: raise -M");
+		snprintf(err, errlen,
+			 "no room in guest RAM for the multiboot "
+			 "information: raise -M");
 		return -1;
 	}
 	return 0;
@@ -423,7 +428,8 @@ map_all(struct vmctx *ctx, const struct mb_image *m,
 	uint64_t info_size, uint8_t **seg, uint8_t **mod, uint8_t **inf)
 {
 	for (int i = 0; i < m->nseg; i++)
-		if (!(seg[i] = vm_map_gpa(ctx, m->seg[i].paddr, m->seg[i].memsz)))
+		if (!(seg[i] =
+			  vm_map_gpa(ctx, m->seg[i].paddr, m->seg[i].memsz)))
 			return -1;
 	for (int i = 0; i < a->nmods; i++)
 		if (!(mod[i] = vm_map_gpa(ctx, mods[i], a->mods[i].len)))
@@ -433,8 +439,8 @@ map_all(struct vmctx *ctx, const struct mb_image *m,
 }
 
 int
-mb_boot(struct vmctx *ctx, const struct mb_boot_args *a,
-	struct mb_layout *out, char *err, size_t errlen)
+mb_boot(struct vmctx *ctx, const struct mb_boot_args *a, struct mb_layout *out,
+	char *err, size_t errlen)
 {
 	struct e820_entry map[E820_MAX_ENTRIES];
 	uint64_t mods[MB_MAX_MODS];
@@ -459,8 +465,9 @@ mb_boot(struct vmctx *ctx, const struct mb_boot_args *a,
 		return -1;
 	if (map_all(ctx, &m, a, mods, l.info, info_size, seg_host, mod_host,
 		    &info_host) < 0) {
-		snprintf(err, errlen, "the kernel or its modules fall outside "
-				      "guest RAM");
+		snprintf(err, errlen,
+			 "the kernel or its modules fall outside "
+			 "guest RAM");
 		return -1;
 	}
 	load_kernel(&m, a->image, seg_host);

@@ -14,7 +14,8 @@ import subprocess
 HERE = os.path.dirname(os.path.realpath(__file__))
 REPO = os.path.realpath(os.path.join(HERE, "..", "..", ".."))
 HVTEST = os.path.join(REPO, "harness", "hvtest")
-NESTED = os.path.join(REPO, "harness", "nested")
+# HVTEST_NESTED replaces the nested runner (hvtest's own tests use a stand-in).
+NESTED = os.environ.get("HVTEST_NESTED") or os.path.join(REPO, "harness", "nested")
 KVM_SH = os.path.join(REPO, "ci", "kvm.sh")
 
 # Directories the outer VM mounts fresh (harness/nested): a path under one
@@ -27,7 +28,7 @@ def kvm_rule(env, kvm_rw, pvm_loaded):
     if env.get("BHYVE_NESTED_TESTS", "0") == "1":
         return False, "BHYVE_NESTED_TESTS=1"
     if env.get("BHYVE_DIRECT", "0") == "1":
-        return True, "BHYVE_DIRECT=1"
+        return True, "/dev/kvm (BHYVE_DIRECT=1)"
     if kvm_rw and not pvm_loaded:
         return True, "/dev/kvm"
     if pvm_loaded:
@@ -55,7 +56,8 @@ def decide(env=None):
         except (OSError, subprocess.SubprocessError):
             out = ""
         if out == "usable":
-            return False, "/dev/kvm"
+            direct = env.get("BHYVE_DIRECT", "0") == "1" and env.get("BHYVE_NESTED_TESTS", "0") != "1"
+            return False, "/dev/kvm (BHYVE_DIRECT=1)" if direct else "/dev/kvm"
         if out.startswith("nested "):
             return True, out[len("nested "):]
     usable, why = _rule_here(env)

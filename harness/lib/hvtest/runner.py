@@ -280,10 +280,13 @@ class TestRun:
             self.cleanup()
         r = self.result
         r.duration = self.clock() - self.t0
+        r.milestones.sort(key=lambda m: (m["boot"], m["t"]))
+        while r.details and not r.details[-1].strip():
+            r.details.pop()
+        r.tail = self.tr.last_lines(TAIL_LINES)
         self.tr.event(f"verdict: {r.verdict}" + (f": {r.reason}" if r.reason else ""))
         for line in r.details:
             self.tr.event("  " + line)
-        r.tail = self.tr.last_lines(TAIL_LINES)
         self.tr.close()
         with open(os.path.join(self.dir, "result.json"), "w") as f:
             json.dump(r.to_json(), f, indent=1)
@@ -730,9 +733,7 @@ class TestRun:
         if "panicked" in err and not self.spec.allow_panic:
             raise fail("the guest kernel panicked (bhyve: pvpanic)",
                        [ln for ln in err.splitlines() if ln.strip()][-5:])
-        self.proc.wait()
-        self.ctx.unregister(self.proc)
-        self.proc = None
+        self.stop_vm("it exited")
         want = step.exit.status
         if status == want:
             return

@@ -88,7 +88,7 @@ class Step:
     seconds: float = 0.0
 
     def describe(self):
-        return f"{self.source} (line {self.line})"
+        return f"line {self.line}: {self.source}"
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""hvtest: the test runner for guests (docs/hvtest.md)."""

@@ -1,0 +1,478 @@
+/*
+ * The Linux boot protocol loader (src/hv/linux_boot.c) and the e820 map,
+ * on synthetic bzImages in mock guest memory: good 64-bit and 32-bit-only
+ * kernels, then truncated and lying headers, which must fail with one line
+ * and never read or write out of bounds (ASan watches).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "e820.h"
+#include "grub_x86.h"
+#include "linux_boot.h"
+#include "vmm.h"
+
+#define MIB (1ULL << 20)
+#define PAYLOAD 0x10000
+#define SETUP_SECTS 4
+#define IMG_LEN ((SETUP_SECTS + 1) * 512 + PAYLOAD)
+
+static char err[512];
+
+/* A bzImage with a protocol 2.15 header and a recognisable payload. */
+static uint8_t *
+make_bzimage(bool k64)
+{
+	uint8_t *b = calloc(1, IMG_LEN);
+
+	assert_non_null(b);
+	b[0x1f1] = SETUP_SECTS;
+	le32_put(b + 0x1f4, PAYLOAD / 16);
+	le16_put(b + 0x1fe, 0xaa55);
+	b[0x200] = 0xeb;
+	b[0x201] = 0x6a; /* header ends at 0x26c */
+	memcpy(b + 0x202, "HdrS", 4);
+	le16_put(b + 0x206, 0x020f);
+	b[0x211] = 0x01; /* LOADED_HIGH */
+	le32_put(b + 0x214, 0x100000);
+	le32_put(b + 0x22c, 0x7fffffff);
+	le32_put(b + 0x230, 0x200000);
+	b[0x234] = 1;
+	b[0x235] = 21;
+	le16_put(b + 0x236, k64 ? 0x7f : 0x7e);
+	le32_put(b + 0x238, 2047);
+	le64_put(b + 0x258, 0x1000000);
+	le32_put(b + 0x260, 4 * MIB);
+	for (size_t i = 0; i < PAYLOAD; i++)
+		b[(SETUP_SECTS + 1) * 512 + i] = (uint8_t)(i * 7 + 3);
+	return b;
+}
+
+struct fx {
+	struct vmctx *ctx;
+	uint8_t *img;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->ctx = vm_create_mock(64 * MIB);
+	assert_non_null(f->ctx);
+	f->img = make_bzimage(true);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	vm_close(f->ctx);
+	free(f->img);
+	free(f);
+	return 0;
+}
+
+static int
+boot(struct fx *f, size_t len, const char *cmdline,
+     const struct linux_initrd *rd, int nrd, struct linux_layout *l)
+{
+	struct linux_boot_args a = {f->img, len, cmdline, rd, nrd, false};
+
+	err[0] = '\0';
+	return linux_boot(f->ctx, &a, l, err, sizeof(err));
+}
+
+static uint64_t
+reg(struct vmctx *ctx, enum vm_reg_name r)
+{
+	uint64_t v;
+
+	assert_int_equal(vm_get_register(vm_vcpu_open(ctx, 0), r, &v), 0);
+	return v;
+}
+
+static struct seg_desc
+desc(struct vmctx *ctx, enum vm_reg_name r)
+{
+	struct seg_desc d;
+
+	assert_int_equal(vm_get_desc(vm_vcpu_open(ctx, 0), r, &d), 0);
+	return d;
+}
+
+static uint8_t *
+gpa(struct vmctx *ctx, uint64_t a, size_t len)
+{
+	uint8_t *p = vm_map_gpa(ctx, a, len);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* Walk the guest's 4-level page tables (2 MiB / 1 GiB pages). */
+static uint64_t
+translate(struct vmctx *ctx, uint64_t cr3, uint64_t va)
+{
+	uint64_t e =
+	    le64_get(gpa(ctx, (cr3 & ~0xfffULL) + ((va >> 39) & 511) * 8, 8));
+
+	assert_true(e & 1);
+	e = le64_get(gpa(ctx, (e & ~0xfffULL) + ((va >> 30) & 511) * 8, 8));
+	assert_true(e & 1);
+	if (e & 0x80)
+		return (e & ~0x3fffffffULL & 0xffffffffff000ULL) +
+		       (va & 0x3fffffff);
+	e = le64_get(gpa(ctx, (e & ~0xfffULL) + ((va >> 21) & 511) * 8, 8));
+	assert_true((e & 1) && (e & 0x80));
+	return (e & ~0x1fffffULL & 0xffffffffff000ULL) + (va & 0x1fffff);
+}
+
+static void
+test_good_64(void **state)
+{
+	struct fx *f = *state;
+	static uint8_t rd1[10001], rd2[5000];
+	struct linux_initrd rd[2] = {{rd1, sizeof(rd1)}, {rd2, sizeof(rd2)}};
+	const char *cl = "console=ttyS0 root=/dev/vda";
+	struct linux_layout l;
+	uint8_t *zp, *p;
+	uint64_t rdsize = 10004 + 5000;
+
+	memset(rd1, 0x11, sizeof(rd1));
+	memset(rd2, 0x22, sizeof(rd2));
+	assert_int_equal(boot(f, IMG_LEN, cl, rd, 2, &l), 0);
+	assert_int_equal(l.kernel_addr, 0x1000000);
+	assert_int_equal(l.entry, 0x1000200);
+	/* The payload at the preferred address. */
+	assert_memory_equal(gpa(f->ctx, 0x1000000, PAYLOAD),
+			    f->img + (SETUP_SECTS + 1) * 512, PAYLOAD);
+	/* Initrds: as high as possible under 64 MiB, page aligned, padded. */
+	assert_int_equal(l.initrd_size, rdsize);
+	assert_int_equal(l.initrd_addr, (64 * MIB - rdsize) & ~0xfffULL);
+	p = gpa(f->ctx, l.initrd_addr, rdsize);
+	assert_int_equal(p[0], 0x11);
+	assert_int_equal(p[10000], 0x11);
+	assert_int_equal(p[10001], 0);
+	assert_int_equal(p[10004], 0x22);
+	assert_int_equal(p[rdsize - 1], 0x22);
+
+	zp = gpa(f->ctx, LINUX_ZERO_PAGE, 4096);
+	assert_int_equal(le16_get(zp + 0x1fe), 0xaa55);
+	assert_memory_equal(zp + 0x202, "HdrS", 4);
+	assert_int_equal(le16_get(zp + 0x206), 0x020f);
+	assert_int_equal(zp[0x210], 0xff); /* type_of_loader */
+	assert_int_equal(le32_get(zp + 0x214), 0x1000000);
+	assert_int_equal(le32_get(zp + 0x218), l.initrd_addr);
+	assert_int_equal(le32_get(zp + 0x21c), rdsize);
+	assert_int_equal(le32_get(zp + 0x228), LINUX_CMDLINE);
+	assert_string_equal((char *)gpa(f->ctx, LINUX_CMDLINE, strlen(cl) + 1),
+			    cl);
+	/* Nothing past the header's end (0x26c) was copied. */
+	assert_int_equal(zp[0x26c], 0);
+	/* 80x25 text screen, as grub2-bhyve reports. */
+	assert_int_equal(zp[0x07], 80);
+	assert_int_equal(zp[0x0e], 25);
+	/* e820: 640K, the BIOS hole, 1M-64M, ECAM, the APIC/ROM range. */
+	assert_int_equal(zp[0x1e8], 5);
+	assert_int_equal(le64_get(zp + 0x2d0), 0);
+	assert_int_equal(le64_get(zp + 0x2d0 + 8), 0xa0000);
+	assert_int_equal(le32_get(zp + 0x2d0 + 16), E820_RAM);
+	assert_int_equal(le64_get(zp + 0x2d0 + 20), 0xa0000);
+	assert_int_equal(le32_get(zp + 0x2d0 + 36), E820_RESERVED);
+	assert_int_equal(le64_get(zp + 0x2d0 + 40), MIB);
+	assert_int_equal(le64_get(zp + 0x2d0 + 48), 63 * MIB);
+	assert_int_equal(le32_get(zp + 0x2d0 + 56), E820_RAM);
+}
+
+static void
+test_state_64(void **state)
+{
+	struct fx *f = *state;
+	struct seg_desc cs, ds, gdtr;
+	uint64_t gdt[4];
+	uint64_t cr3;
+
+	assert_int_equal(boot(f, IMG_LEN, "x", NULL, 0, NULL), 0);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), 0x1000200);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RSI), LINUX_ZERO_PAGE);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RFLAGS), 0x2);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RBX), 0);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RDI), 0);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RBP), 0);
+	assert_true(reg(f->ctx, VM_REG_GUEST_CR0) & 0x80000001);
+	assert_true(reg(f->ctx, VM_REG_GUEST_CR4) & 0x20);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_EFER) & 0x500, 0x500);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_CS), 0x10);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_DS), 0x18);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_SS), 0x18);
+	cs = desc(f->ctx, VM_REG_GUEST_CS);
+	ds = desc(f->ctx, VM_REG_GUEST_DS);
+	assert_true(cs.access & (1u << 13)); /* L */
+	assert_int_equal(ds.base, 0);
+	assert_int_equal(ds.limit, 0xffffffff);
+	/* The GDT in memory says the same. */
+	gdtr = desc(f->ctx, VM_REG_GUEST_GDTR);
+	assert_int_equal(gdtr.limit, 31);
+	memcpy(gdt, gpa(f->ctx, gdtr.base, 32), 32);
+	assert_int_equal(gdt[2], 0x00af9b000000ffffULL);
+	assert_int_equal(gdt[3], 0x00cf93000000ffffULL);
+	/* Identity mapped: the kernel, the zero page, up to 4 GiB. */
+	cr3 = reg(f->ctx, VM_REG_GUEST_CR3);
+	assert_int_equal(translate(f->ctx, cr3, 0x1000200), 0x1000200);
+	assert_int_equal(translate(f->ctx, cr3, LINUX_ZERO_PAGE),
+			 LINUX_ZERO_PAGE);
+	assert_int_equal(translate(f->ctx, cr3, 0xfee00000), 0xfee00000);
+	assert_int_equal(translate(f->ctx, cr3, 0xffffffff), 0xffffffff);
+	/* The stack is in identity-mapped RAM. */
+	assert_non_null(
+	    vm_map_gpa(f->ctx, reg(f->ctx, VM_REG_GUEST_RSP) - 8, 8));
+}
+
+static void
+test_highmem_mapped(void **state)
+{
+	struct vmctx *ctx = vm_create_mock(5ULL << 30);
+	struct fx f = {ctx, ((struct fx *)*state)->img};
+	struct e820_entry map[E820_MAX_ENTRIES];
+	uint64_t cr3;
+
+	assert_non_null(ctx);
+	assert_int_equal(e820_build(ctx, map, E820_MAX_ENTRIES), 6);
+	assert_int_equal(map[2].addr + map[2].len, 3ULL << 30);
+	assert_int_equal(map[5].addr, 4ULL << 30);
+	assert_int_equal(map[5].len, 2ULL << 30);
+	assert_int_equal(map[5].type, E820_RAM);
+	assert_int_equal(e820_build(ctx, map, 5), -1);
+	assert_int_equal(boot(&f, IMG_LEN, "", NULL, 0, NULL), 0);
+	cr3 = reg(ctx, VM_REG_GUEST_CR3);
+	if (x86_host_has_1g_pages())
+		assert_int_equal(translate(ctx, cr3, (6ULL << 30) - 8),
+				 (6ULL << 30) - 8);
+	vm_close(ctx);
+}
+
+static void
+test_32bit_only(void **state)
+{
+	struct fx *f = *state;
+	struct seg_desc cs;
+
+	le16_put(f->img + 0x236, 0); /* no XLF_KERNEL_64 */
+	assert_int_equal(boot(f, IMG_LEN, "", NULL, 0, NULL), 0);
+	/* code32_start follows the kernel to its load address. */
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), 0x1000000);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RSI), LINUX_ZERO_PAGE);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_CR0) & 0x80000001, 1);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_EFER), 0);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_CS), 0x10);
+	cs = desc(f->ctx, VM_REG_GUEST_CS);
+	assert_false(cs.access & (1u << 13));
+	assert_true(cs.access & (1u << 14)); /* D: 32-bit */
+	assert_int_equal(le32_get(gpa(f->ctx, LINUX_ZERO_PAGE + 0x214, 4)),
+			 0x1000000);
+}
+
+static void
+test_not_relocatable(void **state)
+{
+	struct fx *f = *state;
+	struct linux_layout l;
+
+	f->img[0x234] = 0;
+	assert_int_equal(boot(f, IMG_LEN, "", NULL, 0, &l), 0);
+	assert_int_equal(l.kernel_addr, 0x100000);
+	assert_int_equal(l.entry, 0x100200);
+}
+
+static void
+test_small_memory_lower_alignment(void **state)
+{
+	struct vmctx *ctx = vm_create_mock(16 * MIB);
+	struct fx f = {ctx, ((struct fx *)*state)->img};
+	struct linux_layout l;
+
+	/* 16 MiB + 4 MiB does not fit: 2 MiB alignment does. */
+	assert_int_equal(boot(&f, IMG_LEN, "", NULL, 0, &l), 0);
+	assert_int_equal(l.kernel_addr, 2 * MIB);
+	vm_close(ctx);
+}
+
+static void
+expect_error(struct fx *f, size_t len, const char *cmdline,
+	     const struct linux_initrd *rd, int nrd, const char *word)
+{
+	assert_int_equal(boot(f, len, cmdline, rd, nrd, NULL), -1);
+	if (!strstr(err, word))
+		fail_msg("error '%s' lacks '%s'", err, word);
+	assert_null(strchr(err, '\n'));
+}
+
+static void
+test_truncated(void **state)
+{
+	struct fx *f = *state;
+
+	expect_error(f, IMG_LEN - 100, "", NULL, 0, "truncated");
+	/* Nothing was handed to vCPU 0. */
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), 0xfff0);
+	expect_error(f, 0x200, "", NULL, 0, "too short");
+	expect_error(f, 0, "", NULL, 0, "too short");
+}
+
+static void
+test_lying_setup_sects(void **state)
+{
+	struct fx *f = *state;
+
+	f->img[0x1f1] = 200;
+	expect_error(f, IMG_LEN, "", NULL, 0, "setup_sects 200");
+}
+
+static void
+test_huge_init_size(void **state)
+{
+	struct fx *f = *state;
+
+	le32_put(f->img + 0x260, 0xfffff000);
+	expect_error(f, IMG_LEN, "", NULL, 0, "raise the guest's memory");
+}
+
+static void
+test_bad_magic(void **state)
+{
+	struct fx *f = *state;
+
+	f->img[0x1fe] = 0;
+	expect_error(f, IMG_LEN, "", NULL, 0, "0xAA55");
+	f->img[0x1fe] = 0x55;
+	f->img[0x203] = 'x';
+	expect_error(f, IMG_LEN, "", NULL, 0, "HdrS");
+}
+
+static void
+test_protocol_too_old(void **state)
+{
+	struct fx *f = *state;
+
+	le16_put(f->img + 0x206, 0x0201);
+	expect_error(f, IMG_LEN, "", NULL, 0, "2.01 is too old");
+	le16_put(f->img + 0x206, 0x020f);
+	f->img[0x211] = 0; /* a zImage */
+	expect_error(f, IMG_LEN, "", NULL, 0, "zImage");
+}
+
+static void
+test_cmdline_too_long(void **state)
+{
+	struct fx *f = *state;
+
+	le32_put(f->img + 0x238, 10);
+	assert_int_equal(boot(f, IMG_LEN, "0123456789", NULL, 0, NULL), 0);
+	expect_error(f, IMG_LEN, "0123456789a", NULL, 0, "at most 10");
+}
+
+static void
+test_initrd_too_big(void **state)
+{
+	struct fx *f = *state;
+	struct linux_initrd rd = {f->img, 44 * MIB + 1}; /* never read */
+
+	expect_error(f, IMG_LEN, "", &rd, 1, "initrd is too big");
+	/* initrd_addr_max below the kernel's end: nowhere to go either. */
+	rd.len = 4096;
+	le32_put(f->img + 0x22c, 0xffffff);
+	expect_error(f, IMG_LEN, "", &rd, 1, "initrd is too big");
+}
+
+static void
+test_bad_alignment_and_entry(void **state)
+{
+	struct fx *f = *state;
+
+	le32_put(f->img + 0x230, 0x300000);
+	expect_error(f, IMG_LEN, "", NULL, 0, "kernel_alignment");
+	le32_put(f->img + 0x230, 0x200000);
+	le16_put(f->img + 0x236, 0);
+	le32_put(f->img + 0x214, 0x100000 + PAYLOAD);
+	expect_error(f, IMG_LEN, "", NULL, 0, "code32_start");
+}
+
+static void
+test_no_vga_info(void **state)
+{
+	struct fx *f = *state;
+	struct linux_boot_args a = {f->img, IMG_LEN, "", NULL, 0, true};
+
+	assert_int_equal(linux_boot(f->ctx, &a, NULL, err, sizeof(err)), 0);
+	assert_int_equal(*gpa(f->ctx, LINUX_ZERO_PAGE + 7, 1), 0);
+	assert_int_equal(*gpa(f->ctx, LINUX_ZERO_PAGE + 0x0e, 1), 0);
+}
+
+/* Random header bytes: errors or boots, never a crash (ASan/UBSan). */
+static void
+test_random_headers(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *good = make_bzimage(true);
+	unsigned seed = 1;
+
+	for (int i = 0; i < 3000; i++) {
+		memcpy(f->img, good, IMG_LEN);
+		for (int j = 0; j < 1 + i % 8; j++) {
+			seed = seed * 1103515245 + 12345;
+			f->img[0x1f1 + (seed >> 8) % (0x290 - 0x1f1)] =
+			    (uint8_t)(seed >> 20);
+		}
+		seed = seed * 1103515245 + 12345;
+		boot(f, IMG_LEN - (seed >> 16) % 64, "console=ttyS0", NULL, 0,
+		     NULL);
+	}
+	free(good);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_good_64, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state_64, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_highmem_mapped, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_32bit_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_relocatable, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_small_memory_lower_alignment,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lying_setup_sects, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_huge_init_size, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_protocol_too_old, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_cmdline_too_long, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_initrd_too_big, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_alignment_and_entry, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_no_vga_info, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_headers, setup,
+					    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
