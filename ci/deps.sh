@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="gcc make libc6-dev binutils libcmocka-dev kyua atf-sh qemu-system-x86 \
-busybox-static cpio"
+busybox-static cpio acpica-tools"
 
 missing=""
 for p in $PKGS; do

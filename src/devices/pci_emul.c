@@ -50,6 +50,8 @@ struct pci_state {
 	struct pci_devinst *dev[MAXBUSES][MAXSLOTS][MAXFUNCS];
 	uint64_t iobase, membase32, membase64;
 	int next_irq;
+	/* A slot's INTA line, shared by its functions (0: none yet). */
+	uint8_t slot_irq[MAXBUSES][MAXSLOTS];
 };
 
 /* ---- config space accessors ---- */
@@ -589,10 +591,18 @@ pci_lintr_request(struct pci_devinst *pi)
 {
 	struct pci_state *ps = machine_of(pi->pi_vmctx)->pci;
 
-	/* INTA on every device; pins 16-23 handed out in turn. */
+	uint8_t *irq = &ps->slot_irq[pi->pi_bus][pi->pi_slot];
+
+	/*
+	 * INTA on every device; pins 16-23 handed out in turn, one per slot,
+	 * so that the slot's _PRT entry holds for all its functions.
+	 */
+	if (!*irq) {
+		*irq = PCI_IRQ_BASE + ps->next_irq;
+		ps->next_irq = (ps->next_irq + 1) % PCI_IRQ_COUNT;
+	}
 	pi->pi_lintr.pin = 1;
-	pi->pi_lintr.irq = PCI_IRQ_BASE + ps->next_irq;
-	ps->next_irq = (ps->next_irq + 1) % PCI_IRQ_COUNT;
+	pi->pi_lintr.irq = *irq;
 	pci_set_cfgdata8(pi, PCIR_INTPIN, 1);
 	pci_set_cfgdata8(pi, PCIR_INTLINE, pi->pi_lintr.irq);
 }

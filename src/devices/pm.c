@@ -22,7 +22,12 @@
 /* Bits that read as zero in PM1_CNT (bhyve's PM1_ALWAYS_ZERO). */
 #define PM1_CNT_ALWAYS_ZERO 0xc003
 /* The events we can raise; the others stay disabled. */
-#define PM1_EN_MASK (PM1_PWRBTN_STS | PM1_GBL_STS)
+/*
+ * RTC_EN (bit 10) is writable so that Linux can enable the RTC event (it
+ * complains otherwise); RTC_STS is simply never raised.
+ */
+#define PM1_RTC_EN 0x0400
+#define PM1_EN_MASK (PM1_PWRBTN_STS | PM1_GBL_STS | PM1_RTC_EN)
 #define RESET_CPU 0x04	/* RST_CPU in 0xCF9 (PIIX4 datasheet 4.1.2) */
 #define RESET_KEEP 0x0a /* SYS_RST and FULL_RST read back */
 

@@ -92,10 +92,10 @@ static const struct {
 	uint16_t port;
 	uint8_t irq;
 } acpi_com[] = {
-	{"com1", 0x3f8, 4},
-	{"com2", 0x2f8, 3},
-	{"com3", 0x3e8, 4},
-	{"com4", 0x2e8, 3},
+    {"com1", 0x3f8, 4},
+    {"com2", 0x2f8, 3},
+    {"com3", 0x3e8, 4},
+    {"com4", 0x2e8, 3},
 };
 
 /* ---- byte helpers ---- */
@@ -347,8 +347,8 @@ dsdt_pci0(struct aml *a, struct vmctx *ctx)
 		return -1;
 	if (lpc) {
 		aml_device_begin(a, "ISA");
-		aml_name_integer(a, "_ADR", (uint32_t)lpc->pi_slot << 16 |
-						    lpc->pi_func);
+		aml_name_integer(a, "_ADR",
+				 (uint32_t)lpc->pi_slot << 16 | lpc->pi_func);
 		dsdt_legacy(a, ctx, true);
 		aml_end(a);
 	}
@@ -568,15 +568,32 @@ align(size_t v, size_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-enum { T_RSDP, T_RSDT, T_XSDT, T_MADT, T_FADT, T_HPET, T_MCFG, T_FACS,
-       T_DSDT, T_COUNT };
+enum {
+	T_RSDP,
+	T_RSDT,
+	T_XSDT,
+	T_MADT,
+	T_FADT,
+	T_HPET,
+	T_MCFG,
+	T_FACS,
+	T_DSDT,
+	T_COUNT
+};
 
 static int
 layout(size_t *off, size_t dsdt_len, int ncpus)
 {
 	const size_t len[T_COUNT] = {
-	    RSDP_LEN, HDR_LEN + 4 * NXSDT, HDR_LEN + 8 * NXSDT,
-	    MADT_LEN(ncpus), FADT_LEN, HPET_LEN, MCFG_LEN, FACS_LEN, dsdt_len,
+	    RSDP_LEN,
+	    HDR_LEN + 4 * NXSDT,
+	    HDR_LEN + 8 * NXSDT,
+	    MADT_LEN(ncpus),
+	    FADT_LEN,
+	    HPET_LEN,
+	    MCFG_LEN,
+	    FACS_LEN,
+	    dsdt_len,
 	};
 	size_t at = 0;
 

@@ -28,7 +28,6 @@
 /* The platform the tables describe. */
 #define ACPI_LAPIC_BASE 0xfee00000u
 #define ACPI_IOAPIC_BASE 0xfec00000u
-#define ACPI_IOAPIC_PINS 24 /* KVM's IOAPIC */
 /* OEM fields as bhyve fills them. */
 #define ACPI_OEM_ID "BHYVE "
 #define ACPI_OEM_REVISION 1

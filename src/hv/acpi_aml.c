@@ -491,8 +491,7 @@ aml_rt_end(struct aml *a)
 }
 
 void
-aml_rt_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align,
-	  uint8_t len)
+aml_rt_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len)
 {
 	aml_byte(a, RD_IO);
 	aml_byte(a, 0x01); /* Decode16 */

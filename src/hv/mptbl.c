@@ -186,8 +186,9 @@ mp_build(struct vmctx *ctx, int ncpus, struct mp_buf *b)
 	intr(b, MP_LINT, INT_EXTINT, 0, 0, 0, 0xff, 0);
 	intr(b, MP_LINT, INT_NMI, 0, 0, 0, 0xff, 1);
 	if (!b->p) {
-		fprintf(stderr, "bhyve: MP table: more than %u bytes; use -Y to "
-				"go without it\n",
+		fprintf(stderr,
+			"bhyve: MP table: more than %u bytes; use -Y to "
+			"go without it\n",
 			MPTABLE_MAX);
 		return -1;
 	}

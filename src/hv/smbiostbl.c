@@ -181,8 +181,7 @@ smbios_parse_uuid(const char *s, uint8_t out[16])
 		}
 		hi = hexval(s[i]);
 		lo = hexval(s[++i]);
-		if (hi < 0 || lo < 0 || i == 8 || i == 13 || i == 18 ||
-		    i == 23)
+		if (hi < 0 || lo < 0 || i == 8 || i == 13 || i == 18 || i == 23)
 			return -1;
 		out[n++] = (uint8_t)(hi << 4 | lo);
 	}
@@ -243,10 +242,10 @@ type0(struct sm_buf *b, struct vmctx *ctx)
 	s[5] = sm_str(b, ver);
 	put16(s + 6, 0xf000); /* starting segment */
 	s[8] = sm_str(b, cfg(ctx, "bios.release_date", "10/17/2021"));
-	s[9] = 0;			 /* ROM size: 64 KiB */
+	s[9] = 0;			    /* ROM size: 64 KiB */
 	put64(s + 0x0a, 1u << 4 | 1u << 7); /* ISA, PCI */
-	s[0x12] = 0x01;			 /* ACPI */
-	s[0x13] = 0x10;			 /* a virtual machine */
+	s[0x12] = 0x01;			    /* ACPI */
+	s[0x13] = 0x10;			    /* a virtual machine */
 	bios_release(ver, &s[0x14], &s[0x15]);
 	s[0x16] = s[0x17] = 0xff; /* no embedded controller */
 	sm_end(b);
@@ -264,8 +263,9 @@ type1(struct sm_buf *b, struct vmctx *ctx)
 	s[6] = sm_str(b, cfg(ctx, "system.version", "1.0"));
 	s[7] = sm_str(b, cfg(ctx, "system.serial_number", "None"));
 	if (u && smbios_parse_uuid(u, s + 8) < 0) {
-		fprintf(stderr, "bhyve: bad uuid '%s' (-U): expected "
-				"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\n",
+		fprintf(stderr,
+			"bhyve: bad uuid '%s' (-U): expected "
+			"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\n",
 			u);
 		return -1;
 	}
@@ -322,10 +322,10 @@ type4(struct sm_buf *b, struct vmctx *ctx)
 
 		snprintf(name, sizeof(name), "CPU #%d", i);
 		s[4] = sm_str(b, name);
-		s[5] = 0x03;			/* central processor */
-		s[6] = 0x01;			/* family: other */
-		s[0x18] = 0x41;			/* populated, enabled */
-		s[0x19] = 0x01;			/* upgrade: other */
+		s[5] = 0x03;		      /* central processor */
+		s[6] = 0x01;		      /* family: other */
+		s[0x18] = 0x41;		      /* populated, enabled */
+		s[0x19] = 0x01;		      /* upgrade: other */
 		put16(s + 0x1a, HANDLE_NONE); /* no cache structures */
 		put16(s + 0x1c, HANDLE_NONE);
 		put16(s + 0x1e, HANDLE_NONE);
@@ -451,9 +451,10 @@ smbios_build(struct vmctx *ctx)
 	sm_begin(b, 127, T127_LEN);
 	sm_end(b);
 	if (b->overflow) {
-		fprintf(stderr, "bhyve: SMBIOS: the tables need more than %u "
-				"bytes at 0x%x; use shorter bios.*/system.* "
-				"strings or fewer sockets\n",
+		fprintf(stderr,
+			"bhyve: SMBIOS: the tables need more than %u "
+			"bytes at 0x%x; use shorter bios.*/system.* "
+			"strings or fewer sockets\n",
 			SMBIOS_MAX, SMBIOS_BASE);
 		goto out;
 	}

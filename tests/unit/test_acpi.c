@@ -39,8 +39,8 @@ intxdev_init(struct pci_devinst *pi, struct config *node)
 }
 
 static const struct pci_devemu pci_de_intxdev = {
-	.pe_emu = "intxdev",
-	.pe_init = intxdev_init,
+    .pe_emu = "intxdev",
+    .pe_init = intxdev_init,
 };
 PCI_EMUL_SET(pci_de_intxdev);
 
@@ -245,7 +245,8 @@ test_aml_integers(void **state)
 	check_int(0x100, 3, (const uint8_t[]){0x0b, 0x00, 0x01});
 	check_int(0xffff, 3, (const uint8_t[]){0x0b, 0xff, 0xff});
 	check_int(0x10000, 5, (const uint8_t[]){0x0c, 0x00, 0x00, 0x01, 0x00});
-	check_int(0xfed00000, 5, (const uint8_t[]){0x0c, 0x00, 0x00, 0xd0, 0xfe});
+	check_int(0xfed00000, 5,
+		  (const uint8_t[]){0x0c, 0x00, 0x00, 0xd0, 0xfe});
 	check_int(0x100000000ULL, 9,
 		  (const uint8_t[]){0x0e, 0, 0, 0, 0, 1, 0, 0, 0});
 	check_int(0xd000000000ULL, 9,
@@ -313,13 +314,12 @@ test_aml_objects(void **state)
 {
 	static const uint8_t method[] = {0x14, 0x09, '_',  'S',	 'T',
 					 'A',  0x00, 0xa4, 0x0a, 0x0f};
-	static const uint8_t rt[] = {0x11, 0x0d, 0x0a, 0x0a, 0x47,
-				     0x01, 0xf8, 0x03, 0xf8, 0x03,
-				     0x01, 0x08, 0x79, 0x00};
-	static const uint8_t hid[] = {0x08, '_', 'H', 'I', 'D', 0x0c,
-				      0x41, 0xd0, 0x0a, 0x08};
-	static const uint8_t str[] = {0x08, '_', 'U', 'I',
-				      'D',  0x0d, 'a', 'b', 0x00};
+	static const uint8_t rt[] = {0x11, 0x0d, 0x0a, 0x0a, 0x47, 0x01, 0xf8,
+				     0x03, 0xf8, 0x03, 0x01, 0x08, 0x79, 0x00};
+	static const uint8_t hid[] = {0x08, '_',  'H',	'I',  'D',
+				      0x0c, 0x41, 0xd0, 0x0a, 0x08};
+	static const uint8_t str[] = {0x08, '_', 'U', 'I', 'D',
+				      0x0d, 'a', 'b', 0x00};
 	static const uint8_t dev[] = {0x5b, 0x82, 0x0b, 'D', 'E', 'V', '_',
 				      0x08, '_',  'A',	'D', 'R', 0x00};
 	struct aml a;
@@ -405,7 +405,7 @@ test_aml_errors(void **state)
 
 struct tables {
 	const uint8_t *rsdp, *rsdt, *xsdt, *madt, *fadt, *hpet, *mcfg, *facs,
-		*dsdt;
+	    *dsdt;
 };
 
 /* A table at addr: its signature, a sane length, a zero checksum. */
@@ -501,7 +501,7 @@ test_acpi_fadt(void **state)
 	p = t.fadt;
 	assert_int_equal(get32(p + 4), 276);
 	assert_int_equal(p[8], 6);
-	assert_int_equal(get16(p + 46), 9);	/* SCI_INT */
+	assert_int_equal(get16(p + 46), 9);    /* SCI_INT */
 	assert_int_equal(get32(p + 48), 0xb2); /* SMI_CMD */
 	assert_int_equal(p[52], 0xa0);
 	assert_int_equal(p[53], 0xa1);
@@ -514,10 +514,10 @@ test_acpi_fadt(void **state)
 	assert_int_equal(get32(p + 60), 0); /* no PM1b, PM2, GPEs */
 	assert_int_equal(get32(p + 68), 0);
 	assert_int_equal(get32(p + 80), 0);
-	assert_int_equal(p[108], 0x32); /* century */
-	assert_int_equal(get16(p + 109) & 0x2, 0); /* no 8042 */
+	assert_int_equal(p[108], 0x32);		       /* century */
+	assert_int_equal(get16(p + 109) & 0x2, 0);     /* no 8042 */
 	assert_int_not_equal(get16(p + 109) & 0x4, 0); /* no VGA */
-	assert_int_equal(get16(p + 109) & 0x8, 0); /* MSI works */
+	assert_int_equal(get16(p + 109) & 0x8, 0);     /* MSI works */
 	flags = get32(p + 112);
 	assert_int_not_equal(flags & (1u << 0), 0);  /* WBINVD */
 	assert_int_not_equal(flags & (1u << 2), 0);  /* PROC_C1 */
@@ -623,7 +623,7 @@ test_acpi_hpet_mcfg(void **state)
 	assert_int_equal(get32(t.hpet + 4), 56);
 	id = get32(t.hpet + 36);
 	assert_int_equal(id, hpet_block_id());
-	assert_int_equal(id >> 16, 0x8086);	  /* vendor */
+	assert_int_equal(id >> 16, 0x8086);	   /* vendor */
 	assert_int_equal((id >> 8 & 0x1f) + 1, 3); /* comparators */
 	assert_int_not_equal(id & (1u << 13), 0);  /* 64-bit counter */
 	check_gas(t.hpet + 40, 0, 64, 0, 0xfed00000);
@@ -646,8 +646,8 @@ test_acpi_dsdt_content(void **state)
 	struct pci_devinst *d4 = pci_find_devinst(f->ctx, 0, 4, 0);
 	struct tables t;
 	uint32_t len;
-	uint8_t prt3[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x03, 0x00,
-			  0x00, 0x00, 0x0a, 0x00};
+	uint8_t prt3[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff,
+			  0x03, 0x00, 0x00, 0x00, 0x0a, 0x00};
 	uint8_t prt4[sizeof(prt3)];
 	struct acpi_intx *v;
 	int n;
@@ -705,9 +705,9 @@ run_clean(const char *cmd, const char *log)
 	fp = fopen(log, "r");
 	assert_non_null(fp);
 	while (fgets(line, sizeof(line), fp)) {
-		bool bad = (strstr(line, "Error") &&
-			    !strstr(line, " 0 Errors")) ||
-			   strstr(line, "Exception") || strstr(line, "AE_");
+		bool bad =
+		    (strstr(line, "Error") && !strstr(line, " 0 Errors")) ||
+		    strstr(line, "Exception") || strstr(line, "AE_");
 
 		if (rc != 0 || bad)
 			fprintf(stderr, "iasl: %s", line);
@@ -743,15 +743,20 @@ test_acpi_dsdt_iasl(void **state)
 	struct tables t;
 	char dir[] = "/tmp/test_acpi.XXXXXX", path[128], cmd[512];
 	static const char *const want[] = {
-	    "PNP0A08", "PNP0A03", "PNP0501", "PNP0B00", "PNP0100", "PNP0000",
-	    "PNP0103", "PNP0C02", "_S5_",    "_PRT",    "_PIC",    "0x0003FFFF",
-	    "0x0004FFFF", "0xFED00000", "0x000000D000000000", "_BBN",
+	    "PNP0A08",	  "PNP0A03",	"PNP0501",
+	    "PNP0B00",	  "PNP0100",	"PNP0000",
+	    "PNP0103",	  "PNP0C02",	"_S5_",
+	    "_PRT",	  "_PIC",	"0x0003FFFF",
+	    "0x0004FFFF", "0xFED00000", "0x000000D000000000",
+	    "_BBN",
 	};
 	const struct {
 		const char *sig;
 		const uint8_t *const *p;
 	} others[] = {
-	    {"facp", &t.fadt}, {"apic", &t.madt}, {"hpet", &t.hpet},
+	    {"facp", &t.fadt},
+	    {"apic", &t.madt},
+	    {"hpet", &t.hpet},
 	    {"mcfg", &t.mcfg},
 	};
 
@@ -842,7 +847,8 @@ test_mptable(void **state)
 	assert_int_equal(fp[11], 0); /* a configuration table follows */
 	ch = gpa(f, get32(fp + 4), 44);
 	assert_memory_equal(ch, "PCMP", 4);
-	assert_true(get32(fp + 4) + get16(ch + 4) <= MPTABLE_BASE + MPTABLE_MAX);
+	assert_true(get32(fp + 4) + get16(ch + 4) <=
+		    MPTABLE_BASE + MPTABLE_MAX);
 	ch = gpa(f, get32(fp + 4), get16(ch + 4));
 	assert_int_equal(sum(ch, get16(ch + 4)), 0);
 	assert_int_equal(get32(ch + 36), 0xfee00000);
@@ -885,7 +891,7 @@ test_mptable(void **state)
 	assert_int_equal(procs, 4);
 	assert_int_equal(buses, 2); /* PCI 0, ISA 1 */
 	assert_int_equal(ioapics, 1);
-	assert_int_equal(pci_ints, 2); /* slots 3 and 4 */
+	assert_int_equal(pci_ints, 2);	  /* slots 3 and 4 */
 	assert_int_equal(ioints, 16 + 2); /* 15 ISA IRQs + ExtINT + PCI */
 	assert_int_equal(lints, 2);
 	fx_free(f);
@@ -904,8 +910,8 @@ test_mptable_off(void **state)
 
 	(void)state;
 	assert_int_equal(mptable_build(f->ctx, 1), 0);
-	assert_false(has_bytes(gpa(f, BIOS_AREA_BASE, 0x10000), 0x10000,
-			       "_MP_", 4));
+	assert_false(
+	    has_bytes(gpa(f, BIOS_AREA_BASE, 0x10000), 0x10000, "_MP_", 4));
 	fx_free(f);
 }
 
@@ -1085,12 +1091,12 @@ test_smbios_uuid(void **state)
 	uuid_of("vm-b", c);
 	assert_memory_equal(a, b, 16);
 	assert_memory_not_equal(a, c, 16);
-	assert_int_equal(a[7] >> 4, 8);	      /* version 8, stored LE */
+	assert_int_equal(a[7] >> 4, 8);	     /* version 8, stored LE */
 	assert_int_equal(a[8] & 0xc0, 0x80); /* variant 10 */
-	assert_int_equal(smbios_parse_uuid("0123456789ab-cdef-0123-456789abcdef", u),
-			 -1);
-	assert_int_equal(smbios_parse_uuid("01234567-89ab-cdef-0123-456789abcdeg", u),
-			 -1);
+	assert_int_equal(
+	    smbios_parse_uuid("0123456789ab-cdef-0123-456789abcdef", u), -1);
+	assert_int_equal(
+	    smbios_parse_uuid("01234567-89ab-cdef-0123-456789abcdeg", u), -1);
 	f = fx_new(1, 64 << 20, NULL);
 	set(f->cfg, "uuid", "not-a-uuid");
 	assert_int_equal(smbios_build(f->ctx), -1);

@@ -168,6 +168,7 @@ def run_nested(args, argv, entries, ctx):
     cpus = max(2, min(args.jobs + 1, os.cpu_count() or 2))
     cmd += ["--cpus", str(cpus), "--", sys.executable, host.HVTEST] + argv + ["--results", ctx.results]
     env["HVTEST_NESTED_CHILD"] = "1"
+    env["HVTEST_LIVE"] = "1" if sys.stderr.isatty() else "0"
     try:
         status = subprocess.call(cmd, env=env, stdin=subprocess.DEVNULL)
     except KeyboardInterrupt:
