@@ -9,6 +9,7 @@
  * and the MADT lists them so); the topology fields use ceil(log2) widths,
  * exact for power-of-two counts, as bhyve does.
  */
+#include <cpuid.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,9 +123,46 @@ patch_leaf(struct kvm_cpuid_entry2 *e, int apic, int tbits, int cbits,
 	}
 }
 
+unsigned
+vmm_cpuid_host_quirks(void)
+{
+	unsigned a, b, c, d;
+	char sig[13] = {0};
+
+	__cpuid(0x40000000, a, b, c, d);
+	memcpy(sig, &b, 4);
+	memcpy(sig + 4, &c, 4);
+	memcpy(sig + 8, &d, 4);
+	(void)a;
+	return strcmp(sig, "TCGTCGTCGTCG") == 0 ? VMM_QUIRK_NO_XSAVE : 0;
+}
+
+/* XSAVE and what needs it (Intel SDM vol. 1 §13.2): FMA, AVX, F16C, ... */
+static void
+hide_xsave(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *l1 = vmm_cpuid_find(c, 1, 0);
+	struct kvm_cpuid_entry2 *l7 = vmm_cpuid_find(c, 7, 0);
+
+	if (l1)
+		l1->ecx &= ~((1u << 12) | (1u << 26) | (1u << 27) |
+			     (1u << 28) | (1u << 29));
+	if (l7) {
+		/* AVX2, AVX-512 (F, DQ, IFMA, PF, ER, CD, BW, VL), MPX */
+		l7->ebx &= ~((1u << 5) | (1u << 14) | (1u << 16) | (1u << 17) |
+			     (1u << 21) | (1u << 26) | (1u << 27) |
+			     (1u << 28) | (1u << 30) | (1u << 31));
+		/* AVX-512 VBMI/VBMI2/VNNI/BITALG/VPOPCNTDQ, PKU, OSPKE */
+		l7->ecx &= ~((1u << 1) | (1u << 3) | (1u << 4) | (1u << 6) |
+			     (1u << 11) | (1u << 12) | (1u << 14));
+	}
+	drop_function(c, 0xd);
+}
+
 struct kvm_cpuid2 *
 vmm_cpuid_build(const struct kvm_cpuid2 *supported, int vcpu_id,
-		const struct vm_topology *t, bool tsc_deadline)
+		const struct vm_topology *t, bool tsc_deadline,
+		unsigned quirks)
 {
 	size_t n = supported->nent + EXTRA_ENTRIES;
 	struct kvm_cpuid2 *c =
@@ -143,6 +181,8 @@ vmm_cpuid_build(const struct kvm_cpuid2 *supported, int vcpu_id,
 		patch_leaf(&c->entries[i], vcpu_id, tbits, cbits, t,
 			   tsc_deadline);
 	add_leaf_b(c, vcpu_id, tbits, cbits, t);
+	if (quirks & VMM_QUIRK_NO_XSAVE)
+		hide_xsave(c);
 	leaf0 = vmm_cpuid_find(c, 0, 0);
 	if (leaf0 && leaf0->eax < 0xb)
 		leaf0->eax = 0xb;

@@ -253,7 +253,8 @@ kvm_set_cpuid(struct vcpu *vcpu, int fd)
 	vm_get_topology(vcpu->ctx, &t);
 	c = vmm_cpuid_build(k->cpuid, vcpu->id, &t,
 			    ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
-				  KVM_CAP_TSC_DEADLINE_TIMER) > 0);
+				  KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+			    vmm_cpuid_host_quirks());
 	if (!c)
 		return -1;
 	ret = ioctl(fd, KVM_SET_CPUID2, c);

@@ -27,7 +27,7 @@ supported(void)
 		{.function = 0x8000001e},
 	};
 	size_t n = sizeof(e) / sizeof(e[0]);
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + sizeof(e));
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + sizeof(e) + 4 * sizeof(e[0]));
 
 	c->nent = n;
 	memcpy(c->entries, e, sizeof(e));
@@ -41,7 +41,7 @@ test_apic_id_and_flags(void **state)
 	struct vm_topology t = {4, 1, 1};
 
 	(void)state;
-	c = vmm_cpuid_build(s, 3, &t, true);
+	c = vmm_cpuid_build(s, 3, &t, true, 0);
 	struct kvm_cpuid_entry2 *l1 = vmm_cpuid_find(c, 1, 0);
 	assert_int_equal(l1->ebx >> 24, 3);
 	assert_true(l1->ecx & (1u << 31)); /* hypervisor */
@@ -49,7 +49,7 @@ test_apic_id_and_flags(void **state)
 	assert_true(l1->edx & (1u << 28));
 	assert_int_equal(l1->eax, 0x800f12); /* family untouched */
 	free(c);
-	c = vmm_cpuid_build(s, 0, &t, false);
+	c = vmm_cpuid_build(s, 0, &t, false, 0);
 	assert_false(vmm_cpuid_find(c, 1, 0)->ecx & (1u << 24));
 	free(c);
 	free(s);
@@ -62,7 +62,7 @@ test_vendor_leaves(void **state)
 	struct vm_topology t = {1, 1, 1};
 
 	(void)state;
-	c = vmm_cpuid_build(s, 0, &t, false);
+	c = vmm_cpuid_build(s, 0, &t, false, 0);
 	struct kvm_cpuid_entry2 *v = vmm_cpuid_find(c, 0x40000000, 0);
 	char sig[13] = {0};
 	memcpy(sig, &v->ebx, 4);
@@ -87,7 +87,7 @@ test_topology_leaves(void **state)
 
 	(void)state;
 	/* vCPU 13 = socket 1, core 2, thread 1 -> APIC ID 13 = 0b1101. */
-	c = vmm_cpuid_build(s, 13, &t, false);
+	c = vmm_cpuid_build(s, 13, &t, false, 0);
 	assert_int_equal((vmm_cpuid_find(c, 1, 0)->ebx >> 16) & 0xff, 8);
 	struct kvm_cpuid_entry2 *b0 = vmm_cpuid_find(c, 0xb, 0);
 	struct kvm_cpuid_entry2 *b1 = vmm_cpuid_find(c, 0xb, 1);
@@ -120,6 +120,26 @@ test_topology_leaves(void **state)
 	free(s);
 }
 
+static void
+test_no_xsave_quirk(void **state)
+{
+	struct kvm_cpuid2 *s = supported(), *c;
+	struct vm_topology t = {1, 1, 1};
+
+	(void)state;
+	s->entries[1].ecx = (1u << 26) | (1u << 28) | (1u << 0);
+	s->entries[s->nent++] = (struct kvm_cpuid_entry2){
+		.function = 0xd, .index = 0, .flags = 1, .eax = 7};
+	c = vmm_cpuid_build(s, 0, &t, false, VMM_QUIRK_NO_XSAVE);
+	assert_int_equal(vmm_cpuid_find(c, 1, 0)->ecx & ~(1u << 31), 1);
+	assert_null(vmm_cpuid_find(c, 0xd, 0));
+	free(c);
+	c = vmm_cpuid_build(s, 0, &t, false, 0);
+	assert_non_null(vmm_cpuid_find(c, 0xd, 0));
+	free(c);
+	free(s);
+}
+
 int
 main(void)
 {
@@ -127,6 +147,7 @@ main(void)
 		cmocka_unit_test(test_apic_id_and_flags),
 		cmocka_unit_test(test_vendor_leaves),
 		cmocka_unit_test(test_topology_leaves),
+		cmocka_unit_test(test_no_xsave_quirk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
