@@ -955,6 +955,15 @@ init_pci(struct vmctx *ctx)
 		fprintf(stderr, "bhyve: PCI config ports are taken\n");
 		return -1;
 	}
+	/*
+	 * A config access is a write of 0xCF8 and an access to 0xCFC: let
+	 * KVM queue the address writes, which have no effect until the data
+	 * access (whose exit hands the queue over first, in order). Halves
+	 * the cost of Linux's probes of every bus and slot at boot. A byte
+	 * write to 0xCF9 (reset) lands in the same zone; it is handed over
+	 * at the next exit or drain tick (20 ms), which is soon enough.
+	 */
+	(void)vm_coalesce_pio(ctx, CONF1_ADDR_PORT, 4, true);
 	pci = config_node(m->cfg, "pci");
 	if (pci && config_foreach(pci, walk_bus, &w) != 0)
 		return -1;
@@ -975,6 +984,21 @@ pci_foreach_devinst(struct vmctx *ctx,
 			for (int f = 0; f < MAXFUNCS; f++)
 				if (ps->dev[b][s][f])
 					fn(ps->dev[b][s][f], arg);
+}
+
+int
+pci_last_bus(struct vmctx *ctx)
+{
+	struct pci_state *ps = machine_of(ctx)->pci;
+
+	if (!ps)
+		return 0;
+	for (int b = MAXBUSES - 1; b > 0; b--)
+		for (int s = 0; s < MAXSLOTS; s++)
+			for (int f = 0; f < MAXFUNCS; f++)
+				if (ps->dev[b][s][f])
+					return b;
+	return 0;
 }
 
 void

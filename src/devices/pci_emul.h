@@ -126,6 +126,8 @@ void pci_cfg_write(struct vmctx *ctx, int bus, int slot, int func, int off,
 		   int bytes, uint32_t val);
 struct pci_devinst *pci_find_devinst(struct vmctx *ctx, int bus, int slot,
 				     int func);
+/* The highest bus number with a device on it (0 when none). */
+int pci_last_bus(struct vmctx *ctx);
 /* Iterate over every device (for ACPI tables: _PRT, MCFG). */
 void pci_foreach_devinst(struct vmctx *ctx,
 			 void (*fn)(struct pci_devinst *pi, void *arg),

@@ -226,11 +226,11 @@ acpi_pci_intx(struct vmctx *ctx, struct acpi_intx **out)
 /* ---- DSDT ---- */
 
 static void
-dsdt_crs_pci0(struct aml *a)
+dsdt_crs_pci0(struct aml *a, int last_bus)
 {
 	aml_name(a, "_CRS");
 	aml_rt_begin(a);
-	aml_rt_word_bus(a, 0, 0xff);
+	aml_rt_word_bus(a, 0, (uint16_t)last_bus);
 	aml_rt_io(a, 0xcf8, 0xcf8, 1, 8); /* config mechanism #1 */
 	aml_rt_word_io(a, 0, 0xcf7);
 	aml_rt_word_io(a, 0xd00, 0xffff);
@@ -342,7 +342,7 @@ dsdt_pci0(struct aml *a, struct vmctx *ctx)
 	aml_name_integer(a, "_UID", 0);
 	aml_name_integer(a, "_SEG", 0);
 	aml_name_integer(a, "_BBN", 0);
-	dsdt_crs_pci0(a);
+	dsdt_crs_pci0(a, pci_last_bus(ctx));
 	if (dsdt_prt(a, ctx) < 0)
 		return -1;
 	if (lpc) {
@@ -540,15 +540,21 @@ build_hpet(uint8_t *t)
 	finish(t);
 }
 
+/*
+ * One allocation (PCI Firmware 3.2 §4.1.2): segment 0, buses 0 to the last
+ * bus with a device. Not 255: Linux takes the MCFG end bus as the last bus
+ * and probes every slot of every bus up to it through config mechanism #1
+ * (its "peer bridge fixup"): 8192 probes, 16k exits, for buses that are
+ * empty.
+ */
 static void
-build_mcfg(uint8_t *t)
+build_mcfg(uint8_t *t, int last_bus)
 {
 	header(t, "MCFG", MCFG_LEN, 1, "BVMCFG  ");
-	/* One allocation (PCI Firmware 3.2 §4.1.2): segment 0, buses 0-255. */
 	put64(t + 44, PCI_EMUL_ECFG_BASE);
 	put16(t + 52, 0);
 	t[54] = 0;
-	t[55] = (uint8_t)(PCI_EMUL_ECFG_SIZE / (1 << 20) - 1);
+	t[55] = (uint8_t)last_bus;
 	finish(t);
 }
 
@@ -651,7 +657,7 @@ acpi_build(struct vmctx *ctx, int ncpus)
 	finish(t);
 	aml_free(&a);
 	build_facs(img + off[T_FACS]);
-	build_mcfg(img + off[T_MCFG]);
+	build_mcfg(img + off[T_MCFG], pci_last_bus(ctx));
 	build_hpet(img + off[T_HPET]);
 	build_fadt(img + off[T_FADT], ADDR(T_FACS), ADDR(T_DSDT));
 	build_madt(img + off[T_MADT], ncpus);
