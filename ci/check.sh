@@ -9,25 +9,33 @@ BUILD=${BUILD:-build}
 passed=0
 failed=0
 
+# One TAP-printing unit program: count its ok / not ok lines.
+count_tap() {
+	local name=$1 out=$2 rc=$3 ok notok
+	ok=$(grep -c '^ok ' <<<"$out")
+	notok=$(grep -c '^not ok ' <<<"$out")
+	if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
+		notok=1 # crashed (a sanitizer report, say)
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + notok))
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL unit: $name" >&2
+		echo "$out" | tail -40 >&2
+	else
+		echo "unit: $name: $ok passed"
+	fi
+}
+
 run_unit() {
-	local t out rc ok notok
+	local t out rc
+	out=$(python3 tests/harness/run_tests.py 2>&1)
+	count_tap hvtest "$out" $?
 	for t in "$BUILD"/tests/unit/test_*; do
 		[ -x "$t" ] || continue
 		out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1)
 		rc=$?
-		ok=$(grep -c '^ok ' <<<"$out")
-		notok=$(grep -c '^not ok ' <<<"$out")
-		if [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
-			notok=1 # crashed (a sanitizer report, say)
-		fi
-		passed=$((passed + ok))
-		failed=$((failed + notok))
-		if [ "$rc" -ne 0 ]; then
-			echo "FAIL unit: $t" >&2
-			echo "$out" | tail -40 >&2
-		else
-			echo "unit: $(basename "$t"): $ok passed"
-		fi
+		count_tap "$(basename "$t")" "$out" $rc
 	done
 }
 

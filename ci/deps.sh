@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="gcc make libc6-dev binutils libcmocka-dev kyua atf-sh qemu-system-x86 \
-busybox-static cpio acpica-tools"
+busybox-static cpio acpica-tools python3 expect e2fsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -240,8 +240,15 @@ host_path() {
 	echo "$p"
 }
 
+# The kernel command line as grub words: GRUB splits on spaces and reads
+# quotes, $ and ; itself, so every other character goes backslashed.
+grub_escape() {
+	printf '%s' "$1" | tr '\n' ' ' | sed 's/[^A-Za-z0-9 _.,:=\/+-]/\\&/g'
+}
+
 if [ -n "${kernel}" ]; then
 	kernel=$(host_path "${kernel}") || exit 64
+	cmdline=$(grub_escape "${cmdline}")
 	old_ifs=$IFS
 	IFS=$nl
 	k_initrds=""

@@ -14,7 +14,7 @@ setup()
 	EX=$top/harness/examples/linux
 	CASES=$top/tests/harness/cases
 	RES=$(pwd)/results
-	[ -x "$top/build/bin/grub-bhyve" ] || atf_fail "build/bin/grub-bhyve is missing: run make"
+	[ -x "${HVTEST_BIN:-$top/build/bin}/grub-bhyve" ] || atf_fail "grub-bhyve is not built: run make"
 	[ -x "$top/fixtures/linux/build.sh" ] || atf_fail "fixtures/linux/build.sh is missing"
 	# kyua points HOME at the work directory: keep the fixture cache at home.
 	if [ -z "${BHYVE_CACHE:-}" ]; then
@@ -118,7 +118,7 @@ hang_body()
 	wait $hv
 	rc=$?
 	[ "$rc" -eq 1 ] || show_fail "hvtest exited $rc, expected 1"
-	expect_line "FAIL .*linux-hang .*test timeout \(120 s\) reached .*\(hung\?\): stopped it"
+	expect_line "FAIL .*linux-hang .*test timeout \(90 s\) reached .*\(hung\?\): stopped it"
 	if pgrep -f "hvt$hv-" >/dev/null; then
 		show_fail "processes of hvtest's VM are still running"
 	fi

@@ -17,7 +17,7 @@ setup()
 	CASES=$top/tests/harness/cases
 	RES=$(pwd)/results
 	for b in bhyve bhyvectl rawload; do
-		[ -x "$top/build/bin/$b" ] || atf_fail "build/bin/$b is missing: run make"
+		[ -x "${HVTEST_BIN:-$top/build/bin}/$b" ] || atf_fail "$b is not built: run make"
 	done
 	[ -f "$top/build/guests/hello.bin" ] || atf_fail "the test guests are not built: run make"
 }
@@ -150,7 +150,7 @@ reports_body()
 {
 	setup
 	run_hvtest --junit all.xml --tap all.tap "$EX/hello.hvt" "$CASES/halt-not-poweroff.hvt"
-	python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' all.xml ||
+	/usr/bin/python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' all.xml ||
 	    show_fail "all.xml is not XML"
 	grep -q 'failures="1"' all.xml || show_fail "all.xml does not count one failure"
 	grep -qx '1..2' all.tap || show_fail "no TAP plan"

@@ -12,6 +12,7 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # keep the tree clean
 
 
 class TapResult(unittest.TestResult):

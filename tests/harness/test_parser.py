@@ -87,9 +87,10 @@ class GoodFiles(unittest.TestCase):
         self.assertEqual((s.steps[1].name, s.steps[1].timeout), ("userspace up", 20.0))
 
     def test_comments_and_blank_lines(self):
-        s = parse("\n  # first comment is the description\n# more\nguest g\n   \n\t# indented\nexpect x\n")
-        self.assertEqual(s.description, "first comment is the description")
-        self.assertEqual(s.steps[0].line, 7)
+        s = parse("\n  # the first comment block is\n# the description\n\n# not this\nguest g\n   \n"
+                  "\t# indented\nexpect x\n")
+        self.assertEqual(s.description, "the first comment block is the description")
+        self.assertEqual(s.steps[0].line, 9)
 
     def test_crlf_file(self):
         s = parse("guest g\r\nexpect x\r\n")

@@ -269,6 +269,7 @@ class Shell(FakeVM):
         r = self.run_text("linux\ncommand sh -c 'echo out; exit 3'\nexpect out\nguest-status 3\n"
                           "wait-exit poweroff\n")
         self.assertEqual(r.verdict, "passed", r.reason)
+        self.assertEqual({m["name"] for m in r.milestones}, {"kernel started", "userspace up"})
         r = self.run_text("linux\ncommand false\nguest-status 0\n")
         self.assertIn("the guest's command exited 1, expected 0", r.reason)
 
@@ -277,6 +278,14 @@ class Shell(FakeVM):
         self.assertEqual(r.verdict, "failed")
         self.assertIn("panicked", r.reason)
         self.assertIn("Kernel panic - not syncing: Attempted to kill init!", "\n".join(r.details))
+
+    def test_printk_times_are_not_in_the_reason(self):
+        self.write("g/panic.bin", "print [   10.652025] Kernel panic - not syncing: sysrq triggered crash\n"
+                                  "exit 0\n")
+        self.write("g/panic.args", "-b 32\n")
+        os.environ["HVTEST_GUESTS"] = os.path.join(self.work, "g")
+        r = self.run_text("guest panic\nwait-exit reboot\n")
+        self.assertEqual(r.reason, "the guest kernel panicked: Kernel panic - not syncing: sysrq triggered crash")
 
     def test_linux_hang(self):
         r = self.run_text("linux\ncmdline fake.hang\ntimeout 1\nexpect 'userspace up'\n")
@@ -480,7 +489,7 @@ class Nesting(FakeVM):
         lines = out.splitlines()
         self.assertEqual(lines[0], "hvtest: BHYVE_NESTED_TESTS=1: running the suite nested under QEMU "
                                    "(harness/nested), in one outer VM: 3 tests")
-        self.assertEqual(lines[1], "hvtest: inside the outer VM: 3 tests, -j 2")
+        self.assertEqual(lines[1], "hvtest: inside the outer VM (BHYVE_NESTED=1): 3 tests, -j 2")
         self.assertEqual((rc, lines[-1]), (0, "3 passed, 0 failed"), out + err)
         with open(nested_log) as f:
             calls = f.read().splitlines()
@@ -528,6 +537,23 @@ class Kyua(FakeVM):
         junit = os.path.join(self.work, "k.xml")
         subprocess.run(["kyua", "report-junit", "--results-file", db, "--output", junit], check=True)
         self.assertEqual(len(ET.parse(junit).getroot().findall("testcase")), 2)
+
+
+class ConsoleText(unittest.TestCase):
+    def test_control_sequences_are_dropped_across_chunks(self):
+        from hvtest.console import Console
+        c = Console()
+        for chunk in (b"/ # \x1b", b"[6", b"n", b"ls\r\n\x1b[1;32mgreen\x1b[0m\n",
+                      b"\x1b]0;title\x07x\xc3", b"\xa9\n"):
+            c.feed(chunk)
+        self.assertEqual(c.text, "/ # ls\ngreen\nx\u00e9\n")
+
+    def test_a_lone_escape_is_not_held_forever(self):
+        from hvtest.console import Console
+        c = Console()
+        c.feed(b"a\x1b")
+        c.feed(b"", final=True)
+        self.assertEqual(c.text, "a\x1b")
 
 
 class Reports(unittest.TestCase):

@@ -135,7 +135,10 @@ def main(argv):
         return 2
     directory, (opts, rest) = argv[0], parse_args(argv[1:])
     if opts["l"]:
-        return list_cases(directory, sys.stdout)
+        try:
+            return list_cases(directory, sys.stdout)
+        except BrokenPipeError:
+            return 1
     if len(rest) != 1:
         print("hvtest --atf: give one test case", file=sys.stderr)
         return 2

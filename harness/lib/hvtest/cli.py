@@ -107,7 +107,7 @@ def run(args, argv):
         print(f"hvtest: {why}: running the suite nested under QEMU (harness/nested), "
               f"in one outer VM: {len(entries)} tests{shard_note}", flush=True)
         return run_nested(args, argv, entries, ctx)
-    where = "inside the outer VM" if os.environ.get("HVTEST_NESTED_CHILD") else f"running on {why}"
+    where = why if why.startswith("inside") else f"running on {why}"
     print(f"hvtest: {where}: {len(entries)} tests{shard_note}, -j {args.jobs}", flush=True)
     if not entries:
         print(report.summary_line([]) + (" (this shard is empty)" if args.shard else ""))

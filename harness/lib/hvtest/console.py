@@ -20,8 +20,9 @@ PANIC = re.compile(r"Kernel panic - not syncing|^panic: ", re.MULTILINE)
 # Console markers for milestones (docs/hvtest.md, "Milestones"): the same
 # names the milestone port carries, for guests (and kernels) that cannot
 # write to it.
+PRINTK_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s?")  # "[   10.652025] "
 BUILTIN_MARKERS = (
-    ("kernel started", re.compile(r"^Linux version \S+")),
+    ("kernel started", re.compile(r"^(?:\[\s*\d+\.\d+\]\s?)?Linux version \S+")),
     ("userspace up", re.compile(r"userspace up")),
 )
 MARKER_LINE = re.compile(r"^hvtest-milestone: (.+?)\s*$")
@@ -83,18 +84,39 @@ class Transcript:
         return list(self.tail)[-n:]
 
 
+# Terminal control sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or
+# ESC \\) and two-character escapes. busybox ash, for one, follows its
+# prompt with ESC [ 6 n (where is the cursor?).
+CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?\Z")
+
+
+def strip_controls(pending, new, final=False):
+    """-> (text without control sequences, unfinished sequence to keep)."""
+    text = pending + new
+    m = None if final else UNFINISHED.search(text)
+    keep = ""
+    if m and len(text) - m.start() < 256:
+        text, keep = text[:m.start()], text[m.start():]
+    return CONTROL.sub("", text), keep
+
+
 class Console:
-    """Decoded console text with absolute offsets (the front may be trimmed)."""
+    """Decoded console text with absolute offsets (the front may be trimmed):
+    CRs and terminal control sequences are dropped, so patterns match what a
+    person would read. console.raw keeps the bytes."""
 
     def __init__(self):
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending = ""
         self.text = ""
         self.base = 0  # absolute offset of text[0]
         self.cursor = 0  # absolute offset: expect searches from here
         self.scanned = 0  # absolute offset: complete lines before it were scanned
 
     def feed(self, data, final=False):
-        new = self.decoder.decode(data, final).replace("\r", "")
+        new, self.pending = strip_controls(self.pending, self.decoder.decode(data, final), final)
+        new = new.replace("\r", "")
         self.text += new
         if len(self.text) > MAX_TEXT:
             keep_from = min(self.cursor, self.scanned, self.end - MAX_TEXT // 2)

@@ -28,6 +28,7 @@ RC_MARKER = "hvtest-rc-{}-"
 GUEST_STATUS = re.compile(r"hvtest: exit status (\d+)")
 GRACE = 2.0  # seconds of console kept after a panic or forbidden line
 TAIL_LINES = 20
+KILL_WAIT = 30  # seconds a SIGKILLed child gets to go
 
 
 class Outcome(Exception):
@@ -261,6 +262,13 @@ class TestRun:
     def run(self):
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir, exist_ok=True)
+        if self.spec.vm_kind == "fixture":
+            # Building a fixture (once a run, maybe a download) is not the
+            # test's time; its errors are reported by prepare().
+            try:
+                self.ctx.fixture(self.spec.fixture)
+            except Outcome:
+                pass
         self.t0 = self.clock()
         self.test_deadline = self.t0 + self.spec.timeout * self.ctx.scale
         self.tr = con.Transcript(os.path.join(self.dir, "transcript.txt"),
@@ -415,7 +423,10 @@ class TestRun:
             out, _ = p.communicate(stdin_data.encode() if stdin_data else None, timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_group(p, self.ctx.own_groups)
-            out, _ = p.communicate()
+            try:
+                out, _ = p.communicate(timeout=KILL_WAIT)
+            except subprocess.TimeoutExpired:
+                out = b"(it did not die after SIGKILL)\n"
             self.log_tool(what, out)
             raise fail(f"{what} {os.path.basename(argv[0])} did not finish in {timeout:.0f} s: stopped it")
         finally:
@@ -492,7 +503,12 @@ class TestRun:
         if p.poll() is None:
             self.tr.event(f"stopping the VM: {why}")
             kill_group(p, self.ctx.own_groups)
-        p.wait()
+        try:
+            p.wait(timeout=KILL_WAIT)
+        except subprocess.TimeoutExpired:
+            # Stuck in the kernel (KVM_RUN on a wedged host): say so, go on.
+            self.tr.event(f"bhyve (pid {p.pid}) did not die {KILL_WAIT} s after SIGKILL")
+            self.result.details.append(f"bhyve (pid {p.pid}) did not die {KILL_WAIT} s after SIGKILL")
         for f in (p.stdin, p.stdout):
             try:
                 f.close()
@@ -596,7 +612,8 @@ class TestRun:
             start, seen = self.panic
             if force or self.exited() or now - seen >= GRACE:
                 lines = self.console.lines_from(start, 40)
-                raise fail(f"the guest kernel panicked: {lines[0].strip()}", lines)
+                first = con.PRINTK_TIME.sub("", lines[0].strip())
+                raise fail(f"the guest kernel panicked: {first}", lines)
         if self.forbidden:
             step, start, seen = self.forbidden
             if force or self.exited() or now - seen >= GRACE:

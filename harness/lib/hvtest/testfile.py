@@ -282,15 +282,21 @@ class _Parser:
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
+        describing = None  # the first comment block is the description
         for number, raw in enumerate(lines, 1):
             line = raw.rstrip("\r")
             stripped = line.strip()
             if not stripped:
+                describing = False if describing else describing
                 continue
             if stripped.startswith("#"):
-                if not self.spec.description and not self.seen and not self.in_steps:
-                    self.spec.description = stripped.lstrip("#").strip()
+                if describing is None:
+                    describing = True
+                if describing:
+                    text = stripped.lstrip("#").strip()
+                    self.spec.description = (self.spec.description + " " + text).strip()
                 continue
+            describing = False
             try:
                 self.line(number, stripped)
             except LineError as e:

@@ -168,6 +168,8 @@ class Guest:
             sys.exit(f"fake bhyve: bad guest line: {line}")
 
     def shell(self, prompt):
+        # busybox ash asks where the cursor is after each prompt: ESC [ 6 n
+        prompt += "\x1b[6n"
         out(prompt)
         for ln in sys.stdin:
             ln = ln.rstrip("\n")
