@@ -291,7 +291,10 @@ cleanup() {
 	rm -rf "${workdir}"
 }
 trap cleanup EXIT
-trap 'exit 4' HUP INT TERM
+# A signal (bhyve gets it too: SIGTERM presses the guest's power button)
+# stops the loop once bhyve has exited, with bhyve's status.
+stopping=0
+trap 'stopping=1' HUP INT TERM
 
 # grub-bhyve's device map: (hdN) for each disk, (cd0) for the ISO.
 write_device_map() { # install?
@@ -409,6 +412,9 @@ while :; do
 	if [ "${efi_mode}" -eq 0 ]; then
 		run_loader
 		loader_exit=$?
+		if [ "${stopping}" -eq 1 ]; then
+			exit 4
+		fi
 		if [ "${loader_exit}" -ne 0 ]; then
 			errmsg "the loader ${LOADER} failed (exit ${loader_exit})"
 			exit 4
@@ -438,6 +444,10 @@ while :; do
 	#  3 - VM generated a triple fault
 	#  all other non-zero status codes are errors
 	[ "${bhyve_exit}" -eq 0 ] || break
+	if [ "${stopping}" -eq 1 ]; then
+		errmsg "\"${vmname}\" rebooted; stopping on a signal"
+		break
+	fi
 	if [ -n "${max_restarts}" ] && [ "${restarts}" -ge "${max_restarts}" ]; then
 		errmsg "\"${vmname}\" rebooted; not restarting it again (-r ${max_restarts})"
 		break

@@ -229,6 +229,37 @@ hpet_body()
 	expect_console "hpet timer 0 fired"
 }
 
+atf_test_case milestone
+milestone_head()
+{
+	atf_set descr "-l milestone,path=F: timestamped records of the guest's lines"
+}
+milestone_body()
+{
+	setup
+	load_guest milestones t-ms
+	run_bhyve t-ms -l milestone,path=$(pwd)/ms.log
+	rc=$?
+	expect_exit 1 "powered off"
+	expect_console "milestones sent"
+	[ "$(wc -l <ms.log)" -eq 2 ] || fail_with_output "want 2 records: $(cat ms.log)"
+	grep -Eq '^[0-9]+\.[0-9]{6} kernel started$' ms.log ||
+	    fail_with_output "no 'kernel started' record: $(cat ms.log)"
+	grep -Eq '^[0-9]+\.[0-9]{6} userspace up$' ms.log ||
+	    fail_with_output "no 'userspace up' record (CR dropped): $(cat ms.log)"
+	# Without a path the records go to stderr.
+	load_guest milestones t-ms
+	run_bhyve t-ms -l milestone
+	rc=$?
+	expect_exit 1 "powered off"
+	grep -q "bhyve: milestone [0-9.]* userspace up" err ||
+	    fail_with_output "no milestone on stderr"
+	run_bhyve t-ms -l milestone,bogus=1
+	rc=$?
+	[ $rc -ne 0 ] || fail_with_output "a bad option was accepted"
+	grep -q "bogus" err || fail_with_output "the error does not name 'bogus'"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case debugexit
@@ -239,4 +270,5 @@ atf_init_test_cases()
 	atf_add_test_case fwcfg_file
 	atf_add_test_case fwcfg_errors
 	atf_add_test_case hpet
+	atf_add_test_case milestone
 }
