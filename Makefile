@@ -32,7 +32,7 @@ KMOD_OBJ := $(KMOD_SRC:%.c=$(O)/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=$(A)/%.o)
 
 BINS := $(BUILD)/bin/bhyve $(BUILD)/bin/bhyvectl $(BUILD)/bin/rawload \
-	$(BUILD)/bin/kvmfloor $(if $(wildcard src/hv/grub_bhyve.c),$(BUILD)/bin/grub-bhyve)
+	$(BUILD)/bin/kvmfloor $(BUILD)/bin/vmrun.sh $(if $(wildcard src/hv/grub_bhyve.c),$(BUILD)/bin/grub-bhyve)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
@@ -65,6 +65,10 @@ $(BUILD)/bin/rawload: $(KMOD_OBJ) $(O)/src/hv/rawload.o
 $(BUILD)/bin/grub-bhyve: $(LIB_OBJ) $(O)/src/hv/grub_bhyve.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/bin/vmrun.sh: src/hv/vmrun.sh
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
 
 # The raw KVM floor for the port-I/O benchmark: no bhyve, just KVM_RUN.
 $(BUILD)/bin/kvmfloor: tests/bench/kvmfloor.c

@@ -71,6 +71,9 @@ run_kvm_suite() {
 		kyua test -k tests/integration/Kyuafile --results-file="$db"
 	else
 		echo "integration: $(kvm_why_nested): running nested under QEMU (harness/nested)"
+		# The outer VM has no network and a read-only cache: build the
+		# Linux guest fixture here first.
+		fixtures/linux/build.sh >/dev/null || failed=$((failed + 1))
 		# HOME is read-only in the outer VM: kyua logs to /tmp there.
 		harness/nested -- kyua --logfile=/tmp/kyua.log test \
 			-k "$PWD/tests/integration/Kyuafile" \

@@ -374,6 +374,26 @@ dsdt_hpet(struct aml *a)
 }
 
 /*
+ * The pvpanic port (src/devices/pvpanic.c), as QEMU describes it: Linux's
+ * pvpanic-mmio driver binds to QEMU0001 and takes its I/O resource.
+ */
+static void
+dsdt_pvpanic(struct aml *a)
+{
+	aml_device_begin(a, "PEVT");
+	aml_name_string(a, "_HID", "QEMU0001");
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_io(a, 0x505, 0x505, 1, 1);
+	aml_rt_end(a);
+	aml_method_begin(a, "_STA", 0, false);
+	aml_return(a);
+	aml_integer(a, 0x0f);
+	aml_end(a);
+	aml_end(a);
+}
+
+/*
  * ECAM reserved as a motherboard resource (PCI Firmware 3.2 §4.1.2):
  * without it Linux refuses the MCFG region.
  */
@@ -412,6 +432,8 @@ dsdt_body(struct aml *a, struct vmctx *ctx)
 	if (dsdt_pci0(a, ctx) < 0)
 		return -1;
 	dsdt_hpet(a);
+	if (config_get_bool(machine_config(ctx), "pvpanic", true))
+		dsdt_pvpanic(a);
 	dsdt_ecam(a);
 	if (!machine_get_slot(ctx, "lpc"))
 		dsdt_legacy(a, ctx, false);

@@ -137,6 +137,31 @@ vmm_cpuid_host_quirks(void)
 	return strcmp(sig, "TCGTCGTCGTCG") == 0 ? VMM_QUIRK_NO_XSAVE : 0;
 }
 
+/*
+ * On AMD, Linux takes threads per core from leaf 0x8000001E, and reads leaf
+ * 0xB at all, only with TOPOEXT (0x80000001 ECX bit 22). When KVM's set
+ * lacks them (QEMU TCG's outer CPU does), add them so -c cores/threads
+ * show in the guest.
+ */
+static void
+amd_topoext(struct kvm_cpuid2 *c, int apic, int tbits, int cbits,
+	    const struct vm_topology *t)
+{
+	struct kvm_cpuid_entry2 *l0 = vmm_cpuid_find(c, 0, 0);
+	struct kvm_cpuid_entry2 *ext = vmm_cpuid_find(c, 0x80000000, 0);
+	struct kvm_cpuid_entry2 *e1 = vmm_cpuid_find(c, 0x80000001, 0);
+	struct kvm_cpuid_entry2 e = {.function = 0x8000001e};
+
+	if (!l0 || l0->ebx != 0x68747541 /* "Auth" */ || !ext || !e1 ||
+	    vmm_cpuid_find(c, 0x8000001e, 0))
+		return;
+	e1->ecx |= 1u << 22;
+	if (ext->eax < 0x8000001e)
+		ext->eax = 0x8000001e;
+	patch_leaf(&e, apic, tbits, cbits, t, false);
+	c->entries[c->nent++] = e;
+}
+
 /* XSAVE and what needs it (Intel SDM vol. 1 §13.2): FMA, AVX, F16C, ... */
 static void
 hide_xsave(struct kvm_cpuid2 *c)
@@ -181,6 +206,7 @@ vmm_cpuid_build(const struct kvm_cpuid2 *supported, int vcpu_id,
 		patch_leaf(&c->entries[i], vcpu_id, tbits, cbits, t,
 			   tsc_deadline);
 	add_leaf_b(c, vcpu_id, tbits, cbits, t);
+	amd_topoext(c, vcpu_id, tbits, cbits, t);
 	if (quirks & VMM_QUIRK_NO_XSAVE)
 		hide_xsave(c);
 	leaf0 = vmm_cpuid_find(c, 0, 0);
