@@ -75,7 +75,9 @@ run_kvm_suite() {
 		# Linux guest fixture here first.
 		fixtures/linux/build.sh >/dev/null || failed=$((failed + 1))
 		# HOME is read-only in the outer VM: kyua logs to /tmp there.
-		harness/nested -- kyua --logfile=/tmp/kyua.log test \
+		# Bounded: a wedged outer VM fails the run instead of hanging it.
+		harness/nested --timeout "${BHYVE_NESTED_TIMEOUT:-3000}" -- \
+			kyua --logfile=/tmp/kyua.log test \
 			-k "$PWD/tests/integration/Kyuafile" \
 			--results-file="$PWD/$db"
 	fi
