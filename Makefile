@@ -7,6 +7,8 @@
 #   make bench    benchmarks (tests/bench), results for BENCHMARKS.md
 #   make fuzz     build the fuzz targets (clang, libFuzzer)
 
+.DEFAULT_GOAL := all
+
 CC ?= gcc
 BUILD ?= build
 O := $(BUILD)/obj

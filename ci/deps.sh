@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="gcc make libc6-dev binutils libcmocka-dev kyua atf-sh qemu-system-x86 \
-busybox-static cpio acpica-tools python3 expect e2fsprogs"
+busybox-static cpio acpica-tools python3 expect e2fsprogs xz-utils zstd gzip"
 
 missing=""
 for p in $PKGS; do

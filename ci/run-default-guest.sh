@@ -33,7 +33,7 @@ boot() { # guest-dir
 	set +e
 	BHYVE=$B/bin/bhyve BHYVECTL=$B/bin/bhyvectl "$vmrun" \
 		-l "$B/bin/grub-bhyve" -c "$cpus" -m "$mem" \
-		-k "$dir/vmlinuz" -K "$dir/initramfs.cpio" \
+		-k "$dir/vmlinux" -K "$dir/initramfs.cpio" \
 		-B "console=ttyS0 quiet" "$vm"
 	rc=$?
 	set -e

@@ -5,6 +5,7 @@
  * HEADER" and zero-page.rst); the setup header sits at the same offset in
  * the image file and in boot_params.
  */
+#include <elf.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,6 +54,12 @@
 #define LOADER_UNDEFINED 0xff /* type_of_loader: no assigned ID */
 #define BZIMAGE_ADDR UINT64_C(0x100000)
 #define MIN_VERSION 0x0203
+#define ELF_VERSION 0x020f	    /* what a vmlinux's synthesized header says */
+#define ELF_CMDLINE_MAX 2047	    /* x86 COMMAND_LINE_SIZE, less the NUL */
+#define ELF_INITRD_MAX 0x7fffffff   /* initrd_addr_max of 64-bit kernels */
+#define ELF_ALIGN UINT64_C(0x200000) /* CONFIG_PHYSICAL_ALIGN's default */
+#define ELF_MAX_PHDRS 64
+#define LOW_4G (UINT64_C(1) << 32)
 
 #define PAGE UINT64_C(0x1000)
 #define MIB (UINT64_C(1) << 20)
@@ -180,11 +187,136 @@ parse_layout(const uint8_t *img, struct linux_kernel *k, char *err,
 	return 0;
 }
 
+static bool
+is_elf(const uint8_t *img, size_t len)
+{
+	return len >= SELFMAG && memcmp(img, ELFMAG, SELFMAG) == 0;
+}
+
+/* The i-th program header, copied out (the file may be unaligned). */
+static Elf64_Phdr
+elf_phdr(const uint8_t *img, const Elf64_Ehdr *eh, int i)
+{
+	Elf64_Phdr ph;
+
+	memcpy(&ph, img + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+	return ph;
+}
+
+static int
+check_elf_header(const uint8_t *img, size_t len, Elf64_Ehdr *eh, char *err,
+		 size_t errlen)
+{
+	if (len < sizeof(*eh)) {
+		snprintf(err, errlen, "truncated ELF kernel: %zu bytes", len);
+		return -1;
+	}
+	memcpy(eh, img, sizeof(*eh));
+	if (eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_ident[EI_DATA] != ELFDATA2LSB ||
+	    eh->e_machine != EM_X86_64 || eh->e_type != ET_EXEC) {
+		snprintf(err, errlen,
+			 "not an x86-64 vmlinux: an ELF kernel must be a "
+			 "64-bit little-endian x86-64 executable");
+		return -1;
+	}
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
+	    eh->e_phnum > ELF_MAX_PHDRS || eh->e_phoff > len ||
+	    (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff) {
+		snprintf(err, errlen,
+			 "bad ELF kernel: its %u program headers at offset "
+			 "%" PRIu64 " are not inside the %zu-byte file",
+			 eh->e_phnum, (uint64_t)eh->e_phoff, len);
+		return -1;
+	}
+	return 0;
+}
+
+/* One PT_LOAD: inside the file, and its memory below 4 GiB. */
+static int
+check_elf_segment(const Elf64_Phdr *ph, size_t len, int i, char *err,
+		  size_t errlen)
+{
+	if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset ||
+	    ph->p_filesz > ph->p_memsz) {
+		snprintf(err, errlen,
+			 "bad ELF kernel: segment %d's %" PRIu64
+			 " bytes at offset %" PRIu64
+			 " are not inside the %zu-byte file",
+			 i, (uint64_t)ph->p_filesz, (uint64_t)ph->p_offset, len);
+		return -1;
+	}
+	if (ph->p_paddr < BZIMAGE_ADDR || ph->p_paddr >= LOW_4G ||
+	    ph->p_memsz > LOW_4G - ph->p_paddr) {
+		snprintf(err, errlen,
+			 "bad ELF kernel: segment %d (0x%" PRIx64 "+0x%" PRIx64
+			 ") is not between 1 MiB and 4 GiB",
+			 i, (uint64_t)ph->p_paddr, (uint64_t)ph->p_memsz);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * An ELF vmlinux: its loaded span [pref_address, pref_address + init_size)
+ * from the PT_LOAD segments' physical addresses, and the header fields a
+ * 64-bit kernel would have had in its bzImage.
+ */
+static int
+parse_elf(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
+	  size_t errlen)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	Elf64_Ehdr eh;
+
+	if (check_elf_header(img, len, &eh, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph = elf_phdr(img, &eh, i);
+
+		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+			continue;
+		if (check_elf_segment(&ph, len, i, err, errlen) < 0)
+			return -1;
+		if (ph.p_paddr < lo)
+			lo = ph.p_paddr;
+		if (ph.p_paddr + ph.p_memsz > hi)
+			hi = ph.p_paddr + ph.p_memsz;
+	}
+	if (hi == 0) {
+		snprintf(err, errlen, "bad ELF kernel: nothing to load");
+		return -1;
+	}
+	if (eh.e_entry < lo || eh.e_entry >= hi) {
+		snprintf(err, errlen,
+			 "bad ELF kernel: entry 0x%" PRIx64
+			 " is outside its segments (0x%" PRIx64 "-0x%" PRIx64
+			 ")",
+			 (uint64_t)eh.e_entry, lo, hi);
+		return -1;
+	}
+	k->elf = true;
+	k->elf_entry = eh.e_entry;
+	k->version = ELF_VERSION;
+	k->payload_off = 0;
+	k->payload_len = len;
+	k->pref_address = lo;
+	k->init_size = hi - lo;
+	k->alignment = k->min_alignment = ELF_ALIGN;
+	k->entry64 = true;
+	k->code32_start = lo;
+	k->cmdline_max = ELF_CMDLINE_MAX;
+	k->initrd_addr_max = ELF_INITRD_MAX;
+	return 0;
+}
+
 int
 linux_parse(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
 	    size_t errlen)
 {
 	memset(k, 0, sizeof(*k));
+	if (is_elf(img, len))
+		return parse_elf(img, len, k, err, errlen);
 	if (parse_basics(img, len, k, err, errlen) < 0)
 		return -1;
 	return parse_layout(img, k, err, errlen);
@@ -204,6 +336,8 @@ linux_initrd_size(const struct linux_initrd *v, int n)
 static uint64_t
 code32_offset(const struct linux_kernel *k)
 {
+	if (k->elf)
+		return 0;
 	if (k->code32_start < BZIMAGE_ADDR ||
 	    k->code32_start - BZIMAGE_ADDR >= k->payload_len)
 		return 0;
@@ -220,6 +354,9 @@ fits(uint64_t addr, uint64_t need, uint64_t lowmem)
 static uint64_t
 place_kernel(const struct linux_kernel *k, uint64_t need, uint64_t lowmem)
 {
+	if (k->elf)
+		return fits(k->pref_address, need, lowmem) ? k->pref_address
+							   : 0;
 	if (!k->relocatable)
 		return fits(BZIMAGE_ADDR, need, lowmem) ? BZIMAGE_ADDR : 0;
 	if (k->version >= 0x020a &&
@@ -273,13 +410,18 @@ linux_place(const struct linux_kernel *k, uint64_t lowmem, uint64_t initrd_size,
 			 " but the guest has %" PRIu64
 			 " MiB below 4 GiB: raise the guest's memory (-M)",
 			 (need + MIB - 1) / MIB,
-			 k->relocatable ? k->pref_address : BZIMAGE_ADDR,
+			 k->relocatable || k->elf ? k->pref_address
+						  : BZIMAGE_ADDR,
 			 lowmem / MIB);
 		return -1;
 	}
 	l->kernel_end = l->kernel_addr + need;
-	l->entry = k->entry64 ? l->kernel_addr + 0x200
-			      : l->kernel_addr + code32_offset(k);
+	if (k->elf)
+		l->entry = k->elf_entry;
+	else if (k->entry64)
+		l->entry = l->kernel_addr + 0x200;
+	else
+		l->entry = l->kernel_addr + code32_offset(k);
 	l->zero_page = LINUX_ZERO_PAGE;
 	l->cmdline = LINUX_CMDLINE;
 	l->initrd_size = initrd_size;
@@ -327,6 +469,27 @@ write_e820(struct vmctx *ctx, uint8_t *zp, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A vmlinux has no setup header: write the one its bzImage would have had,
+ * as far as a 64-bit kernel reads it after the decompressor (boot.rst:
+ * magic and version for the fields below, LOADED_HIGH, 64-bit entry).
+ */
+static void
+synthesize_header(const struct linux_kernel *k, uint8_t *zp)
+{
+	le16_put(zp + HDR_BOOT_FLAG, 0xaa55);
+	zp[HDR_JUMP_LEN] = HDR_MAX_END - 0x202;
+	memcpy(zp + HDR_MAGIC, "HdrS", 4);
+	le16_put(zp + HDR_VERSION, k->version);
+	zp[HDR_LOADFLAGS] = LOADED_HIGH;
+	le32_put(zp + HDR_INITRD_ADDR_MAX, k->initrd_addr_max);
+	le32_put(zp + HDR_KERNEL_ALIGNMENT, k->alignment);
+	le16_put(zp + HDR_XLOADFLAGS, XLF_KERNEL_64);
+	le32_put(zp + HDR_CMDLINE_SIZE, k->cmdline_max);
+	le64_put(zp + HDR_PREF_ADDRESS, k->pref_address);
+	le32_put(zp + HDR_INIT_SIZE, k->init_size);
+}
+
 /* boot_params: the image's setup header plus what a loader fills in. */
 static int
 build_zero_page(struct vmctx *ctx, const struct linux_boot_args *a,
@@ -336,7 +499,11 @@ build_zero_page(struct vmctx *ctx, const struct linux_boot_args *a,
 	uint64_t ext_k = (vm_get_lowmem_size(ctx) - MIB) >> 10;
 
 	memset(zp, 0, PAGE);
-	memcpy(zp + HDR_START, a->image + HDR_START, k->hdr_end - HDR_START);
+	if (k->elf)
+		synthesize_header(k, zp);
+	else
+		memcpy(zp + HDR_START, a->image + HDR_START,
+		       k->hdr_end - HDR_START);
 	zp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	zp[HDR_LOADFLAGS] &= ~KEEP_SEGMENTS;
 	le32_put(zp + HDR_CODE32_START, l->kernel_addr + code32_offset(k));
@@ -366,17 +533,46 @@ guest(struct vmctx *ctx, uint64_t gpa, uint64_t len, char *err, size_t errlen)
 	return p;
 }
 
+/* Each PT_LOAD at p_paddr: its file bytes, then zeros up to p_memsz. */
+static int
+load_elf_segments(struct vmctx *ctx, const uint8_t *img, char *err,
+		  size_t errlen)
+{
+	Elf64_Ehdr eh;
+
+	memcpy(&eh, img, sizeof(eh)); /* checked by parse_elf */
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph = elf_phdr(img, &eh, i);
+		uint8_t *p;
+
+		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+			continue;
+		p = guest(ctx, ph.p_paddr, ph.p_memsz, err, errlen);
+		if (!p)
+			return -1;
+		memcpy(p, img + ph.p_offset, ph.p_filesz);
+		memset(p + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+	}
+	return 0;
+}
+
 static int
 load_images(struct vmctx *ctx, const struct linux_boot_args *a,
 	    const struct linux_kernel *k, const struct linux_layout *l,
 	    char *err, size_t errlen)
 {
-	uint8_t *p = guest(ctx, l->kernel_addr, k->payload_len, err, errlen);
+	uint8_t *p;
 	char *cl;
 
-	if (!p)
-		return -1;
-	memcpy(p, a->image + k->payload_off, k->payload_len);
+	if (k->elf) {
+		if (load_elf_segments(ctx, a->image, err, errlen) < 0)
+			return -1;
+	} else {
+		p = guest(ctx, l->kernel_addr, k->payload_len, err, errlen);
+		if (!p)
+			return -1;
+		memcpy(p, a->image + k->payload_off, k->payload_len);
+	}
 	if (l->initrd_size) {
 		p = guest(ctx, l->initrd_addr, l->initrd_size, err, errlen);
 		if (!p)

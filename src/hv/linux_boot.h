@@ -17,6 +17,14 @@
  * concatenated (each padded to 4 bytes, as GRUB does), go as high as they
  * can below min(initrd_addr_max + 1, top of low memory), page aligned.
  *
+ * An uncompressed ELF vmlinux (as Firecracker boots, and as
+ * fixtures/linux/build.sh extracts from Debian's bzImage) is accepted too:
+ * its PT_LOAD segments go to their physical addresses (p_paddr), vCPU 0
+ * starts at e_entry (startup_64) in long mode with RSI at a boot_params
+ * whose setup header the loader writes itself. This skips the kernel's own
+ * decompressor, which under nested TCG costs seconds per boot; the kernel
+ * then runs at its link address (no KASLR, as with any vmlinux boot).
+ *
  * Every function checks the image before trusting it: a truncated or lying
  * header gives a one-line error in err, never an out-of-bounds access.
  */
@@ -51,6 +59,8 @@ struct linux_kernel {
 	uint32_t code32_start;
 	uint32_t cmdline_max; /* cmdline_size: bytes, NUL excluded */
 	uint32_t initrd_addr_max;
+	bool elf;	    /* an ELF vmlinux rather than a bzImage */
+	uint64_t elf_entry; /* e_entry: startup_64's physical address */
 };
 
 /* Where linux_place put things (guest physical addresses). */

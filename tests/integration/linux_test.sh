@@ -55,11 +55,13 @@ grub_escape()
 	printf '%s' "$1" | sed 's/[^A-Za-z0-9 _.,:=\/+-]/\\&/g'
 }
 
-# load_linux VMNAME MEM CMDLINE: grub-bhyve loads the guest.
+# load_linux VMNAME MEM CMDLINE: grub-bhyve loads the guest: the ELF
+# vmlinux, or the bzImage when KERNEL=vmlinuz.
 load_linux()
 {
-	printf 'linux (host)%s/vmlinuz %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
-	    "$LINUX" "$(grub_escape "console=ttyS0 $3")" "$LINUX" |
+	printf 'linux (host)%s/%s %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
+	    "$LINUX" "${KERNEL:-vmlinux}" "$(grub_escape "console=ttyS0 $3")" \
+	    "$LINUX" |
 	    "$BIN/grub-bhyve" -r host -M "$2" "$1" >grub.out 2>&1 ||
 	    atf_fail "grub-bhyve $1: $(cat grub.out)"
 }
@@ -205,6 +207,23 @@ command_body()
 	expect_console "hvtest: exit status 3"
 }
 
+atf_test_case bzimage
+bzimage_head()
+{
+	atf_set descr "the compressed bzImage boots too (Linux boot protocol," \
+	    "the kernel's own decompressor) and runs a command"
+	linux_head
+}
+bzimage_body()
+{
+	setup
+	KERNEL=vmlinuz boot_command l-bzimage 1 512M 'quiet -- echo "hv$((6 * 7))"'
+	rc=$?
+	expect_exit 1 "powered off after the command"
+	expect_console "hv42"
+	expect_console "hvtest: exit status 0"
+}
+
 atf_test_case poweroff
 poweroff_head()
 {
@@ -267,7 +286,7 @@ vmrun_reboot_body()
 	[ -x "$vmrun" ] || vmrun=$top/src/hv/vmrun.sh
 	BHYVE=$BIN/bhyve BHYVECTL=$BIN/bhyvectl \
 	    timeout -k 10 $((2 * LINUX_TIMEOUT)) "$vmrun" -l "$BIN/grub-bhyve" \
-	    -c 1 -m 512M -r 1 -k "$LINUX/vmlinuz" -K "$LINUX/initramfs.cpio" \
+	    -c 1 -m 512M -r 1 -k "$LINUX/vmlinux" -K "$LINUX/initramfs.cpio" \
 	    -B "console=ttyS0 quiet -- reboot" l-vmrun </dev/null >out 2>err
 	rc=$?
 	expect_exit 0 "rebooted twice; -r 1 stops the loop"
@@ -281,7 +300,7 @@ vmrun_reboot_body()
 
 	BHYVE=$BIN/bhyve BHYVECTL=$BIN/bhyvectl \
 	    timeout -k 10 $LINUX_TIMEOUT "$vmrun" -l "$BIN/grub-bhyve" \
-	    -c 1 -m 512M -k "$LINUX/vmlinuz" -K "$LINUX/initramfs.cpio" \
+	    -c 1 -m 512M -k "$LINUX/vmlinux" -K "$LINUX/initramfs.cpio" \
 	    -B "console=ttyS0 quiet -- poweroff" l-vmrun </dev/null >out 2>err
 	rc=$?
 	expect_exit 1 "powered off: no restart"
@@ -465,6 +484,7 @@ atf_init_test_cases()
 {
 	atf_add_test_case shell
 	atf_add_test_case command
+	atf_add_test_case bzimage
 	atf_add_test_case poweroff
 	atf_add_test_case reboot
 	atf_add_test_case halt

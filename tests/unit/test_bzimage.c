@@ -2,8 +2,11 @@
  * The Linux boot protocol loader (src/hv/linux_boot.c) and the e820 map,
  * on synthetic bzImages in mock guest memory: good 64-bit and 32-bit-only
  * kernels, then truncated and lying headers, which must fail with one line
- * and never read or write out of bounds (ASan watches).
+ * and never read or write out of bounds (ASan watches). Also ELF vmlinux
+ * files: segments at their physical addresses, a synthesized setup header,
+ * and bad program headers rejected.
  */
+#include <elf.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -442,6 +445,171 @@ test_random_headers(void **state)
 	free(good);
 }
 
+/*
+ * An x86-64 vmlinux in miniature: text at 16 MiB (entry 0x40 into it),
+ * data with a bss tail at 18 MiB, a PT_NOTE that is not loaded.
+ */
+#define ELF_LEN 0x3000
+#define ELF_TEXT 0x1000000ULL
+#define ELF_DATA 0x1200000ULL
+
+static uint8_t *
+make_vmlinux(void)
+{
+	uint8_t *b = calloc(1, ELF_LEN);
+	Elf64_Ehdr eh = {
+	    .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64,
+			ELFDATA2LSB, EV_CURRENT},
+	    .e_type = ET_EXEC,
+	    .e_machine = EM_X86_64,
+	    .e_version = EV_CURRENT,
+	    .e_entry = ELF_TEXT + 0x40,
+	    .e_phoff = sizeof(Elf64_Ehdr),
+	    .e_ehsize = sizeof(Elf64_Ehdr),
+	    .e_phentsize = sizeof(Elf64_Phdr),
+	    .e_phnum = 3,
+	};
+	Elf64_Phdr ph[3] = {
+	    {.p_type = PT_LOAD, .p_offset = 0x1000,
+	     .p_vaddr = 0xffffffff81000000ULL, .p_paddr = ELF_TEXT,
+	     .p_filesz = 0x1000, .p_memsz = 0x1000},
+	    {.p_type = PT_LOAD, .p_offset = 0x2000,
+	     .p_vaddr = 0xffffffff81200000ULL, .p_paddr = ELF_DATA,
+	     .p_filesz = 0x800, .p_memsz = 0x3000},
+	    {.p_type = PT_NOTE, .p_offset = 0x2800, .p_paddr = 0x10,
+	     .p_filesz = 0x10, .p_memsz = 0x10},
+	};
+
+	assert_non_null(b);
+	memcpy(b, &eh, sizeof(eh));
+	memcpy(b + sizeof(eh), ph, sizeof(ph));
+	for (size_t i = 0x1000; i < ELF_LEN; i++)
+		b[i] = (uint8_t)(i * 5 + 1);
+	return b;
+}
+
+static Elf64_Phdr *
+vmlinux_phdr(uint8_t *b, int i)
+{
+	return (Elf64_Phdr *)(b + sizeof(Elf64_Ehdr) + i * sizeof(Elf64_Phdr));
+}
+
+static void
+use_vmlinux(struct fx *f)
+{
+	free(f->img);
+	f->img = make_vmlinux();
+}
+
+static void
+test_vmlinux(void **state)
+{
+	struct fx *f = *state;
+	struct linux_initrd rd = {"initrd!", 7};
+	struct linux_layout l;
+	uint8_t *zp;
+
+	use_vmlinux(f);
+	/* Stale bytes where the bss goes: the loader must clear them. */
+	memset(gpa(f->ctx, ELF_DATA, 0x3000), 0xee, 0x3000);
+	assert_int_equal(boot(f, ELF_LEN, "console=ttyS0", &rd, 1, &l), 0);
+	assert_memory_equal(gpa(f->ctx, ELF_TEXT, 0x1000), f->img + 0x1000,
+			    0x1000);
+	assert_memory_equal(gpa(f->ctx, ELF_DATA, 0x800), f->img + 0x2000,
+			    0x800);
+	for (int i = 0x800; i < 0x3000; i++)
+		assert_int_equal(*gpa(f->ctx, ELF_DATA + i, 1), 0);
+	assert_int_equal(l.kernel_addr, ELF_TEXT);
+	assert_int_equal(l.kernel_end, ELF_DATA + 0x3000);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), ELF_TEXT + 0x40);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RSI), LINUX_ZERO_PAGE);
+	assert_true(reg(f->ctx, VM_REG_GUEST_EFER) & 0x400); /* LMA */
+	/* The synthesized setup header a 64-bit kernel reads. */
+	zp = gpa(f->ctx, LINUX_ZERO_PAGE, 0x1000);
+	assert_int_equal(le16_get(zp + 0x1fe), 0xaa55);
+	assert_memory_equal(zp + 0x202, "HdrS", 4);
+	assert_int_equal(le16_get(zp + 0x206), 0x020f);
+	assert_int_equal(zp[0x210], 0xff);
+	assert_true(zp[0x211] & 0x01);
+	assert_int_equal(le32_get(zp + 0x228), LINUX_CMDLINE);
+	assert_int_equal(le32_get(zp + 0x218), l.initrd_addr);
+	assert_int_equal(le32_get(zp + 0x21c), 8);
+	assert_true(l.initrd_addr >= l.kernel_end);
+	assert_memory_equal(gpa(f->ctx, l.initrd_addr, 7), "initrd!", 7);
+	assert_string_equal((char *)gpa(f->ctx, LINUX_CMDLINE, 14),
+			    "console=ttyS0");
+	assert_true(zp[0x1e8] > 0); /* e820 entries */
+}
+
+static void
+expect_vmlinux_error(struct fx *f, size_t len, const char *word)
+{
+	expect_error(f, len, "", NULL, 0, word);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), 0xfff0);
+}
+
+static void
+test_vmlinux_bad(void **state)
+{
+	struct fx *f = *state;
+	Elf64_Ehdr *eh;
+
+	use_vmlinux(f);
+	eh = (Elf64_Ehdr *)f->img;
+	expect_vmlinux_error(f, 40, "truncated ELF");
+	eh->e_machine = EM_386;
+	expect_vmlinux_error(f, ELF_LEN, "not an x86-64 vmlinux");
+	eh->e_machine = EM_X86_64;
+	eh->e_phnum = 65;
+	expect_vmlinux_error(f, ELF_LEN, "program headers");
+	eh->e_phnum = 3;
+	eh->e_phoff = UINT64_MAX - 8;
+	expect_vmlinux_error(f, ELF_LEN, "program headers");
+	eh->e_phoff = sizeof(Elf64_Ehdr);
+	expect_vmlinux_error(f, 0x2400, "segment 1");
+	vmlinux_phdr(f->img, 0)->p_offset = UINT64_MAX - 0x10;
+	expect_vmlinux_error(f, ELF_LEN, "segment 0");
+	vmlinux_phdr(f->img, 0)->p_offset = 0x1000;
+	vmlinux_phdr(f->img, 1)->p_memsz = 0x10; /* below filesz */
+	expect_vmlinux_error(f, ELF_LEN, "segment 1");
+	vmlinux_phdr(f->img, 1)->p_memsz = 0x3000;
+	vmlinux_phdr(f->img, 1)->p_paddr = 0xfffff000;
+	expect_vmlinux_error(f, ELF_LEN, "4 GiB");
+	vmlinux_phdr(f->img, 1)->p_paddr = 0x1000; /* over the loader's pages */
+	expect_vmlinux_error(f, ELF_LEN, "1 MiB");
+	vmlinux_phdr(f->img, 1)->p_paddr = 0x8000000; /* past 64 MiB of RAM */
+	expect_vmlinux_error(f, ELF_LEN, "raise the guest's memory");
+	vmlinux_phdr(f->img, 1)->p_paddr = ELF_DATA;
+	eh->e_entry = 0x500000;
+	expect_vmlinux_error(f, ELF_LEN, "entry");
+	eh->e_entry = ELF_TEXT;
+	vmlinux_phdr(f->img, 0)->p_type = PT_NULL;
+	vmlinux_phdr(f->img, 1)->p_type = PT_NULL;
+	expect_vmlinux_error(f, ELF_LEN, "nothing to load");
+}
+
+/* Random bytes in the ELF and program headers: never a crash. */
+static void
+test_vmlinux_random(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *good = make_vmlinux();
+	size_t hdrs = sizeof(Elf64_Ehdr) + 3 * sizeof(Elf64_Phdr);
+	unsigned seed = 7;
+
+	use_vmlinux(f);
+	for (int i = 0; i < 3000; i++) {
+		memcpy(f->img, good, ELF_LEN);
+		for (int j = 0; j < 1 + i % 6; j++) {
+			seed = seed * 1103515245 + 12345;
+			f->img[SELFMAG + (seed >> 8) % (hdrs - SELFMAG)] =
+			    (uint8_t)(seed >> 20);
+		}
+		boot(f, ELF_LEN, "console=ttyS0", NULL, 0, NULL);
+	}
+	free(good);
+}
+
 int
 main(void)
 {
@@ -471,6 +639,10 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_no_vga_info, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_headers, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux_random, setup,
 					    teardown),
 	};
 

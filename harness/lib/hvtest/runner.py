@@ -197,7 +197,8 @@ def fixture_dir(name, env):
 
 
 def resolve_fixture(name, env):
-    """A fixture directory holds vmlinuz and an initramfs; optionally
+    """A fixture directory holds a kernel (an ELF vmlinux, booted without
+    the kernel's decompressor, or a vmlinuz/bzImage) and an initramfs; optionally
     'cmdline' (the kernel command line) and 'bhyve-args' (extra options)."""
     d = fixture_dir(name, env)
     if not os.path.isdir(d):
@@ -210,11 +211,11 @@ def resolve_fixture(name, env):
                 return p
         return None
 
-    kernel = first("vmlinuz", "bzImage", "kernel")
+    kernel = first("vmlinux", "vmlinuz", "bzImage", "kernel")
     initrd = first("initramfs.cpio.gz", "initramfs.cpio", "initramfs.gz", "initramfs.img",
                    "initramfs", "initrd.img", "initrd")
     if not kernel:
-        raise fail(f"fixture {name}: no vmlinuz in {d}")
+        raise fail(f"fixture {name}: no vmlinux or vmlinuz in {d}")
     cmdline, bhyve_args = "console=ttyS0", ["-A", "-H", "-P"]
     if os.path.isfile(os.path.join(d, "cmdline")):
         with open(os.path.join(d, "cmdline")) as f:
