@@ -60,7 +60,12 @@ boot_and_run_body()
 	setup
 	run_hvtest "$EX/boot-and-run.hvt"
 	[ "$rc" -eq 0 ] || show_fail "hvtest exited $rc"
-	expect_line 'PASS .*boot-and-run \([0-9.]+s\) \[kernel started [0-9.]+s, userspace up [0-9.]+s'
+	expect_line 'PASS .*boot-and-run \([0-9.]+s\) \[kernel started [0-9.]+s, userspace up [0-9.]+s, commands ran [0-9.]+s'
+	# Init and the test's command reported through the milestone port.
+	grep -rqE 'milestone: userspace up at [0-9.]+ s \(port\)' "$RES" ||
+	    show_fail "no 'userspace up' milestone from the port in the transcript"
+	grep -rqE 'milestone: commands ran at [0-9.]+ s \(port\)' "$RES" ||
+	    show_fail "no 'commands ran' milestone from the port in the transcript"
 }
 
 atf_test_case command

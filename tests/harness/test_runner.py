@@ -219,6 +219,15 @@ class Verdicts(FakeVM):
         times = [m["t"] for m in r.milestones]
         self.assertEqual(times, sorted(times))
 
+    def test_port_record_replaces_console_marker(self):
+        # The console line comes first; the port's record (exact) wins.
+        r = self.run_text("guest milestone-late\nexpect 'all done'\nwait-exit poweroff\n")
+        self.assertEqual(r.verdict, "passed", r.reason)
+        ups = [m for m in r.milestones if m["name"] == "userspace up"]
+        self.assertEqual(len(ups), 1)
+        self.assertEqual(ups[0]["source"], "port")
+        self.assertGreaterEqual(ups[0]["t"], 0.3)
+
     def test_missing_milestone_times_out(self):
         r = self.run_text("guest spin\nmilestone 'userspace up' 300ms\n")
         self.assertIn("no milestone 'userspace up' within 0.3 s", r.reason)

@@ -224,6 +224,32 @@ bzimage_body()
 	expect_console "hvtest: exit status 0"
 }
 
+atf_test_case milestone
+milestone_head()
+{
+	atf_set descr "init reports 'userspace up' through -l milestone" \
+	    "(fixtures/linux/milestone.c), and a command reports its own"
+	linux_head
+}
+milestone_body()
+{
+	setup
+	load_linux l-ms 512M 'quiet -- milestone tests ran; milestone -p 0x1e9 x; echo "post $?"'
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c 1 -m 512M -A -H -P \
+	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio \
+	    -l milestone,path="$PWD/ms.log" l-ms >out 2>err </dev/null
+	rc=$?
+	expect_exit 1 "powered off after the command"
+	# No device at 0x1e9 (it reads 0xff): nothing is sent, status 1.
+	expect_console "post 1"
+	grep -Eq '^[0-9]+\.[0-9]{6} userspace up$' ms.log ||
+	    fail_with_output "no 'userspace up' record in ms.log: $(cat ms.log)"
+	grep -Eq '^[0-9]+\.[0-9]{6} tests ran$' ms.log ||
+	    fail_with_output "no 'tests ran' record in ms.log: $(cat ms.log)"
+	[ "$(wc -l <ms.log)" -eq 2 ] ||
+	    fail_with_output "ms.log has other records: $(cat ms.log)"
+}
+
 atf_test_case poweroff
 poweroff_head()
 {
@@ -485,6 +511,7 @@ atf_init_test_cases()
 	atf_add_test_case shell
 	atf_add_test_case command
 	atf_add_test_case bzimage
+	atf_add_test_case milestone
 	atf_add_test_case poweroff
 	atf_add_test_case reboot
 	atf_add_test_case halt
