@@ -312,10 +312,36 @@ test_hostile_accesses(void **state)
 	assert_int_equal(pci_cfg_read(f->ctx, 255, 31, 7, 0, 4), 0xffffffff);
 }
 
+/*
+ * A guest that moves an I/O BAR over and over (each move unregisters and
+ * registers its ports) must not use up the port table's handler entries:
+ * the device keeps answering at its latest address and nowhere else.
+ */
+static void
+test_io_bar_moves(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t v = 0, cmd = cfg_read(f->ctx, 4, 0x04, 2);
+	const uint32_t last = 0x3000 + 63 * 0x20;
+
+	cfg_write(f->ctx, 4, 0x04, 2, cmd | 1); /* I/O decoding on */
+	for (int i = 0; i < 5000; i++)
+		cfg_write(f->ctx, 4, 0x10, 4, 0x3000 + (i % 64) * 0x20);
+	cfg_write(f->ctx, 4, 0x10, 4, last);
+	assert_int_equal(inout_dispatch(f->ctx, 1, last + 4, 2, &v), 0);
+	assert_int_equal(v, 4); /* BAR 0, offset 4 */
+	assert_int_equal(inout_dispatch(f->ctx, 1, 0x3000, 2, &v), -1);
+	assert_null(inout_owner(f->ctx, last - 1));
+	assert_non_null(inout_owner(f->ctx, last + 0x1f));
+	assert_null(inout_owner(f->ctx, last + 0x20));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_io_bar_moves, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_conf1_ids, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ecam, setup, teardown),
