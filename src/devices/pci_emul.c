@@ -672,7 +672,8 @@ msix_flush_pending(struct pci_devinst *pi)
 	for (int i = 0; i < pi->pi_msix.table_count; i++) {
 		uint64_t bit = 1ULL << (i % 64);
 
-		if ((pi->pi_msix.pba[i / 64] & bit) && msix_deliverable(pi, i)) {
+		if ((pi->pi_msix.pba[i / 64] & bit) &&
+		    msix_deliverable(pi, i)) {
 			pi->pi_msix.pba[i / 64] &= ~bit;
 			msix_deliver(pi, i);
 		}
@@ -714,8 +715,8 @@ msixcap_write(struct pci_devinst *pi, int off, int bytes, uint32_t val)
 	ctrl = (ctrl & rw) | (old & ~rw);
 	pci_set_cfgdata16(pi, cap + 2, ctrl);
 	pthread_mutex_lock(&pi->pi_msix.lock);
-	__atomic_store_n(&pi->pi_msix.enabled, (ctrl & PCIM_MSIXCTRL_ENABLE) != 0,
-			 __ATOMIC_RELEASE);
+	__atomic_store_n(&pi->pi_msix.enabled,
+			 (ctrl & PCIM_MSIXCTRL_ENABLE) != 0, __ATOMIC_RELEASE);
 	pi->pi_msix.function_mask = ctrl & PCIM_MSIXCTRL_FUNCMASK;
 	msix_flush_pending(pi);
 	pthread_mutex_unlock(&pi->pi_msix.lock);

@@ -91,9 +91,9 @@ msixdev_barread(struct pci_devinst *pi, int bar, uint64_t off, int size)
 }
 
 static const struct pci_devemu pci_de_msixdev = {
-	.pe_emu = "msixdev",
-	.pe_init = msixdev_init,
-	.pe_barread = msixdev_barread,
+    .pe_emu = "msixdev",
+    .pe_init = msixdev_init,
+    .pe_barread = msixdev_barread,
 };
 PCI_EMUL_SET(pci_de_msixdev);
 
@@ -341,7 +341,6 @@ test_hostile_accesses(void **state)
 	assert_int_equal(pci_cfg_read(f->ctx, 255, 31, 7, 0, 4), 0xffffffff);
 }
 
-
 /* The first capability with this ID in slot's list, or 0. */
 static int
 find_cap(struct vmctx *ctx, int slot, int id)
@@ -518,28 +517,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_conf1_ids, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_ecam, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bar_sizing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bar_io_dispatch_and_move,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bar_mem_dispatch, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_capabilities_and_msi,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_msix_capability, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_msix_delivery_and_masks,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_msix_hostile_accesses,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_msix_no_intx, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_conf1_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ecam, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_sizing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_io_dispatch_and_move,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_mem_dispatch, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_capabilities_and_msi, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_accesses, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_capability, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_delivery_and_masks, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_hostile_accesses, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_no_intx, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
