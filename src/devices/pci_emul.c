@@ -209,8 +209,9 @@ parse_bsf(const char *s, int *bus, int *slot, int *func)
 }
 
 /* The generic legacy config: key=value pairs, a bare word is key=true. */
-static int
-legacy_kv(struct config *node, const char *opts, char *err, size_t errlen)
+int
+pci_parse_legacy_config(struct config *node, const char *opts, char *err,
+			size_t errlen)
 {
 	char *copy = strdup(opts), *save = NULL;
 	int rc = 0;
@@ -282,7 +283,7 @@ pci_parse_slot(struct config *cfg, const char *opt, char *err, size_t errlen)
 		return 0;
 	if (pe->pe_legacy_config)
 		return pe->pe_legacy_config(node, opts, err, errlen);
-	return legacy_kv(node, opts, err, errlen);
+	return pci_parse_legacy_config(node, opts, err, errlen);
 }
 
 /* ---- BARs ---- */

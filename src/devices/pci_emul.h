@@ -155,6 +155,9 @@ struct pci_state;
 /* -s [bus:]slot[:func],emul[,conf] into pci.B.S.F.device and friends. */
 int pci_parse_slot(struct config *cfg, const char *opt, char *err,
 		   size_t errlen);
+/* "key=value,flag,..." into node (a bare flag is flag=true). */
+int pci_parse_legacy_config(struct config *node, const char *opts, char *err,
+			    size_t errlen);
 void pci_print_supported_devices(void);
 const struct pci_devemu *pci_emul_finddev(const char *name);
 /* Create every configured device; -1 with a message on stderr. */
