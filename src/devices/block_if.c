@@ -384,13 +384,20 @@ blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br)
 {
 	bool wr = br->br_op == BOP_WRITE;
 
+	size_t total = 0;
+
 	if (wr && bc->bc_rdonly)
 		return EROFS;
+	/* The buffers hold exactly br_resid bytes: the range check holds. */
+	for (int i = 0; i < br->br_iovcnt; i++)
+		total += br->br_iov[i].iov_len;
+	if (total != (size_t)br->br_resid)
+		return EINVAL;
 	if (br->br_offset < 0 || br->br_resid < 0 ||
 	    br->br_offset > bc->bc_size ||
 	    br->br_resid > bc->bc_size - br->br_offset)
 		return EIO;
-	while (br->br_resid > 0 && br->br_iovcnt > 0) {
+	while (br->br_resid > 0) {
 		ssize_t n = wr ? pwritev(bc->bc_fd, br->br_iov, br->br_iovcnt,
 					 br->br_offset)
 			       : preadv(bc->bc_fd, br->br_iov, br->br_iovcnt,
