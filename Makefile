@@ -103,7 +103,10 @@ $(F)/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(FUZZFLAGS)) -fsanitize=fuzzer \
 		$(filter %.c %.o,$^) -o $@ $(LDLIBS)
 
-fuzz: $(FUZZ_BINS)
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) is \
+	missing: apt-get install clang (libFuzzer comes with it)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 
 # Each entry point first installs what is missing (ci/deps.sh says what).
 check:

@@ -1228,6 +1228,20 @@ pci_last_bus(struct vmctx *ctx)
 }
 
 static void
+devinst_deinit(struct pci_devinst *pi, void *arg)
+{
+	(void)arg;
+	if (pi->pi_d->pe_deinit)
+		pi->pi_d->pe_deinit(pi);
+}
+
+void
+pci_deinit_all(struct vmctx *ctx)
+{
+	pci_foreach_devinst(ctx, devinst_deinit, NULL);
+}
+
+static void
 devinst_free(struct pci_devinst *pi)
 {
 	if (!pi)

@@ -163,6 +163,8 @@ const struct pci_devemu *pci_emul_finddev(const char *name);
 /* Create every configured device; -1 with a message on stderr. */
 int init_pci(struct vmctx *ctx);
 void pci_state_free(struct pci_state *ps);
+/* Stop every device's threads (pe_deinit) once the vCPUs have stopped. */
+void pci_deinit_all(struct vmctx *ctx);
 /* Config space access as the guest makes it (tests use these). */
 uint32_t pci_cfg_read(struct vmctx *ctx, int bus, int slot, int func,
 		      int off, int bytes);
