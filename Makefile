@@ -5,9 +5,9 @@
 #                 nested under QEMU when there is no /dev/kvm
 #   make run      boot the default guest with its console on the terminal
 #   make bench    benchmarks (tests/bench), results for BENCHMARKS.md
-#   make fuzz     build the fuzz targets (clang, libFuzzer)
+#   make fuzz     build the fuzz targets (clang, libFuzzer) into build/fuzz;
+#                 run one with e.g. build/fuzz/fuzz_virtio_blk -max_total_time=60
 
-.DEFAULT_GOAL := all
 
 CC ?= gcc
 BUILD ?= build
@@ -38,6 +38,20 @@ BINS := $(BUILD)/bin/bhyve $(BUILD)/bin/bhyvectl $(BUILD)/bin/rawload \
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
+# Fuzz targets (tests/fuzz/fuzz_*.c): clang with libFuzzer, ASan and UBSan,
+# linked with the library and the target's fakes (tests/fuzz/fake_*.c stand
+# in for the library files of the same name, e.g. block_if.c).
+FUZZ_CC ?= clang
+F := $(BUILD)/fuzz
+FUZZFLAGS := $(BASE) -Itests/fuzz -O1 -fno-omit-frame-pointer \
+	-Wno-gnu-variable-sized-type-not-at-end \
+	-fsanitize=fuzzer-no-link,address,undefined
+FUZZ_FAKES := $(wildcard tests/fuzz/fake_*.c)
+FUZZ_LIB := $(filter-out $(patsubst tests/fuzz/fake_%.c,src/devices/%.c,$(FUZZ_FAKES)),$(LIB_SRC))
+FUZZ_OBJ := $(FUZZ_LIB:%.c=$(F)/obj/%.o) $(FUZZ_FAKES:%.c=$(F)/obj/%.o)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.DEFAULT_GOAL := all
 include fixtures/guests/guests.mk
 
 .PHONY: all check unit integration run bench fuzz clean
@@ -81,6 +95,20 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) $(filter %.c %.o,$^) -o $@ -lcmocka $(LDLIBS)
 
+$(F)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZFLAGS) -c $< -o $@
+
+$(F)/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -MMD -MP,$(FUZZFLAGS)) -fsanitize=fuzzer \
+		$(filter %.c %.o,$^) -o $@ $(LDLIBS)
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) is \
+	missing: apt-get install clang (libFuzzer comes with it)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
 # Each entry point first installs what is missing (ci/deps.sh says what).
 check:
 	@ci/deps.sh
@@ -106,6 +134,6 @@ clean:
 	rm -rf $(BUILD)
 
 # Keep objects between test links (they are not intermediates).
-.SECONDARY: $(ASAN_OBJ) $(LIB_OBJ)
+.SECONDARY: $(ASAN_OBJ) $(LIB_OBJ) $(FUZZ_OBJ)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -6,7 +6,8 @@
  * config space through mechanism #1 (0xCF8 address, 0xCFC-0xCFF data) or
  * ECAM at PCI_EMUL_ECFG_BASE. BARs are placed at start-up and move when the
  * guest reprograms them; their handlers are registered while decoding is
- * enabled in the command register.
+ * enabled in the command register. The MSI-X table and PBA are served here,
+ * in whichever memory BAR the device put them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +33,13 @@
 #define PCIR_INTLINE 0x3c
 #define PCIR_INTPIN 0x3d
 #define PCIY_MSI 0x05
+#define PCIY_MSIX 0x11
+#define PCIM_MSIXCTRL_ENABLE 0x8000
+#define PCIM_MSIXCTRL_FUNCMASK 0x4000
+#define PCI_MSIX_CAPLEN 12
+#define MSIX_ENTRY_SIZE 16
+#define MSIX_MAX_VECTORS 2048
+#define MSIX_VCTRL_MASK 0x1
 #define PCI_CAP_START 0x40
 #define PCI_CAP_END 0x100
 
@@ -201,8 +209,9 @@ parse_bsf(const char *s, int *bus, int *slot, int *func)
 }
 
 /* The generic legacy config: key=value pairs, a bare word is key=true. */
-static int
-legacy_kv(struct config *node, const char *opts, char *err, size_t errlen)
+int
+pci_parse_legacy_config(struct config *node, const char *opts, char *err,
+			size_t errlen)
 {
 	char *copy = strdup(opts), *save = NULL;
 	int rc = 0;
@@ -274,7 +283,7 @@ pci_parse_slot(struct config *cfg, const char *opt, char *err, size_t errlen)
 		return 0;
 	if (pe->pe_legacy_config)
 		return pe->pe_legacy_config(node, opts, err, errlen);
-	return legacy_kv(node, opts, err, errlen);
+	return pci_parse_legacy_config(node, opts, err, errlen);
 }
 
 /* ---- BARs ---- */
@@ -305,6 +314,9 @@ bar_io_handler(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 	return -1;
 }
 
+static bool msix_bar_access(struct pci_devinst *pi, int dir, uint64_t off,
+			    int size, uint64_t *val);
+
 static int
 bar_mem_handler(struct vcpu *vcpu, int dir, uint64_t addr, int size,
 		uint64_t *val, void *arg1, long arg2)
@@ -316,6 +328,9 @@ bar_mem_handler(struct vcpu *vcpu, int dir, uint64_t addr, int size,
 	(void)vcpu;
 	if (size != 1 && size != 2 && size != 4 && size != 8)
 		return -1;
+	if (pi->pi_msix.capoff && arg2 == pi->pi_msix.table_bar &&
+	    msix_bar_access(pi, dir, off, size, val))
+		return 0;
 	if (dir == MEM_F_READ)
 		*val = pi->pi_d->pe_barread
 			       ? pi->pi_d->pe_barread(pi, arg2, off, size)
@@ -584,6 +599,212 @@ pci_generate_msi(struct pci_devinst *pi, int index)
 	vm_lapic_msi(pi->pi_vmctx, pi->pi_msi.addr, pi->pi_msi.data + index);
 }
 
+/* ---- MSI-X (PCI 3.0 §6.8.2) ---- */
+
+int
+pci_emul_add_msixcap(struct pci_devinst *pi, int msgnum, int barnum)
+{
+	uint8_t cap[PCI_MSIX_CAPLEN] = {PCIY_MSIX, 0};
+	uint32_t table_size, pba_off, pba_size, word;
+	uint16_t ctrl;
+	int off;
+
+	if (msgnum < 1 || msgnum > MSIX_MAX_VECTORS || barnum < 0 ||
+	    barnum > PCI_BARMAX || pi->pi_msix.capoff)
+		return -1;
+	/* Table at 0, PBA on the next page: a guest maps them apart. */
+	table_size = (uint32_t)msgnum * MSIX_ENTRY_SIZE;
+	pba_off = (table_size + 4095) & ~4095u;
+	pba_size = ((uint32_t)msgnum + 63) / 64 * 8;
+	pi->pi_msix.table = calloc(msgnum, sizeof(*pi->pi_msix.table));
+	pi->pi_msix.pba = calloc(pba_size / 8, sizeof(uint64_t));
+	if (!pi->pi_msix.table || !pi->pi_msix.pba)
+		return -1;
+	/* Every vector starts masked (§6.8.2.9). */
+	for (int i = 0; i < msgnum; i++)
+		pi->pi_msix.table[i].vector_control = MSIX_VCTRL_MASK;
+	if (pci_emul_alloc_bar(pi, barnum, PCIBAR_MEM32,
+			       pba_off + ((pba_size + 4095) & ~4095u)) < 0)
+		return -1;
+	ctrl = (uint16_t)(msgnum - 1); /* table size is N - 1 */
+	memcpy(cap + 2, &ctrl, 2);
+	word = 0 | (uint32_t)barnum; /* offset 0, BIR */
+	memcpy(cap + 4, &word, 4);
+	word = pba_off | (uint32_t)barnum;
+	memcpy(cap + 8, &word, 4);
+	off = pci_emul_add_capability(pi, cap, sizeof(cap));
+	if (off < 0)
+		return -1;
+	pi->pi_msix.capoff = off;
+	pi->pi_msix.table_bar = barnum;
+	pi->pi_msix.table_offset = 0;
+	pi->pi_msix.table_count = msgnum;
+	pi->pi_msix.pba_offset = pba_off;
+	pi->pi_msix.pba_size = pba_size;
+	return 0;
+}
+
+bool
+pci_msix_enabled(struct pci_devinst *pi)
+{
+	return __atomic_load_n(&pi->pi_msix.enabled, __ATOMIC_ACQUIRE);
+}
+
+/* With the MSI-X lock held. */
+static bool
+msix_deliverable(struct pci_devinst *pi, int i)
+{
+	return pi->pi_msix.enabled && !pi->pi_msix.function_mask &&
+	       !(pi->pi_msix.table[i].vector_control & MSIX_VCTRL_MASK);
+}
+
+static void
+msix_deliver(struct pci_devinst *pi, int i)
+{
+	struct msix_table_entry *e = &pi->pi_msix.table[i];
+
+	vm_lapic_msi(pi->pi_vmctx, e->addr, e->msg_data);
+}
+
+/* Send what became deliverable (an unmask, an enable); lock held. */
+static void
+msix_flush_pending(struct pci_devinst *pi)
+{
+	for (int i = 0; i < pi->pi_msix.table_count; i++) {
+		uint64_t bit = 1ULL << (i % 64);
+
+		if ((pi->pi_msix.pba[i / 64] & bit) &&
+		    msix_deliverable(pi, i)) {
+			pi->pi_msix.pba[i / 64] &= ~bit;
+			msix_deliver(pi, i);
+		}
+	}
+}
+
+void
+pci_generate_msix(struct pci_devinst *pi, int index)
+{
+	if (!pi->pi_msix.capoff || index < 0 ||
+	    index >= pi->pi_msix.table_count)
+		return;
+	pthread_mutex_lock(&pi->pi_msix.lock);
+	if (!pi->pi_msix.enabled) {
+		/* Disabled: the event is lost, as on hardware. */
+	} else if (msix_deliverable(pi, index)) {
+		msix_deliver(pi, index);
+	} else {
+		/* Masked: remember it for the unmask (§6.8.2.10). */
+		pi->pi_msix.pba[index / 64] |= 1ULL << (index % 64);
+	}
+	pthread_mutex_unlock(&pi->pi_msix.lock);
+}
+
+/* Message Control: only the enable and function mask bits are writable. */
+static void
+msixcap_write(struct pci_devinst *pi, int off, int bytes, uint32_t val)
+{
+	int cap = pi->pi_msix.capoff;
+	uint16_t old = pci_get_cfgdata16(pi, cap + 2), ctrl;
+	const uint16_t rw = PCIM_MSIXCTRL_ENABLE | PCIM_MSIXCTRL_FUNCMASK;
+
+	for (int i = 0; i < bytes; i++) {
+		int o = off + i;
+		if (o == cap + 2 || o == cap + 3)
+			pci_set_cfgdata8(pi, o, (uint8_t)(val >> (8 * i)));
+	}
+	ctrl = pci_get_cfgdata16(pi, cap + 2);
+	ctrl = (ctrl & rw) | (old & ~rw);
+	pci_set_cfgdata16(pi, cap + 2, ctrl);
+	pthread_mutex_lock(&pi->pi_msix.lock);
+	__atomic_store_n(&pi->pi_msix.enabled,
+			 (ctrl & PCIM_MSIXCTRL_ENABLE) != 0, __ATOMIC_RELEASE);
+	pi->pi_msix.function_mask = ctrl & PCIM_MSIXCTRL_FUNCMASK;
+	msix_flush_pending(pi);
+	pthread_mutex_unlock(&pi->pi_msix.lock);
+	/* While MSI-X is on, the function must not use INTx (§6.8.2). */
+	if ((ctrl & PCIM_MSIXCTRL_ENABLE) && pi->pi_lintr.asserted)
+		pci_lintr_deassert(pi);
+}
+
+static uint64_t
+msix_table_read(struct pci_devinst *pi, uint64_t off, int size)
+{
+	struct msix_table_entry *e = &pi->pi_msix.table[off / MSIX_ENTRY_SIZE];
+	uint32_t dw[4] = {(uint32_t)e->addr, (uint32_t)(e->addr >> 32),
+			  e->msg_data, e->vector_control};
+	int f = (off % MSIX_ENTRY_SIZE) / 4;
+
+	if (size == 8)
+		return dw[f] | (uint64_t)dw[f + 1] << 32;
+	return dw[f];
+}
+
+static void
+msix_table_write(struct pci_devinst *pi, uint64_t off, int size, uint64_t val)
+{
+	int i = off / MSIX_ENTRY_SIZE;
+	struct msix_table_entry *e = &pi->pi_msix.table[i];
+	int f = (off % MSIX_ENTRY_SIZE) / 4;
+
+	for (int k = 0; k < size / 4; k++, f++, val >>= 32) {
+		uint32_t v = (uint32_t)val;
+		switch (f) {
+		case 0:
+			e->addr = (e->addr & ~0xffffffffULL) | v;
+			break;
+		case 1:
+			e->addr = (e->addr & 0xffffffffULL) | (uint64_t)v << 32;
+			break;
+		case 2:
+			e->msg_data = v;
+			break;
+		case 3: /* only the mask bit is defined */
+			e->vector_control = v & MSIX_VCTRL_MASK;
+			break;
+		}
+	}
+	msix_flush_pending(pi);
+}
+
+/*
+ * An access to the MSI-X BAR: true when it fell in the table or the PBA
+ * and was served. Software uses aligned dwords or qwords (§6.8.2); other
+ * accesses to the structures read as zero and are dropped.
+ */
+static bool
+msix_bar_access(struct pci_devinst *pi, int dir, uint64_t off, int size,
+		uint64_t *val)
+{
+	uint64_t tab_end = pi->pi_msix.table_offset +
+			   (uint64_t)pi->pi_msix.table_count * MSIX_ENTRY_SIZE;
+	uint64_t pba_end = pi->pi_msix.pba_offset + pi->pi_msix.pba_size;
+	bool in_tab = off >= pi->pi_msix.table_offset && off < tab_end;
+	bool in_pba = off >= pi->pi_msix.pba_offset && off < pba_end;
+	bool ok = (size == 4 || size == 8) && (off % size) == 0;
+
+	if (!in_tab && !in_pba)
+		return false;
+	pthread_mutex_lock(&pi->pi_msix.lock);
+	if (dir == MEM_F_READ)
+		*val = 0;
+	if (!ok) {
+		/* nothing */
+	} else if (in_tab) {
+		off -= pi->pi_msix.table_offset;
+		if (dir == MEM_F_READ)
+			*val = msix_table_read(pi, off, size);
+		else
+			msix_table_write(pi, off, size, *val);
+	} else if (dir == MEM_F_READ) {
+		/* The PBA is read-only; its qwords hold 64 vectors each. */
+		off -= pi->pi_msix.pba_offset;
+		uint64_t q = pi->pi_msix.pba[off / 8];
+		*val = size == 8 ? q : (uint32_t)(q >> (8 * (off % 8)));
+	}
+	pthread_mutex_unlock(&pi->pi_msix.lock);
+	return true;
+}
+
 /* ---- INTx ---- */
 
 void
@@ -610,7 +831,8 @@ pci_lintr_request(struct pci_devinst *pi)
 void
 pci_lintr_assert(struct pci_devinst *pi)
 {
-	if (!pi->pi_lintr.pin)
+	/* A function with MSI or MSI-X on does not use INTx (PCI 3.0 §6.8). */
+	if (!pi->pi_lintr.pin || pci_msi_enabled(pi) || pci_msix_enabled(pi))
 		return;
 	pi->pi_lintr.asserted = true;
 	pci_set_cfgdata16(pi, PCIR_STATUS,
@@ -712,6 +934,11 @@ pci_cfg_write(struct vmctx *ctx, int bus, int slot, int func, int off,
 	}
 	if (cap && off >= cap && off < cap + 14) {
 		msicap_write(pi, off, bytes, val);
+		return;
+	}
+	cap = pi->pi_msix.capoff;
+	if (cap && off >= cap && off < cap + PCI_MSIX_CAPLEN) {
+		msixcap_write(pi, off, bytes, val);
 		return;
 	}
 	/* Writable: the interrupt line register and device-specific space. */
@@ -840,14 +1067,13 @@ init_one(struct vmctx *ctx, struct pci_state *ps, int bus, int slot, int func,
 	pi->pi_slot = slot;
 	pi->pi_func = func;
 	pthread_mutex_init(&pi->pi_lock, NULL);
+	pthread_mutex_init(&pi->pi_msix.lock, NULL);
 	snprintf(pi->pi_name, sizeof(pi->pi_name), "%s-pci-%d", pe->pe_emu,
 		 slot);
 	ps->dev[bus][slot][func] = pi;
-	if (pe->pe_init(pi, node) < 0) {
-		fprintf(stderr, "bhyve: %s at %d:%d:%d failed to start\n",
-			pe->pe_emu, bus, slot, func);
+	/* A device that fails says why itself, in one line. */
+	if (pe->pe_init(pi, node) < 0)
 		return -1;
-	}
 	return 0;
 }
 
@@ -1001,6 +1227,32 @@ pci_last_bus(struct vmctx *ctx)
 	return 0;
 }
 
+static void
+devinst_deinit(struct pci_devinst *pi, void *arg)
+{
+	(void)arg;
+	if (pi->pi_d->pe_deinit)
+		pi->pi_d->pe_deinit(pi);
+}
+
+void
+pci_deinit_all(struct vmctx *ctx)
+{
+	pci_foreach_devinst(ctx, devinst_deinit, NULL);
+}
+
+static void
+devinst_free(struct pci_devinst *pi)
+{
+	if (!pi)
+		return;
+	if (pi->pi_d->pe_deinit)
+		pi->pi_d->pe_deinit(pi);
+	free(pi->pi_msix.table);
+	free(pi->pi_msix.pba);
+	free(pi);
+}
+
 void
 pci_state_free(struct pci_state *ps)
 {
@@ -1009,6 +1261,6 @@ pci_state_free(struct pci_state *ps)
 	for (int b = 0; b < MAXBUSES; b++)
 		for (int s = 0; s < MAXSLOTS; s++)
 			for (int f = 0; f < MAXFUNCS; f++)
-				free(ps->dev[b][s][f]);
+				devinst_free(ps->dev[b][s][f]);
 	free(ps);
 }

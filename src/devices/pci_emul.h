@@ -1,7 +1,7 @@
 /*
  * The PCI core: config mechanism #1 (0xCF8/0xCFC) and ECAM, BAR sizing and
- * placement, INTx routed to IOAPIC pins 16-23, capability lists and MSI.
- * A device is a struct pci_devemu registered with PCI_EMUL_SET.
+ * placement, INTx routed to IOAPIC pins 16-23, capability lists, MSI and
+ * MSI-X. A device is a struct pci_devemu registered with PCI_EMUL_SET.
  */
 #ifndef PCI_EMUL_H
 #define PCI_EMUL_H
@@ -46,12 +46,25 @@ struct pcibar {
 
 struct pci_devinst;
 
+/* One MSI-X table entry as the guest sees it (PCI 3.0 §6.8.2.6-9). */
+struct msix_table_entry {
+	uint64_t addr;
+	uint32_t msg_data;
+	uint32_t vector_control; /* bit 0: masked */
+};
+
 struct pci_devemu {
 	const char *pe_emu;
 	/* Turn the -s options after the device name into config values. */
 	int (*pe_legacy_config)(struct config *node, const char *opts,
 				char *err, size_t errlen);
+	/*
+	 * Set the device up from its config node. On failure it prints its
+	 * own one-line error (naming the device) and returns -1.
+	 */
 	int (*pe_init)(struct pci_devinst *pi, struct config *node);
+	/* Optional: stop worker threads and free the device's state. */
+	void (*pe_deinit)(struct pci_devinst *pi);
 	/* Return 0 when handled; non-zero lets the core do the access. */
 	int (*pe_cfgwrite)(struct pci_devinst *pi, int offset, int bytes,
 			   uint32_t val);
@@ -82,6 +95,23 @@ struct pci_devinst {
 		int maxmsgnum;
 		int capoff;
 	} pi_msi;
+	/*
+	 * MSI-X: the table and PBA live in a memory BAR that the core serves
+	 * itself; the device's pe_barread/pe_barwrite see the rest of it.
+	 */
+	struct {
+		pthread_mutex_t lock; /* table, PBA, enable and mask bits */
+		bool enabled;
+		bool function_mask;
+		int capoff; /* 0: no MSI-X capability */
+		int table_bar;
+		uint32_t table_offset;
+		int table_count;
+		uint32_t pba_offset;
+		uint32_t pba_size;
+		struct msix_table_entry *table;
+		uint64_t *pba; /* pending bits, one per vector */
+	} pi_msix;
 	int pi_prevcap, pi_capend;
 	struct pcibar pi_bar[PCI_BARMAX + 1];
 	pthread_mutex_t pi_lock;
@@ -105,6 +135,17 @@ int pci_emul_add_capability(struct pci_devinst *pi, const uint8_t *cap,
 int pci_emul_add_msicap(struct pci_devinst *pi, int msgnum);
 bool pci_msi_enabled(struct pci_devinst *pi);
 void pci_generate_msi(struct pci_devinst *pi, int index);
+/*
+ * An MSI-X capability with msgnum vectors (1..2048), the table at offset 0
+ * of memory BAR barnum and the PBA after it; allocates the BAR.
+ */
+int pci_emul_add_msixcap(struct pci_devinst *pi, int msgnum, int barnum);
+bool pci_msix_enabled(struct pci_devinst *pi);
+/*
+ * Deliver MSI-X vector index, or set its pending bit while it or the
+ * function is masked; nothing while MSI-X is disabled. Thread-safe.
+ */
+void pci_generate_msix(struct pci_devinst *pi, int index);
 void pci_lintr_request(struct pci_devinst *pi);
 void pci_lintr_assert(struct pci_devinst *pi);
 void pci_lintr_deassert(struct pci_devinst *pi);
@@ -114,11 +155,16 @@ struct pci_state;
 /* -s [bus:]slot[:func],emul[,conf] into pci.B.S.F.device and friends. */
 int pci_parse_slot(struct config *cfg, const char *opt, char *err,
 		   size_t errlen);
+/* "key=value,flag,..." into node (a bare flag is flag=true). */
+int pci_parse_legacy_config(struct config *node, const char *opts, char *err,
+			    size_t errlen);
 void pci_print_supported_devices(void);
 const struct pci_devemu *pci_emul_finddev(const char *name);
 /* Create every configured device; -1 with a message on stderr. */
 int init_pci(struct vmctx *ctx);
 void pci_state_free(struct pci_state *ps);
+/* Stop every device's threads (pe_deinit) once the vCPUs have stopped. */
+void pci_deinit_all(struct vmctx *ctx);
 /* Config space access as the guest makes it (tests use these). */
 uint32_t pci_cfg_read(struct vmctx *ctx, int bus, int slot, int func,
 		      int off, int bytes);

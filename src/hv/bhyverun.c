@@ -389,6 +389,8 @@ main(int argc, char **argv)
 		return 4;
 	}
 	vm_drain_coalesced(ctx);
+	/* Device threads (block I/O) finish before guest memory goes. */
+	pci_deinit_all(ctx);
 	lpc_uart_flush_all(ctx);
 	if (rs.stats)
 		exit_stats_print(rs.stats, ctx, rs.m->ncpus, stderr);

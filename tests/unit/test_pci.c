@@ -1,6 +1,6 @@
 /*
  * The PCI core against the mock backend: config mechanism #1 and ECAM,
- * BAR sizing and moves, decode enables, capabilities, MSI and INTx.
+ * BAR sizing and moves, decode enables, capabilities, MSI, MSI-X and INTx.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,6 +69,34 @@ static const struct pci_devemu pci_de_testdev = {
 };
 PCI_EMUL_SET(pci_de_testdev);
 
+/* A device with 4 MSI-X vectors in BAR 2 (and an INTx pin). */
+static int
+msixdev_init(struct pci_devinst *pi, struct config *node)
+{
+	(void)node;
+	pci_set_cfgdata16(pi, 0x00, 0x1af4);
+	pci_set_cfgdata16(pi, 0x02, 0x5678);
+	if (pci_emul_add_msixcap(pi, 4, 2) < 0)
+		return -1;
+	pci_lintr_request(pi);
+	return 0;
+}
+
+static uint64_t
+msixdev_barread(struct pci_devinst *pi, int bar, uint64_t off, int size)
+{
+	(void)pi;
+	(void)size;
+	return 0xd0000000ULL | (uint64_t)bar << 16 | off;
+}
+
+static const struct pci_devemu pci_de_msixdev = {
+    .pe_emu = "msixdev",
+    .pe_init = msixdev_init,
+    .pe_barread = msixdev_barread,
+};
+PCI_EMUL_SET(pci_de_msixdev);
+
 struct fixture {
 	struct vmctx *ctx;
 	struct machine *m;
@@ -84,6 +112,7 @@ setup(void **state)
 	f->cfg = config_create();
 	config_set(f->cfg, "pci.0.0.0.device", "hostbridge", err, sizeof(err));
 	config_set(f->cfg, "pci.0.4.0.device", "testdev", err, sizeof(err));
+	config_set(f->cfg, "pci.0.5.0.device", "msixdev", err, sizeof(err));
 	f->ctx = vm_create_mock(64 << 20);
 	f->m = machine_create(f->ctx, f->cfg);
 	assert_int_equal(init_pci(f->ctx), 0);
@@ -336,26 +365,202 @@ test_io_bar_moves(void **state)
 	assert_null(inout_owner(f->ctx, last + 0x20));
 }
 
+/* The first capability with this ID in slot's list, or 0. */
+static int
+find_cap(struct vmctx *ctx, int slot, int id)
+{
+	int n = 0;
+
+	for (int c = cfg_read(ctx, slot, 0x34, 1); c && n < 48;
+	     c = cfg_read(ctx, slot, c + 1, 1), n++)
+		if ((int)cfg_read(ctx, slot, c, 1) == id)
+			return c;
+	return 0;
+}
+
+static uint64_t
+msix_bar(struct fixture *f)
+{
+	return cfg_read(f->ctx, 5, 0x18, 4) & ~0xfu;
+}
+
+static uint64_t
+mmio_read(struct fixture *f, uint64_t addr, int size)
+{
+	uint64_t v = 0xdead;
+
+	assert_int_equal(emulate_mem(f->ctx, NULL, addr, MEM_F_READ, size, &v),
+			 0);
+	return v;
+}
+
+static void
+mmio_write(struct fixture *f, uint64_t addr, int size, uint64_t v)
+{
+	assert_int_equal(emulate_mem(f->ctx, NULL, addr, MEM_F_WRITE, size, &v),
+			 0);
+}
+
+/* Enable MSI-X and memory decode; program vector i to data 0x40 + i. */
+static void
+msix_setup(struct fixture *f, int cap)
+{
+	uint64_t bar = msix_bar(f);
+
+	cfg_write(f->ctx, 5, 4, 2, cfg_read(f->ctx, 5, 4, 2) | 0x2);
+	for (int i = 0; i < 4; i++) {
+		mmio_write(f, bar + 16 * i, 4, 0xfee00000 | (i << 12));
+		mmio_write(f, bar + 16 * i + 4, 4, 0);
+		mmio_write(f, bar + 16 * i + 8, 4, 0x40 + i);
+	}
+	cfg_write(f->ctx, 5, cap + 2, 2, 0x8000);
+}
+
+static void
+test_msix_capability(void **state)
+{
+	struct fixture *f = *state;
+	int cap = find_cap(f->ctx, 5, 0x11);
+
+	assert_true(cap >= 0x40);
+	/* Table size N - 1, disabled, unmasked. */
+	assert_int_equal(cfg_read(f->ctx, 5, cap + 2, 2), 3);
+	/* Table at offset 0 of BAR 2, PBA on the next page. */
+	assert_int_equal(cfg_read(f->ctx, 5, cap + 4, 4), 2);
+	assert_int_equal(cfg_read(f->ctx, 5, cap + 8, 4), 0x1000 | 2);
+	/* The table size is read-only; enable and function mask are not. */
+	cfg_write(f->ctx, 5, cap + 2, 2, 0xc000 | 0x7ff);
+	assert_int_equal(cfg_read(f->ctx, 5, cap + 2, 2), 0xc003);
+	cfg_write(f->ctx, 5, cap + 3, 1, 0x00);
+	assert_int_equal(cfg_read(f->ctx, 5, cap + 2, 2), 0x0003);
+	cfg_write(f->ctx, 5, cap + 4, 4, 0x12340000);
+	assert_int_equal(cfg_read(f->ctx, 5, cap + 4, 4), 2);
+	/* The BAR is 32-bit memory, at least the table and PBA pages. */
+	cfg_write(f->ctx, 5, 0x18, 4, 0xffffffff);
+	assert_int_equal(cfg_read(f->ctx, 5, 0x18, 4) & 0xffffe00f, 0xffffe000);
+}
+
+static void
+test_msix_delivery_and_masks(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_devinst *pi = pci_find_devinst(f->ctx, 0, 5, 0);
+	int cap = find_cap(f->ctx, 5, 0x11);
+	uint64_t bar, addr, msg;
+
+	/* Disabled: nothing goes out and nothing is pending. */
+	pci_generate_msix(pi, 1);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 0);
+	msix_setup(f, cap);
+	assert_true(pci_msix_enabled(pi));
+	bar = msix_bar(f);
+	/* Vectors start masked: the event waits in the PBA. */
+	assert_int_equal(mmio_read(f, bar + 12, 4), 1);
+	pci_generate_msix(pi, 1);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 0);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 8), 0x2);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 4), 0x2);
+	/* Unmasking vector 1 sends it and clears the pending bit. */
+	mmio_write(f, bar + 16 + 12, 4, 0);
+	assert_int_equal(vm_mock_msi_count(f->ctx, &addr, &msg), 1);
+	assert_int_equal(addr, 0xfee01000);
+	assert_int_equal(msg, 0x41);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 8), 0);
+	/* Unmasked: straight out. */
+	pci_generate_msix(pi, 1);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 2);
+	/* The function mask holds every vector; clearing it sends them. */
+	cfg_write(f->ctx, 5, cap + 2, 2, 0xc000);
+	pci_generate_msix(pi, 1);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 2);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 8), 0x2);
+	cfg_write(f->ctx, 5, cap + 2, 2, 0x8000);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 3);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 8), 0);
+	/* A 64-bit write of data and control at once. */
+	mmio_write(f, bar + 48 + 8, 8, 0x0000000000000077ULL);
+	pci_generate_msix(pi, 3);
+	assert_int_equal(vm_mock_msi_count(f->ctx, &addr, &msg), 4);
+	assert_int_equal(msg, 0x77);
+	assert_int_equal(mmio_read(f, bar + 48, 8), 0xfee03000);
+	/* Out-of-range vectors are ignored. */
+	pci_generate_msix(pi, 4);
+	pci_generate_msix(pi, -1);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 4);
+	/* Disabling MSI-X drops events (no pending bits). */
+	cfg_write(f->ctx, 5, cap + 2, 2, 0);
+	pci_generate_msix(pi, 1);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 8), 0);
+	assert_int_equal(vm_mock_msi_count(f->ctx, NULL, NULL), 4);
+}
+
+static void
+test_msix_hostile_accesses(void **state)
+{
+	struct fixture *f = *state;
+	int cap = find_cap(f->ctx, 5, 0x11);
+	uint64_t bar;
+
+	msix_setup(f, cap);
+	bar = msix_bar(f);
+	/* Byte, word and unaligned accesses read zero and change nothing. */
+	assert_int_equal(mmio_read(f, bar + 8, 1), 0);
+	assert_int_equal(mmio_read(f, bar + 8, 2), 0);
+	assert_int_equal(mmio_read(f, bar + 6, 4), 0);
+	mmio_write(f, bar + 8, 1, 0xff);
+	mmio_write(f, bar + 10, 4, 0xffffffff);
+	assert_int_equal(mmio_read(f, bar + 8, 4), 0x40);
+	/* Reserved vector control bits stay zero; the PBA is read-only. */
+	mmio_write(f, bar + 12, 4, 0xfffffffe);
+	assert_int_equal(mmio_read(f, bar + 12, 4), 0);
+	mmio_write(f, bar + 0x1000, 8, ~0ULL);
+	assert_int_equal(mmio_read(f, bar + 0x1000, 8), 0);
+	/* Past the table and the PBA: the device's own registers. */
+	assert_int_equal(mmio_read(f, bar + 0x800, 4), 0xd0020800);
+	assert_int_equal(mmio_read(f, bar + 0x1008, 4), 0xd0021008);
+}
+
+static void
+test_msix_no_intx(void **state)
+{
+	struct fixture *f = *state;
+	struct pci_devinst *pi = pci_find_devinst(f->ctx, 0, 5, 0);
+	int cap = find_cap(f->ctx, 5, 0x11);
+	int irq = cfg_read(f->ctx, 5, 0x3c, 1);
+
+	pci_lintr_assert(pi);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 1);
+	/* Enabling MSI-X drops the line; INTx stays quiet while it is on. */
+	msix_setup(f, cap);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 0);
+	pci_lintr_assert(pi);
+	assert_int_equal(vm_mock_irq_level(f->ctx, irq), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_io_bar_moves, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_conf1_ids, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_ecam, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bar_sizing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bar_io_dispatch_and_move,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bar_mem_dispatch, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_capabilities_and_msi,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(test_io_bar_moves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conf1_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ecam, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_sizing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_io_dispatch_and_move,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bar_mem_dispatch, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_capabilities_and_msi, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_intx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_accesses, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_capability, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_delivery_and_masks, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_hostile_accesses, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_msix_no_intx, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

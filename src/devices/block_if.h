@@ -1,0 +1,64 @@
+/*
+ * The block backend, as bhyve's block_if: a disk image (regular file or
+ * block device) and a worker thread that carries out read, write and flush
+ * requests and calls back when each is done.
+ *
+ * Settings come from the device's config node (bhyve_config(5)):
+ *   path        the image (required)
+ *   ro          open read-only; writes fail with EROFS
+ *   nocache     O_DIRECT: bypass the host's page cache
+ *   direct      O_SYNC: every write is on stable storage when it completes
+ *   sectorsize  LOGICAL[/PHYSICAL] sector sizes the guest sees
+ */
+#ifndef BLOCK_IF_H
+#define BLOCK_IF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "config.h"
+
+#define BLOCKIF_IOV_MAX 128
+
+struct blockif_req {
+	int br_iovcnt;
+	off_t br_offset;
+	ssize_t br_resid;
+	/* Called on the worker thread; err is 0 or an errno value. */
+	void (*br_callback)(struct blockif_req *req, int err);
+	void *br_param;
+	struct iovec br_iov[BLOCKIF_IOV_MAX];
+	/* The backend's own. */
+	int br_op;
+	struct blockif_req *br_next;
+};
+
+struct blockif_ctxt;
+
+/*
+ * -s SLOT,EMUL,PATH[,opt...]: the first word is the path, the rest are
+ * key=value settings or bare flags (bhyve's blockif_legacy_config).
+ */
+int blockif_legacy_config(struct config *node, const char *opts, char *err,
+			  size_t errlen);
+/* Open the image and start the worker; NULL with a one-line message in err. */
+struct blockif_ctxt *blockif_open(const struct config *node, char *err,
+				  size_t errlen);
+/* Stop the worker (queued requests are dropped) and close the image. */
+void blockif_close(struct blockif_ctxt *bc);
+
+off_t blockif_size(struct blockif_ctxt *bc);
+int blockif_sectsz(struct blockif_ctxt *bc);
+/* The physical sector size and the offset of the first aligned sector. */
+void blockif_psectsz(struct blockif_ctxt *bc, int *size, int *off);
+bool blockif_is_ro(struct blockif_ctxt *bc);
+const char *blockif_path(struct blockif_ctxt *bc);
+
+/* Queue a request; 0, or an errno value when it cannot be queued. */
+int blockif_read(struct blockif_ctxt *bc, struct blockif_req *breq);
+int blockif_write(struct blockif_ctxt *bc, struct blockif_req *breq);
+int blockif_flush(struct blockif_ctxt *bc, struct blockif_req *breq);
+
+#endif

@@ -1,0 +1,282 @@
+/*
+ * The block backend on its own: opening images (files, a loop block device
+ * when this host lets us make one), the sizes it reports, and requests
+ * through its worker thread: reads, writes, flushes, ranges, read-only.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "block_if.h"
+#include "config.h"
+
+static char err[512];
+
+struct waiter {
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+	pthread_t thread;
+};
+
+static void
+done_cb(struct blockif_req *br, int e)
+{
+	struct waiter *w = br->br_param;
+
+	pthread_mutex_lock(&w->mtx);
+	w->done = true;
+	w->err = e;
+	w->thread = pthread_self();
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mtx);
+}
+
+/* Queue br with fn and wait for its callback; the error it got. */
+static int
+run(struct blockif_ctxt *bc, struct blockif_req *br,
+    int (*fn)(struct blockif_ctxt *, struct blockif_req *))
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			   false, 0, 0};
+
+	br->br_callback = done_cb;
+	br->br_param = &w;
+	assert_int_equal(fn(bc, br), 0);
+	pthread_mutex_lock(&w.mtx);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.mtx);
+	pthread_mutex_unlock(&w.mtx);
+	/* Callbacks run on the worker, never on the caller's thread. */
+	assert_false(pthread_equal(w.thread, pthread_self()));
+	return w.err;
+}
+
+static void
+make_file(char *path, size_t size)
+{
+	strcpy(path, "/tmp/test_blockif.XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	assert_int_equal(pwrite(fd, "hello", 5, 4096), 5);
+	close(fd);
+}
+
+static struct blockif_ctxt *
+open_with(const char *path, const char *opts)
+{
+	struct config *node = config_create();
+	struct blockif_ctxt *bc;
+	char spec[512];
+
+	snprintf(spec, sizeof(spec), "%s%s%s", path, opts ? "," : "",
+		 opts ? opts : "");
+	assert_int_equal(blockif_legacy_config(node, spec, err, sizeof(err)),
+			 0);
+	bc = blockif_open(node, err, sizeof(err));
+	config_free(node);
+	return bc;
+}
+
+static void
+test_file_rw(void **state)
+{
+	char path[64], buf[1024] = {0}, buf2[512];
+	struct blockif_ctxt *bc;
+	struct blockif_req br = {0};
+
+	(void)state;
+	make_file(path, 1 << 20);
+	bc = open_with(path, NULL);
+	assert_non_null(bc);
+	assert_int_equal(blockif_size(bc), 1 << 20);
+	assert_int_equal(blockif_sectsz(bc), 512);
+	assert_false(blockif_is_ro(bc));
+	/* A read split over two iovecs. */
+	br.br_iov[0] = (struct iovec){buf, 600};
+	br.br_iov[1] = (struct iovec){buf2, 424};
+	br.br_iovcnt = 2;
+	br.br_offset = 4096;
+	br.br_resid = 1024;
+	assert_int_equal(run(bc, &br, blockif_read), 0);
+	assert_int_equal(br.br_resid, 0);
+	assert_memory_equal(buf, "hello", 5);
+	/* A write, then read it back. */
+	memset(buf, 0x5a, 512);
+	br.br_iov[0] = (struct iovec){buf, 512};
+	br.br_iovcnt = 1;
+	br.br_offset = 8192;
+	br.br_resid = 512;
+	assert_int_equal(run(bc, &br, blockif_write), 0);
+	assert_int_equal(run(bc, &br, blockif_flush), 0);
+	memset(buf2, 0, 512);
+	br.br_iov[0] = (struct iovec){buf2, 512};
+	br.br_iovcnt = 1; /* the backend used up the last request's */
+	br.br_offset = 8192;
+	br.br_resid = 512;
+	assert_int_equal(run(bc, &br, blockif_read), 0);
+	assert_memory_equal(buf, buf2, 512);
+	/* Past the end: EIO, nothing done. */
+	br.br_iovcnt = 1;
+	br.br_offset = (1 << 20) - 256;
+	br.br_resid = 512;
+	assert_int_equal(run(bc, &br, blockif_read), EIO);
+	br.br_offset = -512;
+	assert_int_equal(run(bc, &br, blockif_write), EIO);
+	/* Buffers that do not hold br_resid bytes: EINVAL. */
+	br.br_offset = 0;
+	br.br_resid = 1024;
+	assert_int_equal(run(bc, &br, blockif_read), EINVAL);
+	/* Too many iovecs are refused when queued. */
+	br.br_iovcnt = BLOCKIF_IOV_MAX + 1;
+	assert_int_equal(blockif_read(bc, &br), EINVAL);
+	blockif_close(bc);
+	unlink(path);
+}
+
+static void
+test_file_options(void **state)
+{
+	char path[64], buf[512];
+	struct blockif_ctxt *bc;
+	struct blockif_req br = {0};
+	int psz, poff;
+
+	(void)state;
+	make_file(path, 1 << 20);
+	bc = open_with(path, "ro,sectorsize=4096/16384");
+	assert_non_null(bc);
+	assert_true(blockif_is_ro(bc));
+	assert_int_equal(blockif_sectsz(bc), 4096);
+	blockif_psectsz(bc, &psz, &poff);
+	assert_int_equal(psz, 16384);
+	assert_int_equal(poff, 0);
+	br.br_iov[0] = (struct iovec){buf, 512};
+	br.br_iovcnt = 1;
+	br.br_resid = 512;
+	assert_int_equal(run(bc, &br, blockif_write), EROFS);
+	assert_int_equal(run(bc, &br, blockif_read), 0);
+	blockif_close(bc);
+
+	/* O_SYNC and O_DIRECT (with aligned buffers) work on this file. */
+	bc = open_with(path, "direct");
+	assert_non_null(bc);
+	blockif_close(bc);
+	bc = open_with(path, "nocache");
+	if (bc) {
+		void *abuf = NULL;
+		assert_int_equal(posix_memalign(&abuf, 4096, 4096), 0);
+		br.br_iov[0] = (struct iovec){abuf, 4096};
+		br.br_iovcnt = 1;
+		br.br_offset = 4096;
+		br.br_resid = 4096;
+		assert_int_equal(run(bc, &br, blockif_read), 0);
+		assert_memory_equal(abuf, "hello", 5);
+		free(abuf);
+		blockif_close(bc);
+	} else {
+		assert_non_null(strstr(err, "O_DIRECT"));
+	}
+
+	assert_null(open_with(path, "sectorsize=4096/2048"));
+	assert_non_null(strstr(err, "bad sectorsize '4096/2048'"));
+	assert_null(open_with(path, "sectorsize=0"));
+	assert_null(open_with(path, "sectorsize=512/"));
+	assert_null(open_with(path, "sectorsize=99999999999999999999"));
+	assert_null(open_with(path, "ro=perhaps"));
+	assert_non_null(strstr(err, "bad value 'perhaps' for ro"));
+	assert_null(open_with("/nonexistent", NULL));
+	assert_string_equal(err, "cannot open /nonexistent: No such file or "
+				 "directory");
+	assert_null(open_with("/dev/null", NULL));
+	assert_non_null(strstr(err, "not a regular file or a block device"));
+	unlink(path);
+}
+
+/* A loop device over a file, with 4 KiB sectors; NULL if we cannot. */
+static char *
+make_loop(const char *file)
+{
+	char cmd[256], *dev = calloc(1, 64);
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "losetup -f --show --sector-size 4096 %s 2>/dev/null", file);
+	p = popen(cmd, "r");
+	if (!p || !fgets(dev, 64, p) || strncmp(dev, "/dev/loop", 9)) {
+		if (p)
+			pclose(p);
+		free(dev);
+		return NULL;
+	}
+	pclose(p);
+	dev[strcspn(dev, "\n")] = '\0';
+	return dev;
+}
+
+static void
+test_block_device(void **state)
+{
+	char path[64], cmd[128], buf[4096];
+	struct blockif_ctxt *bc;
+	struct blockif_req br = {0};
+	int psz, poff;
+	char *dev;
+
+	(void)state;
+	make_file(path, 4 << 20);
+	dev = make_loop(path);
+	if (!dev) {
+		unlink(path);
+		skip(); /* no loop devices for us (not root, or none) */
+	}
+	bc = open_with(dev, NULL);
+	assert_non_null(bc);
+	assert_int_equal(blockif_size(bc), 4 << 20);
+	assert_int_equal(blockif_sectsz(bc), 4096);
+	br.br_iov[0] = (struct iovec){buf, sizeof(buf)};
+	br.br_iovcnt = 1;
+	br.br_offset = 4096;
+	br.br_resid = sizeof(buf);
+	assert_int_equal(run(bc, &br, blockif_read), 0);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(run(bc, &br, blockif_flush), 0);
+	blockif_close(bc);
+	/* The guest's sectors cannot be smaller than the device's. */
+	assert_null(open_with(dev, "sectorsize=512"));
+	assert_non_null(strstr(err, "sectors are 4096 bytes"));
+	bc = open_with(dev, "sectorsize=4096/8192");
+	assert_non_null(bc);
+	assert_int_equal(blockif_sectsz(bc), 4096);
+	blockif_psectsz(bc, &psz, &poff);
+	assert_int_equal(psz, 8192);
+	blockif_close(bc);
+	snprintf(cmd, sizeof(cmd), "losetup -d %s", dev);
+	assert_int_equal(system(cmd), 0);
+	free(dev);
+	unlink(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_file_rw),
+	    cmocka_unit_test(test_file_options),
+	    cmocka_unit_test(test_block_device),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
