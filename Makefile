@@ -8,7 +8,6 @@
 #   make fuzz     build the fuzz targets (clang, libFuzzer) into build/fuzz;
 #                 run one with e.g. build/fuzz/fuzz_virtio_blk -max_total_time=60
 
-
 CC ?= gcc
 BUILD ?= build
 O := $(BUILD)/obj

@@ -123,7 +123,7 @@ hang_body()
 	wait $hv
 	rc=$?
 	[ "$rc" -eq 1 ] || show_fail "hvtest exited $rc, expected 1"
-	expect_line "FAIL .*linux-hang .*test timeout \(90 s\) reached .*\(hung\?\): stopped it"
+	expect_line "FAIL .*linux-hang .*test timeout \(45 s\) reached .*\(hung\?\): stopped it"
 	if pgrep -f "hvt$hv-" >/dev/null; then
 		show_fail "processes of hvtest's VM are still running"
 	fi
