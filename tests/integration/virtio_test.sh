@@ -15,33 +15,7 @@
 # suite under QEMU where there is none); fails, never skips, without it.
 
 LINUX_TIMEOUT=300
-
-setup()
-{
-	top=$(atf_get_srcdir)/../..
-	BIN=$top/build/bin
-	BHYVE_VMM_DIR=$(pwd)/vmm
-	export BHYVE_VMM_DIR
-	[ -c /dev/kvm ] || atf_fail "/dev/kvm is missing: run the" \
-	    "integration tests with 'make check', which runs them nested" \
-	    "under QEMU (harness/nested) on hosts without KVM"
-	for b in grub-bhyve bhyve; do
-		[ -x "$BIN/$b" ] || atf_fail "$BIN/$b is missing: run make"
-	done
-	if [ -z "${BHYVE_CACHE:-}" ]; then
-		BHYVE_CACHE=$(getent passwd "$(id -u)" | cut -d: -f6)/.cache/bhyve-linux
-		export BHYVE_CACHE
-	fi
-	LINUX=$("$top/fixtures/linux/build.sh" 2>build.err) ||
-	    atf_fail "the Linux guest is not built and cannot be built" \
-		"here: run fixtures/linux/build.sh on the host (make check" \
-		"does): $(cat build.err)"
-}
-
-grub_escape()
-{
-	printf '%s' "$1" | sed 's/[^A-Za-z0-9 _.,:=\/+-]/\\&/g'
-}
+. "$(atf_get_srcdir)/linux_lib.sh"
 
 # boot VMNAME CMDLINE BHYVE-ARGS...: load with grub-bhyve, run bhyve with
 # the console to ./out and errors to ./err; the status is in $rc.
@@ -49,7 +23,7 @@ boot()
 {
 	vm=$1 cmd=$2
 	shift 2
-	printf 'linux (host)%s/vmlinuz %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
+	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
 	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- $cmd")" "$LINUX" |
 	    "$BIN/grub-bhyve" -r host -M 512M "$vm" >grub.out 2>&1 ||
 	    atf_fail "grub-bhyve $vm: $(cat grub.out)"
@@ -57,32 +31,6 @@ boot()
 	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$@" "$vm" \
 	    </dev/null >out 2>err
 	rc=$?
-}
-
-fail_with_output()
-{
-	echo "--- console (stdout) ---" >&2
-	tr -d '\r' <out >&2
-	echo "--- bhyve stderr ---" >&2
-	cat err >&2
-	atf_fail "$*"
-}
-
-expect_exit()
-{
-	[ "$rc" -eq "$1" ] && return
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		fail_with_output "bhyve did not exit within $LINUX_TIMEOUT s" \
-		    "(expected exit $1, $2)"
-	fi
-	fail_with_output "bhyve exited $rc, expected $1 ($2)"
-}
-
-# expect_line REGEX: a console line (CR dropped) matches.
-expect_line()
-{
-	tr -d '\r' <out | grep -qE -- "$1" ||
-	    fail_with_output "no console line matches /$1/"
 }
 
 # The guest ran its command to the end with status 0.
