@@ -551,7 +551,9 @@ load_elf_segments(struct vmctx *ctx, const uint8_t *img, char *err,
 		if (!p)
 			return -1;
 		memcpy(p, img + ph.p_offset, ph.p_filesz);
-		memset(p + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+		/* The bss (and a compacted vmlinux's zero tails): no writes. */
+		vm_zero_gpa(ctx, ph.p_paddr + ph.p_filesz,
+			    ph.p_memsz - ph.p_filesz);
 	}
 	return 0;
 }

@@ -152,6 +152,13 @@ int vm_setup_memory(struct vmctx *ctx, uint64_t len);
 uint64_t vm_get_lowmem_size(struct vmctx *ctx);
 uint64_t vm_get_highmem_size(struct vmctx *ctx);
 void *vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
+/*
+ * Zero [gpa, gpa + len) of guest RAM: 0, or -1 when any of it is not RAM.
+ * Whole pages of an instance's memory file are punched out rather than
+ * written, so they read back as zero and take no memory (a loader clearing
+ * a kernel's 20 MB of bss allocates nothing).
+ */
+int vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
 /* Map a read-only ROM image at gpa (bootrom). */
 int vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host);
 

@@ -493,6 +493,28 @@ vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
 }
 
 int
+vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
+{
+	uint8_t *p = vm_map_gpa(ctx, gpa, len);
+	uint64_t off, start, end;
+
+	if (!p)
+		return -1;
+	off = (uint64_t)(p - ctx->mem);
+	start = (off + 4095) & ~UINT64_C(4095);
+	end = (off + len) & ~UINT64_C(4095);
+	if (ctx->memfd >= 0 && end > start &&
+	    fallocate(ctx->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)start, (off_t)(end - start)) == 0) {
+		memset(p, 0, start - off);
+		memset(ctx->mem + end, 0, off + len - end);
+		return 0;
+	}
+	memset(p, 0, len);
+	return 0;
+}
+
+int
 vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host)
 {
 	void *p;

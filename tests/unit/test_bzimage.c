@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -610,6 +611,48 @@ test_vmlinux_random(void **state)
 	free(good);
 }
 
+/*
+ * vm_zero_gpa on an instance's memory file (the store backend, what
+ * grub-bhyve uses): whole pages are punched out, the edges cleared, the
+ * bytes around left alone, and ranges outside RAM refused.
+ */
+static void
+test_zero_gpa_store(void **state)
+{
+	char dir[] = "/tmp/test_bzimage.XXXXXX";
+	struct vmctx *ctx;
+	uint8_t *p;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	setenv("BHYVE_VMM_DIR", dir, 1);
+	ctx = vm_create("zero", VMM_BACKEND_STORE);
+	assert_non_null(ctx);
+	assert_int_equal(vm_setup_memory(ctx, 16 * MIB), 0);
+	p = gpa(ctx, 0x100000, 0x10000);
+	memset(p, 0xab, 0x10000);
+	assert_int_equal(vm_zero_gpa(ctx, 0x100000 + 0x800, 0x3000), 0);
+	assert_int_equal(p[0x7ff], 0xab);
+	for (int i = 0x800; i < 0x3800; i++)
+		assert_int_equal(p[i], 0);
+	assert_int_equal(p[0x3800], 0xab);
+	/* Less than a page, and page-aligned whole pages. */
+	assert_int_equal(vm_zero_gpa(ctx, 0x100000 + 0x5010, 0x20), 0);
+	assert_int_equal(p[0x500f], 0xab);
+	assert_int_equal(p[0x5010], 0);
+	assert_int_equal(p[0x5030], 0xab);
+	assert_int_equal(vm_zero_gpa(ctx, 0x100000 + 0x8000, 0x2000), 0);
+	assert_int_equal(p[0x7fff], 0xab);
+	assert_int_equal(p[0x8000], 0);
+	assert_int_equal(p[0x9fff], 0);
+	assert_int_equal(p[0xa000], 0xab);
+	assert_int_equal(vm_zero_gpa(ctx, 16 * MIB - 0x10, 0x20), -1);
+	vm_close(ctx);
+	assert_int_equal(vm_destroy_instance("zero"), 0);
+	rmdir(dir);
+	unsetenv("BHYVE_VMM_DIR");
+}
+
 int
 main(void)
 {
@@ -641,6 +684,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_random_headers, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
+	    cmocka_unit_test(test_zero_gpa_store),
 	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux_random, setup,
 					    teardown),
