@@ -154,9 +154,10 @@ uint64_t vm_get_highmem_size(struct vmctx *ctx);
 void *vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
 /*
  * Zero [gpa, gpa + len) of guest RAM: 0, or -1 when any of it is not RAM.
- * Whole pages of an instance's memory file are punched out rather than
- * written, so they read back as zero and take no memory (a loader clearing
- * a kernel's 20 MB of bss allocates nothing).
+ * Whole 2 MiB blocks of an instance's memory file are punched out rather
+ * than written, so they read back as zero and take no memory until the
+ * guest touches them (a loader clearing a kernel's 20 MB of bss writes
+ * little); the rest is cleared with memset.
  */
 int vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
 /* Map a read-only ROM image at gpa (bootrom). */

@@ -492,6 +492,8 @@ vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
 	return NULL;
 }
 
+#define ZERO_BLOCK (UINT64_C(2) << 20)
+
 int
 vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
 {
@@ -500,9 +502,15 @@ vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
 
 	if (!p)
 		return -1;
+	/*
+	 * Whole 2 MiB blocks only: a hole inside a huge page would split it,
+	 * and the guest would then fault its neighbours in 4 KiB at a time
+	 * (an NPT exit each); a punched 2 MiB block comes back as one huge
+	 * page on the guest's first touch.
+	 */
 	off = (uint64_t)(p - ctx->mem);
-	start = (off + 4095) & ~UINT64_C(4095);
-	end = (off + len) & ~UINT64_C(4095);
+	start = (off + ZERO_BLOCK - 1) & ~(ZERO_BLOCK - 1);
+	end = (off + len) & ~(ZERO_BLOCK - 1);
 	if (ctx->memfd >= 0 && end > start &&
 	    fallocate(ctx->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)start, (off_t)(end - start)) == 0) {

@@ -22,11 +22,13 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 B = os.path.join(ROOT, "build", "bin")
 RUNS = int(os.environ.get("RUNS", "5"))
+RUN_TIMEOUT = 120  # seconds
 MEM = "512M"
 MEM_BYTES = 512 << 20
 ARGS = "panic=-1 quiet -- true"
@@ -110,6 +112,9 @@ def timed(cmd, counter):
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     r = {"up": None, "mem": None, "out": []}
+    # A run that hangs is killed and reported, not waited for.
+    watchdog = threading.Timer(RUN_TIMEOUT, p.kill)
+    watchdog.start()
     for raw in p.stdout:
         line = raw.decode(errors="replace")
         r["out"].append(line)
@@ -117,6 +122,7 @@ def timed(cmd, counter):
             r["up"] = time.monotonic() - t0
             r["mem"] = vmm_overhead_kib(p.pid)
     p.wait()
+    watchdog.cancel()
     r["end"] = time.monotonic() - t0
     r["status"] = p.returncode
     r["exits"], r["pio"] = counter.stop()
@@ -182,20 +188,25 @@ def main():
                           lambda k=kernel, m=machine:
                           qemu_once(kdir, k, m, counter)))
     rows = []
+    failed = {}
     for name, fn in cases:
         runs = []
         for _ in range(RUNS):
             r = fn()
-            if r["up"] is None:
-                sys.stderr.write("bench: %s never reached userspace:\n%s\n"
-                                 % (name, r["out"][-2000:]))
-                break
+            if r["up"] is None or r["status"] < 0:
+                sys.stderr.write("bench: %s: a run failed (status %s):\n%s\n"
+                                 % (name, r["status"], r["out"][-2000:]))
+                failed[name] = failed.get(name, 0) + 1
+                continue
             runs.append(r)
         rows.append((name, runs))
         sys.stderr.write("bench: %s done\n" % name)
 
     print("Median of %d runs; exits counted by the outer kernel's kvm_exit "
           "tracepoint.\n" % RUNS)
+    for name, n in failed.items():
+        print("%s: %d of %d runs failed or hung (killed after %d s)\n"
+              % (name, n, RUNS, RUN_TIMEOUT))
     print("| VMM, kernel | to userspace (s) | to exit (s) | of which loader (s) "
           "| exits | port I/O exits | VMM memory (KiB) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

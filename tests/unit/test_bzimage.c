@@ -613,8 +613,8 @@ test_vmlinux_random(void **state)
 
 /*
  * vm_zero_gpa on an instance's memory file (the store backend, what
- * grub-bhyve uses): whole pages are punched out, the edges cleared, the
- * bytes around left alone, and ranges outside RAM refused.
+ * grub-bhyve uses): whole 2 MiB blocks are punched out, the edges cleared,
+ * the bytes around left alone, and ranges outside RAM refused.
  */
 static void
 test_zero_gpa_store(void **state)
@@ -646,6 +646,15 @@ test_zero_gpa_store(void **state)
 	assert_int_equal(p[0x8000], 0);
 	assert_int_equal(p[0x9fff], 0);
 	assert_int_equal(p[0xa000], 0xab);
+	/* Across whole 2 MiB blocks. */
+	p = gpa(ctx, 0x100000, 8 * MIB);
+	memset(p, 0xcd, 8 * MIB);
+	assert_int_equal(vm_zero_gpa(ctx, 0x100000 + 0x10, 6 * MIB), 0);
+	assert_int_equal(p[0xf], 0xcd);
+	for (uint64_t i = 0x10; i < 6 * MIB + 0x10; i += 509)
+		assert_int_equal(p[i], 0);
+	assert_int_equal(p[6 * MIB + 0xf], 0);
+	assert_int_equal(p[6 * MIB + 0x10], 0xcd);
 	assert_int_equal(vm_zero_gpa(ctx, 16 * MIB - 0x10, 0x20), -1);
 	vm_close(ctx);
 	assert_int_equal(vm_destroy_instance("zero"), 0);
