@@ -263,6 +263,8 @@ def main():
             sys.exit(f"bench: {os.path.join(BIN, t)} is missing: run make")
     env = dict(os.environ, HVTEST_LIVE="0")
     env.pop("HVTEST_RESULTS", None)
+    # As in a default shell: Python may cache hvtest's compiled modules.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     work = tempfile.mkdtemp(prefix="hvtest-bench-")
     try:
         standins = build_standins(work)
