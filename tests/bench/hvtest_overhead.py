@@ -105,7 +105,7 @@ def lifetimes(records, vm):
 def hvtest(args, env, capture=True):
     """Run hvtest; -> (wall seconds, CompletedProcess). Fails loudly."""
     t0 = time.monotonic()
-    p = subprocess.run([HVTEST] + args, env=env, cwd=ROOT,
+    p = subprocess.run([HVTEST] + args, env=env, cwd=ROOT, timeout=1200,
                        stdin=subprocess.DEVNULL, capture_output=capture, text=True)
     wall = time.monotonic() - t0
     # A skip exits 1 too (the Linux examples' disk-reboot skips without
@@ -136,7 +136,8 @@ def per_test(work, standins, runs, env):
     log = os.path.join(work, "repeat.log")
     env = dict(env, HVTEST_BIN=standins, LIFETIME_BIN=BIN, LIFETIME_LOG=log)
     res = os.path.join(work, "repeat")
-    hvtest(["--results", res, "--repeat", str(runs), TEST], env)
+    wall, _ = hvtest(["--results", res, "--repeat", str(runs), TEST], env)
+    say(f"per test: {runs} runs in {wall:.2f} s")
     runs_done = run_results(res, "tests/bench/poweroff")
     records = read_log(log, 3 * len(runs_done))  # rawload, bhyve, bhyvectl each
     rows = []
@@ -164,6 +165,7 @@ def per_command(work, standins, runs, env):
         wall, _ = hvtest(["--results", os.path.join(work, f"cmd-{k}"), TEST], e)
         bhyve = [r for r in read_log(log, 5) if r[0] == "bhyve" and r[4] != "help"]
         rows.append(dict(wall=wall, bhyve=bhyve[0][2] - bhyve[0][1]))
+        say(f"per command run {k + 1}: {ms(wall)} ms, bhyve {ms(rows[-1]['bhyve'])} ms")
     return rows
 
 
