@@ -33,6 +33,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,8 @@ TOOLS = ("bhyve", "rawload", "bhyvectl", "grub-bhyve")
 
 
 def say(msg):
+    with open(os.path.join(ROOT, "build", "bench-progress.log"), "a") as f:  # DEBUG
+        f.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
@@ -102,11 +105,31 @@ def lifetimes(records, vm):
     return got
 
 
+STUCK = 300  # seconds: no hvtest run here takes a tenth of that, nested
+
+
 def hvtest(args, env, capture=True):
-    """Run hvtest; -> (wall seconds, CompletedProcess). Fails loudly."""
+    """Run hvtest; -> (wall seconds, CompletedProcess). Fails loudly; a
+    stuck run is shown (processes, hvtest's Python stacks) and stopped."""
     t0 = time.monotonic()
-    p = subprocess.run([HVTEST] + args, env=env, cwd=ROOT, timeout=1200,
-                       stdin=subprocess.DEVNULL, capture_output=capture, text=True)
+    proc = subprocess.Popen([HVTEST] + args, env=dict(env, PYTHONFAULTHANDLER="1"), cwd=ROOT,
+                            stdin=subprocess.DEVNULL, text=True,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.PIPE if capture else None)
+    try:
+        out, err = proc.communicate(timeout=STUCK)
+    except subprocess.TimeoutExpired:
+        ps = subprocess.run(["ps", "-eo", "pid,ppid,stat,wchan:24,pcpu,etime,args"],
+                            capture_output=True, text=True).stdout
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        sys.exit(f"bench: hvtest {' '.join(args)} is still running after {STUCK} s:\n"
+                 f"{ps}\n{out or ''}{err or ''}")
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     wall = time.monotonic() - t0
     # A skip exits 1 too (the Linux examples' disk-reboot skips without
     # virtio-blk); only failures spoil a number.
@@ -195,14 +218,7 @@ def where():
     return f"direct ({why})"
 
 
-def report(args, rows, probes, real, cmd, start, suites):
-    out = []
-    w = out.append
-    invocation = "tests/bench/hvtest_overhead.py " + " ".join(shlex.quote(a) for a in args.argv)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    w(f"Where: {where()}, {os.cpu_count()} CPUs, {os.uname().release}, load average at the end "
-      f"{load}. "
-      f"Command: `{invocation}`. Times in ms, median (min-max) of {args.runs} runs.")
+def section_per_test(w, rows, probes, real):
     w("")
     w("| per test, in one hvtest process (`hvtest --repeat N tests/bench/poweroff.hvt`) | ms |")
     w("|---|---|")
@@ -215,14 +231,29 @@ def report(args, rows, probes, real, cmd, start, suites):
       f"| {spread([r['duration'] - r['bhyve'] - r['rawload'] - r['bhyvectl'] for r in rows])} |")
     w(f"| the test's duration on the real tools (no stand-ins) | {spread(real)} |")
     if probes:
-        w(f"| once a run: {len(probes)} `bhyve -s/-l help` probes (in the first test) "
-          f"| {ms(sum(p[2] - p[1] for p in probes))} |")
-    w("")
-    w("| per command (`hvtest tests/bench/poweroff.hvt`, one process each) | ms |")
-    w("|---|---|")
-    w(f"| wall time | {spread([r['wall'] for r in cmd])} |")
-    w(f"| **overhead**: wall - bhyve's lifetime | **{spread([r['wall'] - r['bhyve'] for r in cmd])}** |")
-    w(f"| `hvtest --list tests/bench/poweroff.hvt` (start, imports, parsing; no VM) | {spread(start)} |")
+        span = max(p[2] for p in probes) - min(p[1] for p in probes)
+        w(f"| once a run, in its first test: the {len(probes)} `bhyve -s help` / `-l help` probes, "
+          f"first start to last exit | {ms(span)} |")
+
+
+def report(args, rows, probes, real, cmd, start, suites):
+    out = []
+    w = out.append
+    invocation = "tests/bench/hvtest_overhead.py " + " ".join(shlex.quote(a) for a in args.argv)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    w(f"Where: {where()}, {os.cpu_count()} CPUs, {os.uname().release}, load average at the end "
+      f"{load}. "
+      f"Command: `{invocation}`. Times in ms, median (min-max) of {args.runs} runs.")
+    if rows:
+        section_per_test(w, rows, probes, real)
+    if cmd:
+        w("")
+        w("| per command (`hvtest tests/bench/poweroff.hvt`, one process each) | ms |")
+        w("|---|---|")
+        w(f"| wall time | {spread([r['wall'] for r in cmd])} |")
+        w(f"| **overhead**: wall - bhyve's lifetime | **{spread([r['wall'] - r['bhyve'] for r in cmd])}** |")
+        w(f"| `hvtest --list tests/bench/poweroff.hvt` (start, imports, parsing; no VM) "
+          f"| {spread(start)} |")
     for paths, title, n, per_jobs in suites:
         w("")
         w(f"| suite: {title}, {n} tests | wall s, median (min-max) of {len(per_jobs[0][1])} |")
@@ -240,6 +271,9 @@ def main():
     p.add_argument("--suite-runs", type=int, default=3, help="runs per suite number (default 3)")
     p.add_argument("--linux-runs", type=int, default=1,
                    help="runs per Linux suite number (default 1)")
+    p.add_argument("--phases", default="test,command,suite",
+                   help="what to measure: test (per test), command (per hvtest command), "
+                        "suite (the tiny examples); default all three")
     p.add_argument("--linux", action="store_true",
                    help="also time harness/examples/linux (needs a KVM that runs Linux)")
     p.add_argument("--nested", action="store_true",
@@ -249,6 +283,7 @@ def main():
     argv = sys.argv[1:]
     args = p.parse_args(argv)
     args.argv = argv
+    args.phases = set(args.phases.split(","))
     if os.environ.get("BHYVE_NESTED") != "1":
         nest, why = host.decide()
         if args.nested or nest:
@@ -274,15 +309,21 @@ def main():
     work = tempfile.mkdtemp(prefix="hvtest-bench-")
     try:
         standins = build_standins(work)
-        say(f"per test: --repeat {args.runs}")
-        rows, probes = per_test(work, standins, args.runs, env)
-        real = per_test_real(work, args.runs, env)
-        say(f"per command: {args.runs} hvtest processes")
-        cmd = per_command(work, standins, args.runs, env)
-        start = startup(work, args.runs, env)
-        tiny = sorted(os.path.relpath(f, ROOT) for f in glob.glob(os.path.join(ROOT, "harness", "examples", "*.hvt")))
-        suites = [("harness/examples/*.hvt", "the tiny-guest examples", len(tiny),
-                   [(j, suite(tiny, j, args.suite_runs, work, env)) for j in (1, 2)])]
+        rows = probes = real = cmd = start = None
+        if "test" in args.phases:
+            say(f"per test: --repeat {args.runs}")
+            rows, probes = per_test(work, standins, args.runs, env)
+            real = per_test_real(work, args.runs, env)
+        if "command" in args.phases:
+            say(f"per command: {args.runs} hvtest processes")
+            cmd = per_command(work, standins, args.runs, env)
+            start = startup(work, args.runs, env)
+        suites = []
+        if "suite" in args.phases:
+            tiny = sorted(os.path.relpath(f, ROOT)
+                          for f in glob.glob(os.path.join(ROOT, "harness", "examples", "*.hvt")))
+            suites.append(("harness/examples/*.hvt", "the tiny-guest examples", len(tiny),
+                           [(j, suite(tiny, j, args.suite_runs, work, env)) for j in (1, 2)]))
         if args.linux:
             linux = ["harness/examples/linux"]
             n = len(glob.glob(os.path.join(ROOT, "harness", "examples", "linux", "*.hvt")))
