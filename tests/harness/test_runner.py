@@ -348,6 +348,13 @@ class Suites(FakeVM):
         self.assertLess(took, 8 * 0.2 + 6)
         self.assert_nothing_left()
 
+    def test_devices_probed_once_a_run(self):
+        d = self.make_suite(4, "guest hello\nrequires debug-exit\nwait-exit poweroff\n")
+        rc, out, err = self.hvtest("-j", "4", d)
+        self.assertEqual((rc, out.splitlines()[-1]), (0, "4 passed, 0 failed"), out + err)
+        probes = sorted(ln for ln in self.fake_log() if ln.startswith("probe "))
+        self.assertEqual(probes, ["probe -l", "probe -s"])
+
     def test_no_strays_after_failures_and_timeouts(self):
         d = self.make_suite(2, "guest spin\ntimeout 1\nexpect never\n")
         self.write("suite/panic.hvt", "guest panic\nexpect never\n")
@@ -546,6 +553,30 @@ class Kyua(FakeVM):
         junit = os.path.join(self.work, "k.xml")
         subprocess.run(["kyua", "report-junit", "--results-file", db, "--output", junit], check=True)
         self.assertEqual(len(ET.parse(junit).getroot().findall("testcase")), 2)
+
+
+class WaitExit(unittest.TestCase):
+    """runner.wait_exit: the status as soon as the process is gone (bhyve
+    closes its console first, then exits), None when it outlives the wait."""
+
+    def test_exit_after_closing_stdout(self):
+        from hvtest.runner import wait_exit
+        p = subprocess.Popen(["sh", "-c", "exec >&-; sleep 0.3; exit 3"], stdout=subprocess.PIPE)
+        self.assertEqual(p.stdout.read(), b"")
+        t0 = time.monotonic()
+        self.assertEqual(wait_exit(p, 10), 3)
+        self.assertLess(time.monotonic() - t0, 5)
+        p.stdout.close()
+
+    def test_still_running(self):
+        from hvtest.runner import wait_exit
+        p = subprocess.Popen(["sleep", "10"])
+        t0 = time.monotonic()
+        self.assertIsNone(wait_exit(p, 0.2))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        p.kill()
+        self.assertEqual(wait_exit(p, 10), -9)
+        self.assertEqual(wait_exit(p, 10), -9)  # reaped: asked again, same answer
 
 
 class ConsoleText(unittest.TestCase):

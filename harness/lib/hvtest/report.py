@@ -1,9 +1,7 @@
 """Reports: the summary line, JUnit XML (and merging shards' files), TAP."""
 
 import os
-import socket
 import time
-import xml.etree.ElementTree as ET
 
 MAX_SYSTEM_OUT = 1 << 20  # bytes of transcript kept in a JUnit file per test
 
@@ -67,6 +65,8 @@ def _clean(text):
 
 
 def junit_element(results, name="hvtest"):
+    import socket  # here, not at the top: most runs write no JUnit, and
+    import xml.etree.ElementTree as ET  # every hvtest start paid for both
     c = counts(results)
     total_time = sum(r.duration for r in results)
     suite = ET.Element("testsuite", {
@@ -94,6 +94,7 @@ def junit_element(results, name="hvtest"):
 
 
 def write_xml(root, path):
+    import xml.etree.ElementTree as ET
     root_el = root if root.tag == "testsuites" else _wrap(root)
     ET.indent(root_el)
     tmp = path + ".tmp"
@@ -102,6 +103,7 @@ def write_xml(root, path):
 
 
 def _wrap(suite):
+    import xml.etree.ElementTree as ET
     top = ET.Element("testsuites", {k: suite.get(k) for k in ("name", "tests", "failures",
                                                               "errors", "skipped", "time")})
     top.append(suite)
@@ -114,6 +116,8 @@ def write_junit(results, path):
 
 def merge_junit(inputs, output):
     """Merge JUnit files (e.g. from --shard runs) into one test suite."""
+    import socket
+    import xml.etree.ElementTree as ET
     cases = []
     for path in inputs:
         root = ET.parse(path).getroot()

@@ -116,6 +116,8 @@ class Context:
         self.procs = set()
         self.seq = 0
         self.devices = None
+        self.probe_lock = threading.Lock()
+        self.tools_ok = {}
         self.fixtures = {}
         self.fixture_lock = threading.Lock()
 
@@ -144,21 +146,21 @@ class Context:
             kill_group(p, self.own_groups)
 
     def device_names(self):
-        """Devices bhyve lists in -s help and -l help (first word of each line)."""
+        """Devices bhyve lists in -s help and -l help (first word of each
+        line), probed once a run: -j N tests that start together wait for
+        the first one's probe."""
+        with self.probe_lock:
+            if self.devices is None:
+                self.devices = probe_devices(self.tool("bhyve"))
+            return self.devices
+
+    def tool_ok(self, name):
+        """Is build/bin/NAME executable? Asked once a run (each check is a
+        stat, several ms over the outer VM's 9p root)."""
         with self.lock:
-            if self.devices is not None:
-                return self.devices
-        names = set()
-        for opt in ("-s", "-l"):
-            try:
-                out = subprocess.run([self.tool("bhyve"), opt, "help"], capture_output=True,
-                                     text=True, timeout=10).stdout
-            except (OSError, subprocess.SubprocessError):
-                out = ""
-            names.update(ln.split()[0] for ln in out.splitlines() if ln.split())
-        with self.lock:
-            self.devices = names
-        return names
+            if name not in self.tools_ok:
+                self.tools_ok[name] = os.access(self.tool(name), os.X_OK)
+            return self.tools_ok[name]
 
     def fixture(self, name):
         with self.fixture_lock:
@@ -171,6 +173,29 @@ class Context:
         if isinstance(got, Outcome):
             raise got
         return got
+
+
+def probe_devices(bhyve):
+    """The first words of `bhyve -s help` and `bhyve -l help`, both run at
+    once (each is a bhyve start: tens of ms nested)."""
+    procs = []
+    for opt in ("-s", "-l"):
+        try:
+            procs.append(subprocess.Popen([bhyve, opt, "help"], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                          text=True))
+        except OSError:
+            pass
+    names = set()
+    for p in procs:
+        try:
+            out = p.communicate(timeout=10)[0]
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            out = ""
+        names.update(ln.split()[0] for ln in out.splitlines() if ln.split())
+    return names
 
 
 def fixture_dir(name, env):
@@ -224,6 +249,28 @@ def resolve_fixture(name, env):
         with open(os.path.join(d, "bhyve-args")) as f:
             bhyve_args = shlex.split(f.read())
     return Fixture(d, kernel, initrd, cmdline, bhyve_args)
+
+
+def wait_exit(proc, timeout):
+    """Wait up to TIMEOUT seconds for PROC to exit: its status, or None.
+    Popen.wait(timeout) polls with sleeps that double up to 50 ms, and bhyve
+    closes its console before it exits (the kernel then tears its VM down,
+    tens of ms): that polling added up to as much again to every test. A
+    pidfd (Linux 5.3) wakes us when the process has exited."""
+    if proc.poll() is not None:
+        return proc.returncode
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except OSError:
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        select.select([fd], [], [], max(0, timeout))
+    finally:
+        os.close(fd)
+    return proc.poll()
 
 
 def kill_group(proc, own_group):
@@ -321,7 +368,7 @@ class TestRun:
     def prepare(self):
         s, ctx = self.spec, self.ctx
         for b in ("bhyve", "bhyvectl"):
-            if not os.access(ctx.tool(b), os.X_OK):
+            if not ctx.tool_ok(b):
                 raise fail(f"{ctx.tool(b)} is missing: run make")
         if s.requires:
             missing = [d for d in s.requires if d not in ctx.device_names()]
@@ -346,7 +393,7 @@ class TestRun:
             self.loader = lambda: self.rawload(image, args)
             memory = memory or "32M"
         else:
-            if not os.access(ctx.tool("grub-bhyve"), os.X_OK):
+            if not ctx.tool_ok("grub-bhyve"):
                 raise skip(f"{ctx.tool('grub-bhyve')} is not built (yet)")
             if s.vm_kind == "fixture":
                 fx = ctx.fixture(s.fixture)
@@ -504,9 +551,7 @@ class TestRun:
         if p.poll() is None:
             self.tr.event(f"stopping the VM: {why}")
             kill_group(p, self.ctx.own_groups)
-        try:
-            p.wait(timeout=KILL_WAIT)
-        except subprocess.TimeoutExpired:
+        if wait_exit(p, KILL_WAIT) is None:
             # Stuck in the kernel (KVM_RUN on a wedged host): say so, go on.
             self.tr.event(f"bhyve (pid {p.pid}) did not die {KILL_WAIT} s after SIGKILL")
             self.result.details.append(f"bhyve (pid {p.pid}) did not die {KILL_WAIT} s after SIGKILL")
@@ -555,7 +600,7 @@ class TestRun:
         p = self.proc
         if p is None or self.eof:
             if p is not None and p.poll() is None:
-                time.sleep(min(timeout, 0.01))  # bhyve closed stdout, still running
+                wait_exit(p, timeout)  # bhyve closed stdout, still running
             else:
                 time.sleep(max(0, timeout))
             self.poll_milestones()
@@ -569,10 +614,7 @@ class TestRun:
                 data = None
             if data == b"":
                 self.eof = True
-                try:
-                    p.wait(timeout=max(0.1, min(5.0, self.test_deadline - self.clock())))
-                except subprocess.TimeoutExpired:
-                    pass
+                wait_exit(p, max(0.1, min(5.0, self.test_deadline - self.clock())))
                 self.tr.event(f"bhyve exited {p.returncode} ({self.status_words(p.returncode)})"
                               if p.returncode is not None else "bhyve closed its console")
                 if p.returncode is not None:

@@ -20,7 +20,8 @@ one command a line, that the fake bhyve plays on its stdout/stdin:
   flaky FILE        exit 1 on odd runs, 0 on even (counts in FILE)
   disk-write TEXT / disk-read   write TEXT to the first -s ...,virtio-blk
                     disk, or print what is there
-FAKE_LOG, when set, names a file that gets a line per start and destroy.
+FAKE_LOG, when set, names a file that gets a line per start, destroy and
+-s/-l help probe.
 """
 import os
 import shlex
@@ -189,6 +190,7 @@ class Guest:
 
 def bhyve(argv):
     if argv[-2:] in (["-l", "help"], ["-s", "help"]):
+        log(f"probe {argv[-2]}")
         devices = os.environ.get("FAKE_DEVICES", "com1 hostbridge lpc")
         print("\n".join(devices.split()))
         return
