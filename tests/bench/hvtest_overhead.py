@@ -24,7 +24,12 @@ Runs where hvtest would run guests (its own rule, ci/kvm.sh): directly with
 BHYVE_DIRECT=1 or a usable /dev/kvm, else everything inside one outer VM:
   BHYVE_DIRECT=1 tests/bench/hvtest_overhead.py
   tests/bench/hvtest_overhead.py --nested     (harness/nested --timeout)
-Prints a Markdown section for BENCHMARKS.md on stdout, progress on stderr.
+--phases test,command,suite picks what to measure (nested runs can be split;
+an outer VM sometimes wedges: harness/nested --timeout ends it). With
+BENCH_HVTEST=PATH it measures another hvtest, e.g. an older commit's
+(git archive COMMIT harness ci | tar -x -C build/hvtest-before), against
+this tree's build. Prints a Markdown section for BENCHMARKS.md on stdout,
+progress on stderr.
 """
 
 import argparse
@@ -52,8 +57,6 @@ TOOLS = ("bhyve", "rawload", "bhyvectl", "grub-bhyve")
 
 
 def say(msg):
-    with open(os.path.join(ROOT, "build", "bench-progress.log"), "a") as f:  # DEBUG
-        f.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
@@ -114,7 +117,7 @@ def hvtest(args, env, capture=True):
     """Run hvtest; -> (wall seconds, CompletedProcess). Fails loudly; a
     stuck run is shown (processes, hvtest's Python stacks) and stopped."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([HVTEST] + args, env=dict(env, PYTHONFAULTHANDLER="1"), cwd=ROOT,
+    proc = subprocess.Popen([env["BENCH_HVTEST"]] + args, env=dict(env, PYTHONFAULTHANDLER="1"), cwd=ROOT,
                             stdin=subprocess.DEVNULL, text=True,
                             stdout=subprocess.PIPE if capture else None,
                             stderr=subprocess.PIPE if capture else None)
@@ -242,6 +245,8 @@ def report(args, rows, probes, real, cmd, start, suites):
     out = []
     w = out.append
     invocation = "tests/bench/hvtest_overhead.py " + " ".join(shlex.quote(a) for a in args.argv)
+    if os.environ.get("BENCH_HVTEST"):
+        invocation = f"BENCH_HVTEST={os.path.relpath(os.environ['BENCH_HVTEST'], ROOT)} {invocation}"
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     w(f"Where: {where()}, {os.cpu_count()} CPUs, {os.uname().release}, load average at the end "
       f"{load}. "
@@ -304,7 +309,10 @@ def main():
     for t in ("bhyve", "rawload", "bhyvectl"):
         if not os.access(os.path.join(BIN, t), os.X_OK):
             sys.exit(f"bench: {os.path.join(BIN, t)} is missing: run make")
-    env = dict(os.environ, HVTEST_LIVE="0")
+    # BENCH_HVTEST: another hvtest (e.g. an older commit's, for a before
+    # and after); it gets this tree's build through HVTEST_BIN/GUESTS.
+    env = dict(os.environ, HVTEST_LIVE="0", HVTEST_GUESTS=os.path.join(ROOT, "build", "guests"),
+               BENCH_HVTEST=os.path.abspath(os.environ.get("BENCH_HVTEST") or HVTEST))
     env.pop("HVTEST_RESULTS", None)
     # As in a default shell: Python may cache hvtest's compiled modules.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
