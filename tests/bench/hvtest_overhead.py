@@ -26,10 +26,11 @@ BHYVE_DIRECT=1 or a usable /dev/kvm, else everything inside one outer VM:
   tests/bench/hvtest_overhead.py --nested     (harness/nested --timeout)
 --phases test,command,suite picks what to measure (nested runs can be split;
 an outer VM sometimes wedges: harness/nested --timeout ends it). With
-BENCH_HVTEST=PATH it measures another hvtest, e.g. an older commit's
-(git archive COMMIT harness ci | tar -x -C build/hvtest-before), against
-this tree's build. Prints a Markdown section for BENCHMARKS.md on stdout,
-progress on stderr.
+--hvtest PATH it measures another hvtest against this tree's build, e.g.
+an older commit's, for a before and after:
+  git archive COMMIT harness ci fixtures/guests | tar -x -C build/hvtest-before
+  tests/bench/hvtest_overhead.py --hvtest build/hvtest-before/harness/hvtest
+Prints a Markdown section for BENCHMARKS.md on stdout, progress on stderr.
 """
 
 import argparse
@@ -245,8 +246,6 @@ def report(args, rows, probes, real, cmd, start, suites):
     out = []
     w = out.append
     invocation = "tests/bench/hvtest_overhead.py " + " ".join(shlex.quote(a) for a in args.argv)
-    if os.environ.get("BENCH_HVTEST"):
-        invocation = f"BENCH_HVTEST={os.path.relpath(os.environ['BENCH_HVTEST'], ROOT)} {invocation}"
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     w(f"Where: {where()}, {os.cpu_count()} CPUs, {os.uname().release}, load average at the end "
       f"{load}. "
@@ -281,6 +280,8 @@ def main():
     p.add_argument("--phases", default="test,command,suite",
                    help="what to measure: test (per test), command (per hvtest command), "
                         "suite (the tiny examples); default all three")
+    p.add_argument("--hvtest", default=HVTEST, metavar="PATH",
+                   help="the hvtest to measure (default: this tree's harness/hvtest)")
     p.add_argument("--linux", action="store_true",
                    help="also time harness/examples/linux (needs a KVM that runs Linux)")
     p.add_argument("--nested", action="store_true",
@@ -309,10 +310,9 @@ def main():
     for t in ("bhyve", "rawload", "bhyvectl"):
         if not os.access(os.path.join(BIN, t), os.X_OK):
             sys.exit(f"bench: {os.path.join(BIN, t)} is missing: run make")
-    # BENCH_HVTEST: another hvtest (e.g. an older commit's, for a before
-    # and after); it gets this tree's build through HVTEST_BIN/GUESTS.
+    # --hvtest: another hvtest gets this tree's build through HVTEST_BIN/GUESTS.
     env = dict(os.environ, HVTEST_LIVE="0", HVTEST_GUESTS=os.path.join(ROOT, "build", "guests"),
-               BENCH_HVTEST=os.path.abspath(os.environ.get("BENCH_HVTEST") or HVTEST))
+               BENCH_HVTEST=os.path.abspath(args.hvtest))
     env.pop("HVTEST_RESULTS", None)
     # As in a default shell: Python may cache hvtest's compiled modules.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
