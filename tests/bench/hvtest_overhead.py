@@ -24,6 +24,12 @@ Runs where hvtest would run guests (its own rule, ci/kvm.sh): directly with
 BHYVE_DIRECT=1 or a usable /dev/kvm, else everything inside one outer VM:
   BHYVE_DIRECT=1 tests/bench/hvtest_overhead.py
   tests/bench/hvtest_overhead.py --nested     (harness/nested --timeout)
+--phases test,command,suite picks what to measure (nested runs can be split;
+an outer VM sometimes wedges: harness/nested --timeout ends it). With
+--hvtest PATH it measures another hvtest against this tree's build, e.g.
+an older commit's, for a before and after:
+  git archive COMMIT harness ci fixtures/guests | tar -x -C build/hvtest-before
+  tests/bench/hvtest_overhead.py --hvtest build/hvtest-before/harness/hvtest
 Prints a Markdown section for BENCHMARKS.md on stdout, progress on stderr.
 """
 
@@ -52,8 +58,6 @@ TOOLS = ("bhyve", "rawload", "bhyvectl", "grub-bhyve")
 
 
 def say(msg):
-    with open(os.path.join(ROOT, "build", "bench-progress.log"), "a") as f:  # DEBUG
-        f.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
@@ -107,14 +111,14 @@ def lifetimes(records, vm):
     return got
 
 
-STUCK = 300  # seconds: no hvtest run here takes a tenth of that, nested
+STUCK = 900  # seconds: beyond any test's own timeout (the Linux examples': 300-600 s)
 
 
 def hvtest(args, env, capture=True):
     """Run hvtest; -> (wall seconds, CompletedProcess). Fails loudly; a
     stuck run is shown (processes, hvtest's Python stacks) and stopped."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([HVTEST] + args, env=dict(env, PYTHONFAULTHANDLER="1"), cwd=ROOT,
+    proc = subprocess.Popen([env["BENCH_HVTEST"]] + args, env=dict(env, PYTHONFAULTHANDLER="1"), cwd=ROOT,
                             stdin=subprocess.DEVNULL, text=True,
                             stdout=subprocess.PIPE if capture else None,
                             stderr=subprocess.PIPE if capture else None)
@@ -276,6 +280,8 @@ def main():
     p.add_argument("--phases", default="test,command,suite",
                    help="what to measure: test (per test), command (per hvtest command), "
                         "suite (the tiny examples); default all three")
+    p.add_argument("--hvtest", default=HVTEST, metavar="PATH",
+                   help="the hvtest to measure (default: this tree's harness/hvtest)")
     p.add_argument("--linux", action="store_true",
                    help="also time harness/examples/linux (needs a KVM that runs Linux)")
     p.add_argument("--nested", action="store_true",
@@ -304,7 +310,9 @@ def main():
     for t in ("bhyve", "rawload", "bhyvectl"):
         if not os.access(os.path.join(BIN, t), os.X_OK):
             sys.exit(f"bench: {os.path.join(BIN, t)} is missing: run make")
-    env = dict(os.environ, HVTEST_LIVE="0")
+    # --hvtest: another hvtest gets this tree's build through HVTEST_BIN/GUESTS.
+    env = dict(os.environ, HVTEST_LIVE="0", HVTEST_GUESTS=os.path.join(ROOT, "build", "guests"),
+               BENCH_HVTEST=os.path.abspath(args.hvtest))
     env.pop("HVTEST_RESULTS", None)
     # As in a default shell: Python may cache hvtest's compiled modules.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
