@@ -24,6 +24,14 @@ guest_mem(struct gsh *sh)
 }
 
 int
+gsh_open_file(struct gsh *sh, const char *name, size_t head_max,
+	      struct load_file *f, char *err, size_t errlen)
+{
+	return gdev_open(sh->cfg.map, gsh_root(sh), name, guest_mem(sh),
+			 head_max, f, err, errlen);
+}
+
+int
 gsh_read_file(struct gsh *sh, const char *name, uint8_t **data, size_t *len,
 	      char *err, size_t errlen)
 {
@@ -31,19 +39,25 @@ gsh_read_file(struct gsh *sh, const char *name, uint8_t **data, size_t *len,
 			 len, err, errlen);
 }
 
+static void
+free_blobs(struct gsh_blob *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		load_file_close(&v[i].file);
+		free(v[i].cmdline);
+	}
+	free(v);
+}
+
 void
 gsh_unload(struct gsh *sh)
 {
 	struct gsh_loaded *l = &sh->loaded;
 
-	free(l->image);
+	load_file_close(&l->image);
 	free(l->cmdline);
-	for (int i = 0; i < l->nextra; i++) {
-		free(l->extra[i].data);
-		free(l->extra[i].cmdline);
-	}
-	free(l->extra);
-	*l = (struct gsh_loaded){0};
+	free_blobs(l->extra, l->nextra);
+	*l = (struct gsh_loaded){.image = {.fd = -1}};
 }
 
 const char *
@@ -96,18 +110,16 @@ cmd_linux(struct gsh *sh, int argc, char **argv)
 	char err[ERRLEN];
 	struct linux_layout l;
 	struct gsh_loaded *ld = &sh->loaded;
-	uint8_t *img;
-	size_t len;
 
 	if (argc < 2)
 		return gsh_error(sh, "filename expected");
 	gsh_unload(sh);
-	if (gsh_read_file(sh, argv[1], &img, &len, err, sizeof(err)) < 0)
+	/* Headers now; the kernel itself goes to guest memory at boot. */
+	if (gsh_open_file(sh, argv[1], LOAD_FILE_HEAD, &ld->image, err,
+			  sizeof(err)) < 0)
 		return gsh_error(sh, "%s", err);
-	ld->image = img;
-	ld->len = len;
 	ld->cmdline = linux_cmdline(sh, argc, argv);
-	if (linux_parse(img, len, &ld->lk, err, sizeof(err)) < 0 ||
+	if (linux_parse(&ld->image, &ld->lk, err, sizeof(err)) < 0 ||
 	    linux_check_cmdline(&ld->lk, ld->cmdline, err, sizeof(err)) < 0 ||
 	    linux_place(&ld->lk, vm_get_lowmem_size(sh->cfg.ctx), 0, &l, err,
 			sizeof(err)) < 0) {
@@ -118,21 +130,11 @@ cmd_linux(struct gsh *sh, int argc, char **argv)
 	return GSH_OK;
 }
 
-static void
-free_blobs(struct gsh_blob *v, int n)
-{
-	for (int i = 0; i < n; i++) {
-		free(v[i].data);
-		free(v[i].cmdline);
-	}
-	free(v);
-}
-
 static int
 cmd_initrd(struct gsh *sh, int argc, char **argv)
 {
 	struct gsh_loaded *ld = &sh->loaded;
-	struct linux_initrd *v;
+	struct load_file *v;
 	struct gsh_blob *b;
 	struct linux_layout l;
 	char err[ERRLEN];
@@ -146,11 +148,15 @@ cmd_initrd(struct gsh *sh, int argc, char **argv)
 	v = calloc(argc, sizeof(*v));
 	if (!b || !v)
 		abort();
+	for (int i = 0; i < argc - 1; i++)
+		b[i].file.fd = -1;
+	/* Opened now (a missing file is an error here, as in GRUB), read
+	 * into guest memory at boot. */
 	for (int i = 1; i < argc && r == GSH_OK; i++) {
-		if (gsh_read_file(sh, argv[i], &b[i - 1].data, &b[i - 1].len,
-				  err, sizeof(err)) < 0)
+		if (gsh_open_file(sh, argv[i], 0, &b[i - 1].file, err,
+				  sizeof(err)) < 0)
 			r = gsh_error(sh, "%s", err);
-		v[i - 1] = (struct linux_initrd){b[i - 1].data, b[i - 1].len};
+		v[i - 1] = b[i - 1].file;
 	}
 	if (r == GSH_OK && linux_place(&ld->lk, vm_get_lowmem_size(sh->cfg.ctx),
 				       linux_initrd_size(v, argc - 1), &l, err,
@@ -173,21 +179,20 @@ cmd_multiboot(struct gsh *sh, int argc, char **argv)
 	struct gsh_loaded *ld = &sh->loaded;
 	struct sbuf cl = {0};
 	char err[ERRLEN];
-	uint8_t *img;
-	size_t len;
+	struct load_file f;
 
 	if (argc < 2)
 		return gsh_error(sh, "filename expected");
 	gsh_unload(sh);
-	if (gsh_read_file(sh, argv[1], &img, &len, err, sizeof(err)) < 0)
+	if (gsh_open_file(sh, argv[1], SIZE_MAX, &f, err, sizeof(err)) < 0)
 		return gsh_error(sh, "%s", err);
-	if (mb_check(sh->cfg.ctx, img, len, err, sizeof(err)) < 0) {
-		free(img);
+	if (mb_check(sh->cfg.ctx, f.head, f.head_len, err, sizeof(err)) < 0) {
+		load_file_close(&f);
 		return gsh_error(sh, "%s: %s", argv[1], err);
 	}
 	/* GRUB 2 passes the kernel's file name as the first word. */
 	join_args(&cl, argc - 1, argv + 1);
-	*ld = (struct gsh_loaded){GSH_MULTIBOOT, img, len, cl.s};
+	*ld = (struct gsh_loaded){GSH_MULTIBOOT, f, cl.s};
 	return GSH_OK;
 }
 
@@ -195,7 +200,7 @@ static int
 cmd_module(struct gsh *sh, int argc, char **argv)
 {
 	struct gsh_loaded *ld = &sh->loaded;
-	struct gsh_blob b = {0};
+	struct gsh_blob b = {.file = {.fd = -1}};
 	struct sbuf cl = {0};
 	char err[ERRLEN];
 
@@ -210,7 +215,7 @@ cmd_module(struct gsh *sh, int argc, char **argv)
 	if (ld->nextra == MB_MAX_MODS)
 		return gsh_error(sh, "too many modules (at most %d)",
 				 MB_MAX_MODS);
-	if (gsh_read_file(sh, argv[1], &b.data, &b.len, err, sizeof(err)) < 0)
+	if (gsh_open_file(sh, argv[1], SIZE_MAX, &b.file, err, sizeof(err)) < 0)
 		return gsh_error(sh, "%s", err);
 	join_args(&cl, argc - 1, argv + 1);
 	b.cmdline = cl.s;
@@ -225,10 +230,9 @@ static int
 boot_linux(struct gsh *sh, char *err, size_t errlen)
 {
 	struct gsh_loaded *ld = &sh->loaded;
-	struct linux_initrd v[ld->nextra + 1];
+	struct load_file v[ld->nextra + 1];
 	struct linux_boot_args a = {
 	    .image = ld->image,
-	    .len = ld->len,
 	    .cmdline = ld->cmdline,
 	    .initrds = v,
 	    .ninitrds = ld->nextra,
@@ -236,8 +240,7 @@ boot_linux(struct gsh *sh, char *err, size_t errlen)
 	};
 
 	for (int i = 0; i < ld->nextra; i++)
-		v[i] =
-		    (struct linux_initrd){ld->extra[i].data, ld->extra[i].len};
+		v[i] = ld->extra[i].file;
 	return linux_boot(sh->cfg.ctx, &a, NULL, err, errlen);
 }
 
@@ -247,8 +250,8 @@ boot_multiboot(struct gsh *sh, char *err, size_t errlen)
 	struct gsh_loaded *ld = &sh->loaded;
 	struct mb_module v[ld->nextra + 1];
 	struct mb_boot_args a = {
-	    .image = ld->image,
-	    .len = ld->len,
+	    .image = ld->image.head,
+	    .len = ld->image.head_len,
 	    .cmdline = ld->cmdline,
 	    .mods = v,
 	    .nmods = ld->nextra,
@@ -256,7 +259,8 @@ boot_multiboot(struct gsh *sh, char *err, size_t errlen)
 	};
 
 	for (int i = 0; i < ld->nextra; i++)
-		v[i] = (struct mb_module){ld->extra[i].data, ld->extra[i].len,
+		v[i] = (struct mb_module){ld->extra[i].file.head,
+					  ld->extra[i].file.head_len,
 					  ld->extra[i].cmdline};
 	return mb_boot(sh->cfg.ctx, &a, NULL, err, errlen);
 }

@@ -226,13 +226,15 @@ read_fd(int fd, const char *path, uint8_t *buf, size_t len, char *err,
 }
 
 int
-gdev_read(const struct gdev_map *m, const char *root, const char *name,
-	  uint64_t max, uint8_t **data, size_t *len, char *err, size_t errlen)
+gdev_open(const struct gdev_map *m, const char *root, const char *name,
+	  uint64_t max, size_t head_max, struct load_file *f, char *err,
+	  size_t errlen)
 {
 	char dev[GDEV_NAME_MAX + 16];
 	const char *path, *hp;
 	struct stat st;
-	uint8_t *buf;
+	uint8_t *head;
+	size_t n;
 	int fd;
 
 	if (gdev_split(root, name, dev, sizeof(dev), &path, err, errlen) < 0 ||
@@ -254,18 +256,38 @@ gdev_read(const struct gdev_map *m, const char *root, const char *name,
 		close(fd);
 		return -1;
 	}
-	buf = malloc(st.st_size ? st.st_size : 1);
-	if (!buf || read_fd(fd, path, buf, st.st_size, err, errlen) < 0) {
-		if (!buf)
+	n = (uint64_t)st.st_size < head_max ? (size_t)st.st_size : head_max;
+	head = malloc(n ? n : 1);
+	if (!head || read_fd(fd, path, head, n, err, errlen) < 0) {
+		if (!head)
 			snprintf(err, errlen, "out of memory reading '%s'",
 				 path);
-		free(buf);
+		free(head);
 		close(fd);
 		return -1;
 	}
-	close(fd);
-	*data = buf;
-	*len = st.st_size;
+	*f = (struct load_file){.head = head,
+				.head_len = n,
+				.len = st.st_size,
+				.fd = fd,
+				.name = strdup(path)};
+	if (!f->name)
+		abort();
+	return 0;
+}
+
+int
+gdev_read(const struct gdev_map *m, const char *root, const char *name,
+	  uint64_t max, uint8_t **data, size_t *len, char *err, size_t errlen)
+{
+	struct load_file f;
+
+	if (gdev_open(m, root, name, max, SIZE_MAX, &f, err, errlen) < 0)
+		return -1;
+	*data = (uint8_t *)f.head;
+	*len = f.head_len;
+	f.head = NULL;
+	load_file_close(&f);
 	return 0;
 }
 

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "load_file.h"
+
 #define GDEV_MAX 32
 #define GDEV_NAME_MAX 32
 #define GDEV_PATH_MAX 1024
@@ -58,6 +60,15 @@ const struct gdev *gdev_find(const struct gdev_map *m, const char *name);
  */
 int gdev_split(const char *root, const char *name, char *dev, size_t devlen,
 	       const char **path, char *err, size_t errlen);
+
+/*
+ * Open a file of at most max bytes to load: its first head_max bytes
+ * read into f's head, the rest left to load_file_copy (load_file_close
+ * frees it).
+ */
+int gdev_open(const struct gdev_map *m, const char *root, const char *name,
+	      uint64_t max, size_t head_max, struct load_file *f, char *err,
+	      size_t errlen);
 
 /* Read a whole file of at most max bytes into a malloc'ed buffer. */
 int gdev_read(const struct gdev_map *m, const char *root, const char *name,

@@ -882,6 +882,7 @@ gsh_create(const struct gsh_config *c)
 		return NULL;
 	sh->cfg = *c;
 	sh->menu = &sh->top;
+	sh->loaded.image.fd = -1; /* nothing loaded */
 	sh->in.fd = c->in_fd;
 	gsh_set(sh, "root", c->root ? c->root : "host");
 	sb_puts(&prefix, "(");

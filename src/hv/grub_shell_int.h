@@ -44,10 +44,9 @@ struct gsh_func {
 	char *name, *body;
 };
 
-/* A file read for the kernel: an initrd or a module. */
+/* A file opened for the kernel: an initrd or a module. */
 struct gsh_blob {
-	uint8_t *data;
-	size_t len;
+	struct load_file file;
 	char *cmdline; /* modules only */
 };
 
@@ -59,8 +58,7 @@ enum gsh_kind {
 
 struct gsh_loaded {
 	enum gsh_kind kind;
-	uint8_t *image;
-	size_t len;
+	struct load_file image; /* Linux: its head; multiboot: all of it */
 	char *cmdline;
 	struct linux_kernel lk;
 	struct gsh_blob *extra; /* initrds (Linux) or modules (multiboot) */
@@ -105,6 +103,13 @@ int gsh_boot(struct gsh *sh);
 /* Read a file through the devices (at most the guest's memory size). */
 int gsh_read_file(struct gsh *sh, const char *name, uint8_t **data, size_t *len,
 		  char *err, size_t errlen);
+
+/*
+ * Open a file through the devices (at most the guest's memory size) with
+ * its first head_max bytes read (SIZE_MAX: all of it).
+ */
+int gsh_open_file(struct gsh *sh, const char *name, size_t head_max,
+		  struct load_file *f, char *err, size_t errlen);
 
 void gsh_unload(struct gsh *sh);
 

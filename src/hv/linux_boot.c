@@ -13,6 +13,7 @@
 #include "e820.h"
 #include "grub_x86.h"
 #include "linux_boot.h"
+#include "load_file.h"
 
 /* boot_params (zero-page.rst). */
 #define BP_EXT_MEM_K 0x002    /* screen_info.ext_mem_k, u16 */
@@ -263,14 +264,25 @@ check_elf_segment(const Elf64_Phdr *ph, size_t len, int i, char *err,
  * 64-bit kernel would have had in its bzImage.
  */
 static int
-parse_elf(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
+parse_elf(const struct load_file *f, struct linux_kernel *k, char *err,
 	  size_t errlen)
 {
+	const uint8_t *img = f->head;
+	size_t len = f->len;
 	uint64_t lo = UINT64_MAX, hi = 0;
 	Elf64_Ehdr eh;
 
 	if (check_elf_header(img, len, &eh, err, errlen) < 0)
 		return -1;
+	/* The parser reads them from the file's head (as every vmlinux has). */
+	if (eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) >
+	    f->head_len) {
+		snprintf(err, errlen,
+			 "unsupported ELF kernel: its program headers at "
+			 "offset %" PRIu64 " are not in its first %d KiB",
+			 (uint64_t)eh.e_phoff, LOAD_FILE_HEAD / 1024);
+		return -1;
+	}
 	for (int i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph = elf_phdr(img, &eh, i);
 
@@ -311,19 +323,25 @@ parse_elf(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
 }
 
 int
-linux_parse(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
+linux_parse(const struct load_file *f, struct linux_kernel *k, char *err,
 	    size_t errlen)
 {
-	memset(k, 0, sizeof(*k));
-	if (is_elf(img, len))
-		return parse_elf(img, len, k, err, errlen);
-	if (parse_basics(img, len, k, err, errlen) < 0)
+	/* Every header field read below is in the first HDR_MAX_END bytes. */
+	if (f->head_len < f->len && f->head_len < HDR_MAX_END) {
+		snprintf(err, errlen, "reading '%s': its header was not read",
+			 f->name);
 		return -1;
-	return parse_layout(img, k, err, errlen);
+	}
+	memset(k, 0, sizeof(*k));
+	if (is_elf(f->head, f->head_len))
+		return parse_elf(f, k, err, errlen);
+	if (parse_basics(f->head, f->len, k, err, errlen) < 0)
+		return -1;
+	return parse_layout(f->head, k, err, errlen);
 }
 
 uint64_t
-linux_initrd_size(const struct linux_initrd *v, int n)
+linux_initrd_size(const struct load_file *v, int n)
 {
 	uint64_t total = 0;
 
@@ -502,7 +520,7 @@ build_zero_page(struct vmctx *ctx, const struct linux_boot_args *a,
 	if (k->elf)
 		synthesize_header(k, zp);
 	else
-		memcpy(zp + HDR_START, a->image + HDR_START,
+		memcpy(zp + HDR_START, a->image.head + HDR_START,
 		       k->hdr_end - HDR_START);
 	zp[HDR_TYPE_OF_LOADER] = LOADER_UNDEFINED;
 	zp[HDR_LOADFLAGS] &= ~KEEP_SEGMENTS;
@@ -533,24 +551,27 @@ guest(struct vmctx *ctx, uint64_t gpa, uint64_t len, char *err, size_t errlen)
 	return p;
 }
 
-/* Each PT_LOAD at p_paddr: its file bytes, then zeros up to p_memsz. */
+/*
+ * Each PT_LOAD at p_paddr: its file bytes (read straight into guest
+ * memory), then zeros up to p_memsz.
+ */
 static int
-load_elf_segments(struct vmctx *ctx, const uint8_t *img, char *err,
+load_elf_segments(struct vmctx *ctx, const struct load_file *f, char *err,
 		  size_t errlen)
 {
 	Elf64_Ehdr eh;
 
-	memcpy(&eh, img, sizeof(eh)); /* checked by parse_elf */
+	memcpy(&eh, f->head, sizeof(eh)); /* checked by parse_elf */
 	for (int i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph = elf_phdr(img, &eh, i);
+		Elf64_Phdr ph = elf_phdr(f->head, &eh, i);
 		uint8_t *p;
 
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		p = guest(ctx, ph.p_paddr, ph.p_memsz, err, errlen);
-		if (!p)
+		if (!p || load_file_copy(f, ph.p_offset, p, ph.p_filesz, err,
+					 errlen) < 0)
 			return -1;
-		memcpy(p, img + ph.p_offset, ph.p_filesz);
 		/* The bss (and a compacted vmlinux's zero tails): no writes. */
 		vm_zero_gpa(ctx, ph.p_paddr + ph.p_filesz,
 			    ph.p_memsz - ph.p_filesz);
@@ -567,22 +588,27 @@ load_images(struct vmctx *ctx, const struct linux_boot_args *a,
 	char *cl;
 
 	if (k->elf) {
-		if (load_elf_segments(ctx, a->image, err, errlen) < 0)
+		if (load_elf_segments(ctx, &a->image, err, errlen) < 0)
 			return -1;
 	} else {
 		p = guest(ctx, l->kernel_addr, k->payload_len, err, errlen);
-		if (!p)
+		if (!p || load_file_copy(&a->image, k->payload_off, p,
+					 k->payload_len, err, errlen) < 0)
 			return -1;
-		memcpy(p, a->image + k->payload_off, k->payload_len);
 	}
 	if (l->initrd_size) {
 		p = guest(ctx, l->initrd_addr, l->initrd_size, err, errlen);
 		if (!p)
 			return -1;
-		memset(p, 0, l->initrd_size);
+		/* Each initrd, then zeros to its 4-byte boundary. */
 		for (int i = 0; i < a->ninitrds; i++) {
-			memcpy(p, a->initrds[i].data, a->initrds[i].len);
-			p += align_up(a->initrds[i].len, 4);
+			uint64_t n = a->initrds[i].len;
+
+			if (load_file_copy(&a->initrds[i], 0, p, n, err,
+					   errlen) < 0)
+				return -1;
+			memset(p + n, 0, align_up(n, 4) - n);
+			p += align_up(n, 4);
 		}
 	}
 	cl = guest(ctx, l->cmdline, strlen(a->cmdline) + 1, err, errlen);
@@ -617,7 +643,7 @@ linux_boot(struct vmctx *ctx, const struct linux_boot_args *a,
 	struct linux_layout l;
 	uint8_t *zp;
 
-	if (linux_parse(a->image, a->len, &k, err, errlen) < 0 ||
+	if (linux_parse(&a->image, &k, err, errlen) < 0 ||
 	    linux_check_cmdline(&k, a->cmdline, err, errlen) < 0 ||
 	    linux_place(&k, vm_get_lowmem_size(ctx),
 			linux_initrd_size(a->initrds, a->ninitrds), &l, err,

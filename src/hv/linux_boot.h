@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "load_file.h"
 #include "vmm.h"
 
 #define LINUX_TABLES UINT64_C(0x1000)
@@ -71,25 +72,20 @@ struct linux_layout {
 	uint64_t zero_page, cmdline;
 };
 
-struct linux_initrd {
-	const void *data;
-	size_t len;
-};
-
 struct linux_boot_args {
-	const uint8_t *image;
-	size_t len;
+	struct load_file image; /* a bzImage or an ELF vmlinux */
 	const char *cmdline;
-	const struct linux_initrd *initrds;
+	const struct load_file *initrds;
 	int ninitrds;
 	bool no_vga_info; /* grub-bhyve -e: no 80x25 text screen info */
 };
 
-int linux_parse(const uint8_t *img, size_t len, struct linux_kernel *k,
-		char *err, size_t errlen);
+/* Parse a kernel's headers (in f's head; LOAD_FILE_HEAD is enough). */
+int linux_parse(const struct load_file *f, struct linux_kernel *k, char *err,
+		size_t errlen);
 
 /* Initrds concatenated the way linux_boot loads them. */
-uint64_t linux_initrd_size(const struct linux_initrd *v, int n);
+uint64_t linux_initrd_size(const struct load_file *v, int n);
 
 /* Choose the load addresses in lowmem bytes of low memory. */
 int linux_place(const struct linux_kernel *k, uint64_t lowmem,

@@ -7,6 +7,7 @@
  * and bad program headers rejected.
  */
 #include <elf.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,10 +90,11 @@ teardown(void **state)
 }
 
 static int
-boot(struct fx *f, size_t len, const char *cmdline,
-     const struct linux_initrd *rd, int nrd, struct linux_layout *l)
+boot(struct fx *f, size_t len, const char *cmdline, const struct load_file *rd,
+     int nrd, struct linux_layout *l)
 {
-	struct linux_boot_args a = {f->img, len, cmdline, rd, nrd, false};
+	struct linux_boot_args a = {load_file_mem(f->img, len), cmdline, rd,
+				    nrd, false};
 
 	err[0] = '\0';
 	return linux_boot(f->ctx, &a, l, err, sizeof(err));
@@ -148,7 +150,8 @@ test_good_64(void **state)
 {
 	struct fx *f = *state;
 	static uint8_t rd1[10001], rd2[5000];
-	struct linux_initrd rd[2] = {{rd1, sizeof(rd1)}, {rd2, sizeof(rd2)}};
+	struct load_file rd[2] = {load_file_mem(rd1, sizeof(rd1)),
+				  load_file_mem(rd2, sizeof(rd2))};
 	const char *cl = "console=ttyS0 root=/dev/vda";
 	struct linux_layout l;
 	uint8_t *zp, *p;
@@ -315,7 +318,7 @@ test_small_memory_lower_alignment(void **state)
 
 static void
 expect_error(struct fx *f, size_t len, const char *cmdline,
-	     const struct linux_initrd *rd, int nrd, const char *word)
+	     const struct load_file *rd, int nrd, const char *word)
 {
 	assert_int_equal(boot(f, len, cmdline, rd, nrd, NULL), -1);
 	if (!strstr(err, word))
@@ -391,11 +394,12 @@ static void
 test_initrd_too_big(void **state)
 {
 	struct fx *f = *state;
-	struct linux_initrd rd = {f->img, 44 * MIB + 1}; /* never read */
+	/* never read */
+	struct load_file rd = load_file_mem(f->img, 44 * MIB + 1);
 
 	expect_error(f, IMG_LEN, "", &rd, 1, "initrd is too big");
 	/* initrd_addr_max below the kernel's end: nowhere to go either. */
-	rd.len = 4096;
+	rd = load_file_mem(f->img, 4096);
 	le32_put(f->img + 0x22c, 0xffffff);
 	expect_error(f, IMG_LEN, "", &rd, 1, "initrd is too big");
 }
@@ -417,7 +421,8 @@ static void
 test_no_vga_info(void **state)
 {
 	struct fx *f = *state;
-	struct linux_boot_args a = {f->img, IMG_LEN, "", NULL, 0, true};
+	struct linux_boot_args a = {load_file_mem(f->img, IMG_LEN), "", NULL, 0,
+				    true};
 
 	assert_int_equal(linux_boot(f->ctx, &a, NULL, err, sizeof(err)), 0);
 	assert_int_equal(*gpa(f->ctx, LINUX_ZERO_PAGE + 7, 1), 0);
@@ -506,7 +511,7 @@ static void
 test_vmlinux(void **state)
 {
 	struct fx *f = *state;
-	struct linux_initrd rd = {"initrd!", 7};
+	struct load_file rd = load_file_mem("initrd!", 7);
 	struct linux_layout l;
 	uint8_t *zp;
 
@@ -612,6 +617,85 @@ test_vmlinux_random(void **state)
 }
 
 /*
+ * A file loaded from disk as grub-bhyve does it: only its first head_len
+ * bytes in memory, the rest read straight into guest memory at boot.
+ */
+static struct load_file
+file_of(const char *path, const void *data, size_t len, size_t head_len)
+{
+	FILE *fp = fopen(path, "wb");
+	uint8_t *head = malloc(head_len);
+	int fd;
+
+	assert_non_null(fp);
+	assert_non_null(head);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, head, head_len, 0), (ssize_t)head_len);
+	return (struct load_file){head, head_len, len, fd, strdup(path)};
+}
+
+static void
+test_vmlinux_from_files(void **state)
+{
+	struct fx *f = *state;
+	char dpath[] = "/tmp/test_bzimage.XXXXXX", kpath[64], rpath[64];
+	static uint8_t rd[9000], moved[ELF_LEN];
+	struct load_file rdf, kf;
+	struct linux_layout l;
+	int dir;
+
+	use_vmlinux(f);
+	for (size_t i = 0; i < sizeof(rd); i++)
+		rd[i] = (uint8_t)(i * 7);
+	assert_non_null(mkdtemp(dpath));
+	dir = open(dpath, O_RDONLY | O_DIRECTORY);
+	snprintf(kpath, sizeof(kpath), "%s/k", dpath);
+	snprintf(rpath, sizeof(rpath), "%s/r", dpath);
+	/* Program headers in the head, the segments past it. */
+	kf = file_of(kpath, f->img, ELF_LEN, 0x300);
+	rdf = file_of(rpath, rd, sizeof(rd), 0);
+	memset(gpa(f->ctx, ELF_DATA, 0x3000), 0xee, 0x3000);
+	struct linux_boot_args a = {kf, "console=ttyS0", &rdf, 1, false};
+	assert_int_equal(linux_boot(f->ctx, &a, &l, err, sizeof(err)), 0);
+	assert_memory_equal(gpa(f->ctx, ELF_TEXT, 0x1000), f->img + 0x1000,
+			    0x1000);
+	assert_memory_equal(gpa(f->ctx, ELF_DATA, 0x800), f->img + 0x2000,
+			    0x800);
+	assert_int_equal(*gpa(f->ctx, ELF_DATA + 0x800, 1), 0);
+	assert_memory_equal(gpa(f->ctx, l.initrd_addr, sizeof(rd)), rd,
+			    sizeof(rd));
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), ELF_TEXT + 0x40);
+
+	/* A copy that starts in the head and ends past it. */
+	assert_int_equal(
+	    load_file_copy(&kf, 0x200, moved, 0x400, err, sizeof(err)), 0);
+	assert_memory_equal(moved, f->img + 0x200, 0x400);
+
+	/* Program headers past the head: a clear error. */
+	memcpy(moved, f->img, ELF_LEN);
+	memcpy(moved + 0x2f00, moved + 64, 3 * sizeof(Elf64_Phdr));
+	((Elf64_Ehdr *)moved)->e_phoff = 0x2f00;
+	a.image = (struct load_file){moved, 0x300, ELF_LEN, -1, "k"};
+	assert_int_equal(linux_boot(f->ctx, &a, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not in its first 64 KiB"));
+	a.image = kf;
+
+	/* The file shrank between opening and booting. */
+	assert_int_equal(truncate(kpath, 0x1800), 0);
+	assert_int_equal(linux_boot(f->ctx, &a, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "shrank"));
+	load_file_close(&kf);
+	load_file_close(&rdf);
+	unlinkat(dir, "k", 0);
+	unlinkat(dir, "r", 0);
+	assert_int_equal(rmdir(dpath), 0);
+	close(dir);
+}
+
+/*
  * vm_zero_gpa on an instance's memory file (the store backend, what
  * grub-bhyve uses): whole 2 MiB blocks are punched out, the edges cleared,
  * the bytes around left alone, and ranges outside RAM refused.
@@ -693,6 +777,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_random_headers, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vmlinux_from_files, setup,
+					    teardown),
 	    cmocka_unit_test(test_zero_gpa_store),
 	    cmocka_unit_test_setup_teardown(test_vmlinux_bad, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vmlinux_random, setup,
