@@ -58,6 +58,39 @@ shared_dir_body() {
 	atf_check -s exit:1 test -e /nested-test-probe
 }
 
+atf_test_case frozen_vm
+frozen_vm_head() {
+	atf_set descr "A VM whose clock stops (QEMU's monitor 'stop', as a" \
+	    "TCG livelock looks) is stopped by the watchdog: exit 123, a" \
+	    "clear line, the vCPUs' state kept"
+	nested_head
+}
+frozen_vm_body() {
+	nested_setup
+	mkdir tmp
+	# The command stops its own VM once it runs; without the watchdog
+	# nested would wait for the 300 s timeout.
+	TMPDIR=$WORK/tmp BHYVE_NESTED_STALL=10 "$NESTED" --timeout 300 \
+	    --share "$WORK" -- sh -c 'sleep 3600' >out 2>err &
+	pid=$!
+	i=0
+	until sock=$(ls "$WORK"/tmp/nested.*/monitor.sock 2>/dev/null) &&
+	    [ -e "$(dirname "$sock")/heartbeat" ]; do
+		[ $i -lt 600 ] || atf_fail "the VM never started its heartbeat"
+		sleep 0.2
+		i=$((i + 1))
+	done
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"stop\n"); s.recv(4096)' "$sock"
+	wait "$pid"
+	rc=$?
+	[ "$rc" = 123 ] || atf_fail "exit $rc, expected 123: $(cat err)"
+	grep -q "the outer VM froze" err || atf_fail "no froze line: $(cat err)"
+	grep -q "CPU#0" "$(dirname "$sock")/frozen.txt" ||
+	    atf_fail "no vCPU state in frozen.txt"
+}
+
 atf_test_case dev_kvm
 dev_kvm_head() {
 	atf_set descr "/dev/kvm exists inside and BHYVE_NESTED=1 is set"
@@ -75,4 +108,5 @@ atf_init_test_cases() {
 	atf_add_test_case stdout_stderr
 	atf_add_test_case shared_dir
 	atf_add_test_case dev_kvm
+	atf_add_test_case frozen_vm
 }
