@@ -128,6 +128,7 @@ bench:
 	@ci/deps.sh
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+	@tests/bench/hvtest_overhead.py
 
 clean:
 	rm -rf $(BUILD)

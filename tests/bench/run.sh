@@ -7,6 +7,8 @@
 #      then powers off. Per-exit cost = (T(N) - T(0)) / N, median of 5.
 # console: the cost of one console character through com1 (a THR write and
 #      an LSR read), with KVM's coalesced PIO for THR writes on and off.
+# boot: the default Linux guest's boot under bhyve and QEMU (boot.py;
+#      BOOT=0 skips it, it takes about 8 minutes nested).
 # Runs nested under QEMU when there is no /dev/kvm, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +21,9 @@ N=${N:-100000}
 if [ "${1:-}" = "--nested" ] ||
 	{ [ "${1:-}" != "--inside" ] && ! kvm_usable; }; then
 	echo "bench: running nested under QEMU (harness/nested): $(kvm_why_nested)" >&2
-	exec harness/nested -- env RUNS="$RUNS" N="$N" \
+	# The outer VM has no network: the Linux guest is built here first.
+	if [ "${BOOT:-1}" = 1 ]; then fixtures/linux/build.sh >/dev/null; fi
+	exec harness/nested -- env RUNS="$RUNS" N="$N" BOOT="${BOOT:-1}" \
 		"$PWD/tests/bench/run.sh" --inside
 fi
 echo "bench: on $(uname -r)${BHYVE_NESTED:+, nested in QEMU TCG}" >&2
@@ -84,4 +88,9 @@ if [ -f "$B/guests/conbench.bin" ]; then
 	con=$(med bhyve_once conbench "$NC")
 	echo "| console character, coalesced THR off (ns/char) | $(( (coff - c0) / NC )) | | |"
 	echo "| console character, coalesced THR on (ns/char) | $(( (con - c0) / NC )) | | |"
+fi
+
+if [ "${BOOT:-1}" = 1 ]; then
+	echo "bench: Linux boot, bhyve against QEMU (tests/bench/boot.py)" >&2
+	RUNS=$RUNS tests/bench/boot.py
 fi
