@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 passed=0
 failed=0
+flaky=0
 
 # One TAP-printing unit program: count its ok / not ok lines.
 count_tap() {
@@ -97,6 +98,45 @@ run_kvm_suite() {
 		return
 	fi
 	count_kyua "$db" "$BUILD/junit.xml"
+	kvm_usable || rerun_nested_failures "$db"
+}
+
+# Nested only: QEMU 7.2's TCG sometimes hands the outer kernel's per-CPU GS
+# base to a running nested guest, which then faults on its next per-CPU
+# access (a #DF in a Linux guest, or a triple fault), about once in 50-100
+# boots of a 4-vCPU Linux guest (docs/nested.md). So a few failed cases run
+# once more in a fresh outer VM; one that passes then is counted as passed
+# and named as flaky, one that fails again stays failed. More than
+# MAX_RERUN failures look like a real regression: no reruns.
+MAX_RERUN=3
+rerun_nested_failures() {
+	local db=$1 rdb="$BUILD/kyua/kvm-rerun.db" cases n report tc
+	cases=$(kyua report --results-file="$db" \
+		--results-filter=failed,broken 2>/dev/null |
+		sed -nE 's/^([^ ]+:[^ ]+) +-> +(failed|broken).*/\1/p')
+	n=$(wc -w <<<"$cases")
+	[ "$n" -gt 0 ] && [ "$n" -le "$MAX_RERUN" ] || return 0
+	echo "integration: running the $n failed case(s) once more in a fresh outer VM (nested only): $cases"
+	rm -f "$rdb"
+	# shellcheck disable=SC2086 # one word per test case
+	harness/nested --timeout "${BHYVE_NESTED_TIMEOUT:-3000}" -- \
+		kyua --logfile=/tmp/kyua.log test \
+		-k "$PWD/tests/integration/Kyuafile" \
+		--results-file="$PWD/$rdb" $cases
+	[ -f "$rdb" ] || return 0
+	kyua report-junit --results-file="$rdb" \
+		--output="$BUILD/junit-rerun.xml" >/dev/null
+	report=$(kyua report --results-file="$rdb" --results-filter=passed 2>&1)
+	for tc in $cases; do
+		if grep -qE "^$tc +-> +passed" <<<"$report"; then
+			echo "FLAKY integration: $tc failed, then passed in a fresh outer VM" >&2
+			passed=$((passed + 1))
+			failed=$((failed - 1))
+			flaky=$((flaky + 1))
+		else
+			echo "FAIL integration: $tc failed again" >&2
+		fi
+	done
 }
 
 # Host-only tests (the nested runner itself): never nested.
@@ -122,5 +162,9 @@ run_unit
 if [ "${1:-}" != "--unit-only" ]; then
 	run_integration
 fi
-echo "$passed passed, $failed failed"
+if [ "$flaky" -gt 0 ]; then
+	echo "$passed passed ($flaky only on a rerun, nested), $failed failed"
+else
+	echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
