@@ -199,6 +199,9 @@ def main():
                 failed[name] = failed.get(name, 0) + 1
                 continue
             runs.append(r)
+            sys.stderr.write("bench: %s: up %.2f s, exit %.2f s%s\n" % (
+                name, r["up"], r["end"],
+                ", loader %.2f s" % r["loader"] if "loader" in r else ""))
         rows.append((name, runs))
         sys.stderr.write("bench: %s done\n" % name)
 
@@ -207,15 +210,16 @@ def main():
     for name, n in failed.items():
         print("%s: %d of %d runs failed or hung (killed after %d s)\n"
               % (name, n, RUNS, RUN_TIMEOUT))
-    print("| VMM, kernel | to userspace (s) | to exit (s) | of which loader (s) "
-          "| exits | port I/O exits | VMM memory (KiB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| VMM, kernel | to userspace (s) | fastest-slowest (s) | to exit (s) "
+          "| of which loader (s) | exits | port I/O exits | VMM memory (KiB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, runs in rows:
         if not runs:
-            print("| %s | failed | | | | | |" % name)
+            print("| %s | failed | | | | | | |" % name)
             continue
-        print("| %s | %s | %s | %s | %s | %s | %s |" % (
-            name, fmt(median([r["up"] for r in runs]), "%.2f"),
+        ups = [r["up"] for r in runs]
+        print("| %s | %s | %.2f-%.2f | %s | %s | %s | %s | %s |" % (
+            name, fmt(median(ups), "%.2f"), min(ups), max(ups),
             fmt(median([r["end"] for r in runs]), "%.2f"),
             fmt(median([r.get("loader") for r in runs]), "%.2f"),
             fmt(median([sum(r["exits"].values()) for r in runs]), "%d"),
