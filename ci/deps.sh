@@ -3,7 +3,7 @@
 # Says what it installs; as non-root, says what to install and fails.
 set -eu
 
-PKGS="gcc make libc6-dev binutils libcmocka-dev kyua atf-sh qemu-system-x86 \
+PKGS="gcc make libc6-dev binutils libcmocka-dev libseccomp-dev kyua atf-sh qemu-system-x86 \
 busybox-static cpio acpica-tools python3 expect e2fsprogs xz-utils zstd gzip"
 
 missing=""

@@ -22,6 +22,7 @@
 
 #include "block_if.h"
 #include "pci_emul.h"
+#include "sandbox.h"
 
 enum blockop { BOP_READ, BOP_WRITE, BOP_FLUSH };
 
@@ -433,8 +434,14 @@ blockif_thr(void *arg)
 {
 	struct blockif_ctxt *bc = arg;
 	struct blockif_req *br;
+	char err[256];
 
 	pthread_setname_np(pthread_self(), "blk");
+	/* From here on: I/O on the image, the queue and interrupts only. */
+	if (sandbox_io_thread(bc->bc_path, bc->bc_fd, err, sizeof(err)) < 0)
+		fprintf(stderr, "bhyve: warning: %s; the disk thread runs "
+				"without a sandbox\n",
+			err);
 	pthread_mutex_lock(&bc->bc_mtx);
 	while (!bc->bc_closing) {
 		br = bc->bc_head;
