@@ -199,6 +199,51 @@ intx_body()
 	expect_image disk.img 0 hv-intx
 }
 
+atf_test_case sandboxed
+sandboxed_head()
+{
+	atf_set descr "the disk thread runs under its seccomp filter" \
+	    "(Seccomp: 2 in its /proc status) and the guest's I/O works"
+	atf_set timeout 900
+}
+# The Seccomp field of bhyve's disk thread (comm "blk"), or nothing.
+blk_seccomp()
+{
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = blk ] || continue
+		sed -n 's/^Seccomp:[[:space:]]*//p' "$t/status" 2>/dev/null
+	done
+}
+sandboxed_body()
+{
+	setup
+	truncate -s 1M disk.img
+	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
+	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- echo hv-sbx | dd of=/dev/vda conv=sync,fsync; sleep 1")" \
+	    "$LINUX" | "$BIN/grub-bhyve" -r host -M 512M v-sbx >grub.out 2>&1 ||
+	    atf_fail "grub-bhyve: $(cat grub.out)"
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c 1 -m 512M -A -H -P \
+	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio \
+	    -s 4,virtio-blk,disk.img v-sbx </dev/null >out 2>err &
+	pid=$!
+	# timeout's child is bhyve.
+	i=0 mode=
+	while [ $i -lt 600 ] && [ "$mode" != 2 ]; do
+		bpid=$(pgrep -P "$pid" -x bhyve)
+		[ -n "$bpid" ] && mode=$(blk_seccomp "$bpid")
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$pid"
+	rc=$?
+	[ "$mode" = 2 ] || fail_with_output "the disk thread's Seccomp" \
+	    "mode was '$mode', expected 2 (filter)"
+	expect_exit 1 "powered off"
+	expect_ok
+	expect_image disk.img 0 hv-sbx
+	! grep -q "sandbox" err || fail_with_output "a sandbox warning"
+}
+
 atf_test_case bad_options
 bad_options_head()
 {
@@ -233,5 +278,6 @@ atf_init_test_cases()
 	atf_add_test_case ext4
 	atf_add_test_case read_only
 	atf_add_test_case intx
+	atf_add_test_case sandboxed
 	atf_add_test_case bad_options
 }
