@@ -80,9 +80,14 @@ frozen_vm_body() {
 		sleep 0.2
 		i=$((i + 1))
 	done
+	# The monitor drops input that comes before its first prompt.
 	python3 -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b"stop\n"); s.recv(4096)' "$sock"
+s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])
+out = b""
+while out.count(b"(qemu)") < 1: out += s.recv(4096)
+s.sendall(b"stop\n")
+while out.count(b"(qemu)") < 2: out += s.recv(4096)' "$sock" ||
+	    atf_fail "cannot stop the VM through its monitor"
 	wait "$pid"
 	rc=$?
 	[ "$rc" = 123 ] || atf_fail "exit $rc, expected 123: $(cat err)"

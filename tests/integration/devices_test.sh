@@ -8,6 +8,8 @@
 # QEMU when the host has none) and fail without it, never skip.
 
 BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio"
+RUN_TIMEOUT=60
+. "$(atf_get_srcdir)/bhyve_lib.sh"
 
 setup()
 {
@@ -41,30 +43,6 @@ run_bhyve()
 	vm=$1
 	shift
 	timeout 60 "$BIN/bhyve" $BHYVE_ARGS "$@" "$vm" </dev/null >out 2>err
-}
-
-fail_with_output()
-{
-	echo "--- console (stdout) ---" >&2
-	cat out >&2
-	echo "--- bhyve stderr ---" >&2
-	cat err >&2
-	atf_fail "$*"
-}
-
-expect_exit()
-{
-	[ "$rc" -eq "$1" ] && return
-	if [ "$rc" -eq 124 ]; then
-		fail_with_output "bhyve did not exit within 60 s (expected" \
-		    "exit $1, $2)"
-	fi
-	fail_with_output "bhyve exited $rc, expected $1 ($2)"
-}
-
-expect_console()
-{
-	grep -qF -- "$1" out || fail_with_output "console output lacks '$1'"
 }
 
 # expect_error TEXT: bhyve's stderr is one line containing TEXT.

@@ -10,6 +10,8 @@
 # under QEMU when the host has none. Without it they fail, never skip.
 
 BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio"
+RUN_TIMEOUT=60
+. "$(atf_get_srcdir)/bhyve_lib.sh"
 
 # Paths and the private instance directory; fail early without KVM.
 setup()
@@ -46,36 +48,6 @@ load_guest()
 run_bhyve()
 {
 	timeout 60 "$BIN/bhyve" $BHYVE_ARGS "$1" >out 2>err
-}
-
-# Show what bhyve printed (kept in the test's transcript), then fail.
-fail_with_output()
-{
-	echo "--- console (stdout) ---" >&2
-	cat out >&2
-	echo "--- bhyve stderr ---" >&2
-	cat err >&2
-	atf_fail "$*"
-}
-
-expect_exit()
-{
-	[ "$rc" -eq "$1" ] && return
-	if [ "$rc" -eq 124 ]; then
-		fail_with_output "bhyve did not exit within 60 s (expected" \
-		    "exit $1, $2)"
-	fi
-	if [ "$rc" -gt 128 ]; then
-		fail_with_output "bhyve died of signal $((rc - 128)), expected" \
-		    "exit $1 ($2)"
-	fi
-	fail_with_output "bhyve exited $rc, expected $1 ($2)"
-}
-
-expect_console()
-{
-	grep -qF -- "$1" out ||
-	    fail_with_output "console output lacks '$1'"
 }
 
 # start_bhyve VMNAME: in the background, console to ./out; sets $pid.

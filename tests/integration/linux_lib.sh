@@ -3,6 +3,8 @@
 # bhyve run may take) unless the program did.
 
 : "${LINUX_TIMEOUT:=300}"
+RUN_TIMEOUT=$LINUX_TIMEOUT
+. "$(atf_get_srcdir)/bhyve_lib.sh"
 
 # Paths, the private instance directory and the guest; fail early without
 # KVM or the binaries.
@@ -42,40 +44,3 @@ grub_escape()
 	printf '%s' "$1" | sed 's/[^A-Za-z0-9 _.,:=\/+-]/\\&/g'
 }
 
-# Show what the guest and bhyve printed (kept in the transcript), fail.
-fail_with_output()
-{
-	echo "--- console (stdout) ---" >&2
-	tr -d '\r' <out >&2
-	echo "--- bhyve stderr ---" >&2
-	cat err >&2
-	atf_fail "$*"
-}
-
-expect_exit()
-{
-	[ "$rc" -eq "$1" ] && return
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		fail_with_output "bhyve did not exit within $LINUX_TIMEOUT s" \
-		    "(expected exit $1, $2)"
-	fi
-	if [ "$rc" -gt 128 ]; then
-		fail_with_output "bhyve died of signal $((rc - 128)), expected" \
-		    "exit $1 ($2)"
-	fi
-	fail_with_output "bhyve exited $rc, expected $1 ($2)"
-}
-
-expect_console()
-{
-	grep -qF -- "$1" out ||
-	    fail_with_output "console output lacks '$1'"
-}
-
-# expect_line REGEX: a console line (CR dropped) matches the extended
-# regular expression.
-expect_line()
-{
-	tr -d '\r' <out | grep -qE -- "$1" ||
-	    fail_with_output "no console line matches /$1/"
-}
