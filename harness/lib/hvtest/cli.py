@@ -19,6 +19,7 @@ hvtest [-j N] [--results DIR] [--junit FILE] [--tap FILE] [--shard K/N]
        hvtest --atf DIR [-l | [-r FILE] [-s DIR] [-v VAR=VALUE]... CASE]"""
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NESTED, EXIT_INTERRUPTED = 0, 1, 2, 125, 130
+EXIT_NESTED_FROZE = 123  # harness/nested stopped a frozen outer VM
 
 
 def parser():
