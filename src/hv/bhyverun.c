@@ -37,7 +37,7 @@ struct vcpu_thread {
 	struct machine *m;
 	struct vcpu *vcpu;
 	pthread_t tid;
-	int halted_gen; /* the last check generation it was halted in */
+	int halted_gen;	 /* the last check generation it was halted in */
 	int checked_gen; /* the last check generation it answered */
 };
 
@@ -73,12 +73,13 @@ handle_mmio(struct vmctx *ctx, struct vcpu *vcpu, struct vm_exit *x)
 		return;
 	if (dir == MEM_F_WRITE)
 		memcpy(&val, x->u.mmio.data, x->u.mmio.bytes);
-	if (emulate_mem(ctx, vcpu, x->u.mmio.gpa, dir, x->u.mmio.bytes,
-			&val) < 0) {
+	if (emulate_mem(ctx, vcpu, x->u.mmio.gpa, dir, x->u.mmio.bytes, &val) <
+	    0) {
 		snprintf(msg, sizeof(msg),
-			 "unhandled %s of %d bytes at 0x%" PRIx64 " (-e is set)",
-			 dir == MEM_F_WRITE ? "write" : "read",
-			 x->u.mmio.bytes, x->u.mmio.gpa);
+			 "unhandled %s of %d bytes at 0x%" PRIx64
+			 " (-e is set)",
+			 dir == MEM_F_WRITE ? "write" : "read", x->u.mmio.bytes,
+			 x->u.mmio.gpa);
 		vcpu_error(ctx, vcpu_id(vcpu), msg);
 		return;
 	}
@@ -133,6 +134,8 @@ vcpu_loop(void *arg)
 	struct vm_exit x;
 	char msg[128];
 
+	snprintf(msg, sizeof(msg), "vcpu %d", id); /* top -H, ps -L */
+	pthread_setname_np(pthread_self(), msg);
 	while (!machine_suspended(ctx)) {
 		if (vm_run(vt->vcpu, &x) < 0) {
 			vcpu_error(ctx, id, vm_strerror());
@@ -144,10 +147,11 @@ vcpu_loop(void *arg)
 		case VM_EXIT_INOUT:
 			if (emulate_inout(ctx, vt->vcpu, &x, vt->m->strictio) <
 			    0) {
-				snprintf(msg, sizeof(msg),
-					 "unhandled %s of port 0x%x (-e is set)",
-					 x.u.inout.in ? "read" : "write",
-					 x.u.inout.port);
+				snprintf(
+				    msg, sizeof(msg),
+				    "unhandled %s of port 0x%x (-e is set)",
+				    x.u.inout.in ? "read" : "write",
+				    x.u.inout.port);
 				vcpu_error(ctx, id, msg);
 			}
 			break;
@@ -157,8 +161,9 @@ vcpu_loop(void *arg)
 		case VM_EXIT_HLT:
 			break;
 		case VM_EXIT_TRIPLEFAULT:
-			fprintf(stderr, "bhyve: vCPU %d: triple fault at rip "
-					"0x%" PRIx64 "\n",
+			fprintf(stderr,
+				"bhyve: vCPU %d: triple fault at rip "
+				"0x%" PRIx64 "\n",
 				id, x.rip);
 			machine_suspend(ctx, VM_SUSPEND_TRIPLEFAULT);
 			break;
@@ -264,8 +269,7 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 
 	struct vm_topology topo = {s->sockets, s->cores, s->threads};
 
-	if (vm_set_ncpus(ctx, s->cpus) < 0 ||
-	    vm_set_topology(ctx, &topo) < 0 ||
+	if (vm_set_ncpus(ctx, s->cpus) < 0 || vm_set_topology(ctx, &topo) < 0 ||
 	    vm_setup_memory(ctx, s->memsize) < 0) {
 		fprintf(stderr, "bhyve: %s\n", vm_strerror());
 		return -1;
@@ -303,11 +307,12 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 }
 
 static int
-run_machine(struct run_state *rs)
+run_machine(struct run_state *rs, const struct bhyve_settings *s)
 {
 	struct machine *m = rs->m;
 	pthread_attr_t attr;
 	sigset_t all, old;
+	int rc = 0;
 
 	pthread_mutex_init(&rs->halt_lock, NULL);
 	if (!mevent_add(m->mev, HALT_CHECK_MS, EVF_TIMER, halt_check, rs) ||
@@ -323,18 +328,36 @@ run_machine(struct run_state *rs)
 	 * transparent huge page, which on THP "always" hosts made each vCPU's
 	 * stack 2 MiB resident (BENCHMARKS.md, VMM memory).
 	 */
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, VCPU_STACK_SIZE);
-	for (int i = 0; i < m->ncpus; i++)
-		pthread_create(&rs->vt[i].tid, &attr, vcpu_loop, &rs->vt[i]);
-	pthread_attr_destroy(&attr);
+	int started = 0;
+
+	for (; started < m->ncpus; started++) {
+		int i = started;
+
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, VCPU_STACK_SIZE);
+		/* -p / vcpu.N.cpuset: the vCPU runs only on those host CPUs. */
+		if (s->pinned[i])
+			pthread_attr_setaffinity_np(&attr, sizeof(cpu_set_t),
+						    &s->cpuset[i]);
+		rc = pthread_create(&rs->vt[i].tid, &attr, vcpu_loop,
+				    &rs->vt[i]);
+		pthread_attr_destroy(&attr);
+		if (rc) {
+			fprintf(stderr, "bhyve: cannot start vCPU %d%s: %s\n",
+				i, s->pinned[i] ? " on its vcpu.N.cpuset" : "",
+				strerror(rc));
+			machine_suspend(m->ctx, VM_SUSPEND_POWEROFF);
+			break;
+		}
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	mevent_dispatch(m->mev);
-	for (int i = 0; i < m->ncpus; i++) {
+	if (started == m->ncpus)
+		mevent_dispatch(m->mev);
+	for (int i = 0; i < started; i++) {
 		vm_vcpu_kick(rs->vt[i].vcpu);
 		pthread_join(rs->vt[i].tid, NULL);
 	}
-	return 0;
+	return rc ? -1 : 0;
 }
 
 static bool
@@ -378,10 +401,11 @@ main(int argc, char **argv)
 	if (!ctx)
 		return die(4, "%s", vm_strerror());
 	if (vm_claim(ctx) < 0)
-		return die(4, "VM '%s' is in use by another bhyve: one bhyve "
-			      "per VM (bhyvectl --destroy --vm=NAME stops it)",
+		return die(4,
+			   "VM '%s' is in use by another bhyve: one bhyve "
+			   "per VM (bhyvectl --destroy --vm=NAME stops it)",
 			   s.name);
-	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs) < 0) {
+	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs, &s) < 0) {
 		/* Leave no empty instance behind for a run that never began. */
 		vm_close(ctx);
 		if (created)

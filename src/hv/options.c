@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fwcfg.h"
 #include "options.h"
@@ -17,35 +18,34 @@
 void
 bhyve_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: bhyve [-aCDeHhPSuWwxY]\n"
-		"       [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
-		"[,threads=n]]\n"
-		"       [-f name,(string|file)=value] [-k config_file]\n"
-		"       [-l lpc] [-m mem] [-o var=value]\n"
-		"       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
-		"  -A: create ACPI tables\n"
-		"  -c: number of CPUs and/or topology specification\n"
-		"  -C: include guest memory in core file\n"
-		"  -D: destroy on power-off\n"
-		"  -e: exit on unhandled I/O access\n"
-		"  -f: fw_cfg file for the guest (with -l fwcfg,qemu)\n"
-		"  -H: vmexit from the guest on HLT\n"
-		"  -h: help\n"
-		"  -k: key=value flat config file\n"
-		"  -l: LPC device configuration (-l help lists them)\n"
-		"  -m: memory size (K/M/G/T suffix; MiB when none)\n"
-		"  -o: set config 'var' to 'value'\n"
-		"  -P: vmexit from the guest on pause\n"
-		"  -p: pin 'vcpu' to 'hostcpu'\n"
-		"  -S: guest memory cannot be swapped\n"
-		"  -s: <slot,driver,configinfo> PCI slot config (-s help)\n"
-		"  -U: UUID\n"
-		"  -u: RTC keeps UTC time\n"
-		"  -W: force virtio to use single-vector MSI\n"
-		"  -w: ignore unimplemented MSRs\n"
-		"  -x: local APIC is in x2APIC mode\n"
-		"  -Y: disable MPtable generation\n");
+	fprintf(f, "Usage: bhyve [-aCDeHhPSuWwxY]\n"
+		   "       [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
+		   "[,threads=n]]\n"
+		   "       [-f name,(string|file)=value] [-k config_file]\n"
+		   "       [-l lpc] [-m mem] [-o var=value]\n"
+		   "       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
+		   "  -A: create ACPI tables\n"
+		   "  -c: number of CPUs and/or topology specification\n"
+		   "  -C: include guest memory in core file\n"
+		   "  -D: destroy on power-off\n"
+		   "  -e: exit on unhandled I/O access\n"
+		   "  -f: fw_cfg file for the guest (with -l fwcfg,qemu)\n"
+		   "  -H: vmexit from the guest on HLT\n"
+		   "  -h: help\n"
+		   "  -k: key=value flat config file\n"
+		   "  -l: LPC device configuration (-l help lists them)\n"
+		   "  -m: memory size (K/M/G/T suffix; MiB when none)\n"
+		   "  -o: set config 'var' to 'value'\n"
+		   "  -P: vmexit from the guest on pause\n"
+		   "  -p: pin 'vcpu' to 'hostcpu'\n"
+		   "  -S: guest memory cannot be swapped\n"
+		   "  -s: <slot,driver,configinfo> PCI slot config (-s help)\n"
+		   "  -U: UUID\n"
+		   "  -u: RTC keeps UTC time\n"
+		   "  -W: force virtio to use single-vector MSI\n"
+		   "  -w: ignore unimplemented MSRs\n"
+		   "  -x: local APIC is in x2APIC mode\n"
+		   "  -Y: disable MPtable generation\n");
 }
 
 void
@@ -139,7 +139,8 @@ parse_topology(struct config *cfg, const char *s, char *err, size_t errlen)
 		if (!eq) {
 			/* A bare number is the CPU count, first only. */
 			if (tok != copy) {
-				snprintf(err, errlen, "-c %s: bad '%s'", s, tok);
+				snprintf(err, errlen, "-c %s: bad '%s'", s,
+					 tok);
 				rc = -1;
 				break;
 			}
@@ -151,7 +152,8 @@ parse_topology(struct config *cfg, const char *s, char *err, size_t errlen)
 			if (!strcmp(tok, keys[i]))
 				k = i;
 		if (k < 0) {
-			snprintf(err, errlen, "-c %s: unknown key '%s'", s, tok);
+			snprintf(err, errlen, "-c %s: unknown key '%s'", s,
+				 tok);
 			rc = -1;
 			break;
 		}
@@ -175,27 +177,107 @@ parse_topology(struct config *cfg, const char *s, char *err, size_t errlen)
 }
 
 static int
-set(struct config *cfg, const char *k, const char *v, char *err,
-    size_t errlen)
+set(struct config *cfg, const char *k, const char *v, char *err, size_t errlen)
 {
 	return config_set(cfg, k, v, err, errlen);
 }
 
-/* -p vcpu:hostcpu -> vcpu.N.cpuset */
+/* -p vcpu:hostcpu -> vcpu.N.cpuset; each -p for a vCPU adds a CPU. */
 static int
 parse_pin(struct config *cfg, const char *s, char *err, size_t errlen)
 {
 	int vcpu, host;
-	char key[32], val[16], extra;
+	char key[32], val[512], extra;
+	const char *old;
 
 	if (sscanf(s, "%d:%d%c", &vcpu, &host, &extra) != 2 || vcpu < 0 ||
-	    vcpu >= VM_MAXCPU || host < 0) {
+	    vcpu >= VM_MAXCPU || host < 0 || host >= CPU_SETSIZE) {
 		snprintf(err, errlen, "-p %s: expected vcpu:hostcpu", s);
 		return -1;
 	}
 	snprintf(key, sizeof(key), "vcpu.%d.cpuset", vcpu);
-	snprintf(val, sizeof(val), "%d", host);
+	old = config_get(cfg, key);
+	if (old && strlen(old) + 16 < sizeof(val))
+		snprintf(val, sizeof(val), "%s,%d", old, host);
+	else
+		snprintf(val, sizeof(val), "%d", host);
 	return set(cfg, key, val, err, errlen);
+}
+
+/* One "N" or "N-M" of a CPU list; *end gets what follows it. */
+static int
+cpu_range(const char *p, long nhost, long *lo, long *hi, char **end)
+{
+	errno = 0;
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	*lo = *hi = strtol(p, end, 10);
+	if (**end == '-') {
+		p = *end + 1;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		*hi = strtol(p, end, 10);
+	}
+	return errno || *hi < *lo || *hi >= CPU_SETSIZE ? -1
+	       : *hi >= nhost				? -2
+							: 0;
+}
+
+int
+parse_cpuset(const char *s, long nhost, cpu_set_t *set, char *err,
+	     size_t errlen)
+{
+	const char *p = s;
+
+	CPU_ZERO(set);
+	for (;;) {
+		long lo, hi;
+		char *end;
+		int rc = cpu_range(p, nhost, &lo, &hi, &end);
+
+		if (rc == -2) {
+			snprintf(err, errlen,
+				 "host CPU %ld does not exist (this host has "
+				 "%ld: 0-%ld)",
+				 hi, nhost, nhost - 1);
+			return -1;
+		}
+		if (rc < 0 || (*end != ',' && *end != '\0')) {
+			snprintf(err, errlen,
+				 "bad CPU list '%s' (e.g. 2, 0-3, 0,2-3)", s);
+			return -1;
+		}
+		for (long c = lo; c <= hi; c++)
+			CPU_SET(c, set);
+		if (*end == '\0')
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* vcpu.N.cpuset for every vCPU that has one. */
+static int
+vcpu_cpusets(struct config *cfg, struct bhyve_settings *s, char *err,
+	     size_t errlen)
+{
+	long nhost = sysconf(_SC_NPROCESSORS_CONF);
+	char key[32], why[160];
+
+	for (int i = 0; i < s->cpus; i++) {
+		const char *v;
+
+		snprintf(key, sizeof(key), "vcpu.%d.cpuset", i);
+		v = config_get(cfg, key);
+		if (!v)
+			continue;
+		if (parse_cpuset(v, nhost, &s->cpuset[i], why, sizeof(why)) <
+		    0) {
+			snprintf(err, errlen, "%s: %s", key, why);
+			return -1;
+		}
+		s->pinned[i] = true;
+	}
+	return 0;
 }
 
 static enum opt_result
@@ -356,20 +438,23 @@ bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 	memset(s, 0, sizeof(*s));
 	s->name = config_get(cfg, "name");
 	if (!s->name) {
-		snprintf(err, errlen, "no VM name given (bhyve [options] "
-				      "vmname)");
+		snprintf(err, errlen,
+			 "no VM name given (bhyve [options] "
+			 "vmname)");
 		return -1;
 	}
 	if (!vm_name_valid(s->name)) {
-		snprintf(err, errlen, "bad VM name '%s': use letters, digits, "
-				      "'-', '_' and '.'",
+		snprintf(err, errlen,
+			 "bad VM name '%s': use letters, digits, "
+			 "'-', '_' and '.'",
 			 s->name);
 		return -1;
 	}
-	if (parse_memsize(mem, &s->memsize) < 0 ||
-	    s->memsize < (1ULL << 20) || (s->memsize & 0xfff)) {
-		snprintf(err, errlen, "bad memory size '%s' (e.g. -m 512M, -m "
-				      "2G)",
+	if (parse_memsize(mem, &s->memsize) < 0 || s->memsize < (1ULL << 20) ||
+	    (s->memsize & 0xfff)) {
+		snprintf(err, errlen,
+			 "bad memory size '%s' (e.g. -m 512M, -m "
+			 "2G)",
 			 mem ? mem : "");
 		return -1;
 	}
@@ -398,6 +483,6 @@ bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 	s->cpus = cpus;
 	s->strictio = config_get_bool(cfg, "x86.strictio", false);
 	s->destroy_on_poweroff =
-		config_get_bool(cfg, "destroy_on_poweroff", false);
-	return 0;
+	    config_get_bool(cfg, "destroy_on_poweroff", false);
+	return vcpu_cpusets(cfg, s, err, errlen);
 }

@@ -2,11 +2,13 @@
 #ifndef OPTIONS_H
 #define OPTIONS_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
+#include "vmm.h"
 
 enum opt_result {
 	OPT_RUN = 0,   /* go on and run the VM */
@@ -21,6 +23,9 @@ struct bhyve_settings {
 	int cpus, sockets, cores, threads;
 	bool strictio;
 	bool destroy_on_poweroff;
+	/* vcpu.N.cpuset (-p N:HOSTCPU): the host CPUs vCPU N may run on. */
+	bool pinned[VM_MAXCPU];
+	cpu_set_t cpuset[VM_MAXCPU];
 };
 
 void bhyve_set_defaults(struct config *cfg);
@@ -32,8 +37,13 @@ void bhyve_usage(FILE *f);
 
 /* "512M", "2G", "1024" (MiB when no suffix), K/M/G/T in either case. */
 int parse_memsize(const char *s, uint64_t *out);
+/*
+ * A host CPU list as cpuset(1) -l takes it ("2", "0-3", "0,2-3") into
+ * set; every CPU must be below nhost. -1 with err set otherwise.
+ */
+int parse_cpuset(const char *s, long nhost, cpu_set_t *set, char *err,
+		 size_t errlen);
 /* -c [[cpus=]N][,sockets=N][,cores=N][,threads=N] */
-int parse_topology(struct config *cfg, const char *s, char *err,
-		   size_t errlen);
+int parse_topology(struct config *cfg, const char *s, char *err, size_t errlen);
 
 #endif

@@ -191,6 +191,48 @@ echo_body()
 	expect_console "bye"
 }
 
+atf_test_case pinned
+pinned_head()
+{
+	atf_set descr "-p 0:1 -p 1:0: each vCPU thread may run only on its" \
+	    "host CPU (Cpus_allowed_list); a CPU the host lacks: exit 4"
+}
+# The Cpus_allowed_list of bhyve PID's thread named NAME.
+thread_cpus()
+{
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] || continue
+		sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$t/status"
+	done
+}
+pinned_body()
+{
+	setup
+	[ "$(nproc --all)" -ge 2 ] || atf_fail "needs 2 host CPUs"
+	load_guest echo t-pin
+	: >out
+	BHYVE_ARGS="$BHYVE_ARGS -c 2 -p 0:1 -p 1:0"
+	(
+		wait_for "echo ready" out
+		bpid=$(pgrep -x bhyve -n)
+		echo "vcpu0=$(thread_cpus "$bpid" "vcpu 0")" \
+		    "vcpu1=$(thread_cpus "$bpid" "vcpu 1")" >cpus
+		printf 'quit\n'
+	) | run_bhyve t-pin
+	rc=$?
+	expect_exit 1 "powered off"
+	[ "$(cat cpus)" = "vcpu0=1 vcpu1=0" ] ||
+	    fail_with_output "vCPU threads' CPUs: $(cat cpus), expected" \
+		"vcpu0=1 vcpu1=0"
+	load_guest hello t-pin
+	BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -p 0:999 t-pin"
+	timeout 60 "$BIN/bhyve" $BHYVE_ARGS </dev/null >out 2>err
+	rc=$?
+	expect_exit 4 "no host CPU 999"
+	grep -q "vcpu.0.cpuset: host CPU 999 does not exist" err ||
+	    fail_with_output "the error does not say which CPU"
+}
+
 atf_test_case irq
 irq_head()
 {
@@ -305,6 +347,7 @@ atf_init_test_cases()
 	atf_add_test_case halt
 	atf_add_test_case triplefault
 	atf_add_test_case echo
+	atf_add_test_case pinned
 	atf_add_test_case irq
 	atf_add_test_case acpibutton
 	atf_add_test_case spin_sigterm

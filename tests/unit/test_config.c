@@ -21,9 +21,8 @@ test_set_get(void **state)
 	struct config *c = config_create();
 
 	(void)state;
-	assert_int_equal(config_set(c, "pci.0.3.0.path", "/x.img", err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+	    config_set(c, "pci.0.3.0.path", "/x.img", err, sizeof(err)), 0);
 	assert_string_equal(config_get(c, "pci.0.3.0.path"), "/x.img");
 	assert_null(config_get(c, "pci.0.3.0"));
 	assert_null(config_get(c, "pci.0.4.0.path"));
@@ -52,8 +51,7 @@ static void
 test_bad_keys(void **state)
 {
 	struct config *c = config_create();
-	static const char *const bad[] = {"", ".a", "a.", "a..b", "a b",
-					  "a=b"};
+	static const char *const bad[] = {"", ".a", "a.", "a..b", "a b", "a=b"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -123,9 +121,8 @@ test_load_file_errors(void **state)
 	assert_non_null(strstr(err, ":4:"));
 	assert_string_equal(config_get(c, "a"), "1");
 	unlink(path);
-	assert_int_equal(config_load_file(c, "/nonexistent/x", err,
-					  sizeof(err)),
-			 -1);
+	assert_int_equal(
+	    config_load_file(c, "/nonexistent/x", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/x"));
 	config_free(c);
 }
@@ -326,22 +323,64 @@ test_help_listings(void **state)
 	config_free(c);
 }
 
+static void
+test_cpuset(void **state)
+{
+	cpu_set_t set;
+	struct config *c;
+	struct bhyve_settings s;
+
+	(void)state;
+	assert_int_equal(parse_cpuset("0,2-3", 8, &set, err, sizeof(err)), 0);
+	assert_int_equal(CPU_COUNT(&set), 3);
+	assert_true(CPU_ISSET(0, &set) && CPU_ISSET(2, &set) &&
+		    CPU_ISSET(3, &set));
+	assert_int_equal(parse_cpuset("7", 8, &set, err, sizeof(err)), 0);
+	assert_true(CPU_ISSET(7, &set));
+	assert_int_equal(parse_cpuset("8", 8, &set, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "host CPU 8 does not exist"));
+	for (const char **b = (const char *[]){"", "x", "1,", "3-1", "-1", "1-",
+					       "1;2", "99999999999", NULL};
+	     *b; b++) {
+		assert_int_equal(parse_cpuset(*b, 8, &set, err, sizeof(err)),
+				 -1);
+		assert_non_null(strstr(err, "CPU"));
+	}
+	/* -p adds CPUs to a vCPU's set; bhyve_settings checks them. */
+	parse(&c, "-c", "2", "-p", "1:0", "-p", "1:1", "vm", NULL);
+	assert_string_equal(config_get(c, "vcpu.1.cpuset"), "0,1");
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), 0);
+	assert_false(s.pinned[0]);
+	assert_true(s.pinned[1]);
+	assert_int_equal(CPU_COUNT(&s.cpuset[1]), 2);
+	config_free(c);
+	assert_int_equal(parse(&c, "-c", "2", "-p", "0:1000", "vm", NULL),
+			 OPT_RUN);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "vcpu.0.cpuset: host CPU 1000"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-p", "0", "vm", NULL), OPT_ERROR);
+	assert_non_null(strstr(err, "vcpu:hostcpu"));
+	config_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set_get),
-		cmocka_unit_test(test_leaf_and_group_conflict),
-		cmocka_unit_test(test_bad_keys),
-		cmocka_unit_test(test_bool_and_expand),
-		cmocka_unit_test(test_dump_roundtrip),
-		cmocka_unit_test(test_load_file_errors),
-		cmocka_unit_test(test_memsize),
-		cmocka_unit_test(test_handbook_command_line),
-		cmocka_unit_test(test_topology),
-		cmocka_unit_test(test_bad_command_lines),
-		cmocka_unit_test(test_o_and_k_agree),
-		cmocka_unit_test(test_help_listings),
+	    cmocka_unit_test(test_set_get),
+	    cmocka_unit_test(test_leaf_and_group_conflict),
+	    cmocka_unit_test(test_bad_keys),
+	    cmocka_unit_test(test_bool_and_expand),
+	    cmocka_unit_test(test_dump_roundtrip),
+	    cmocka_unit_test(test_load_file_errors),
+	    cmocka_unit_test(test_memsize),
+	    cmocka_unit_test(test_handbook_command_line),
+	    cmocka_unit_test(test_topology),
+	    cmocka_unit_test(test_cpuset),
+	    cmocka_unit_test(test_bad_command_lines),
+	    cmocka_unit_test(test_o_and_k_agree),
+	    cmocka_unit_test(test_help_listings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
