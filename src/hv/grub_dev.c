@@ -266,6 +266,11 @@ gdev_open(const struct gdev_map *m, const char *root, const char *name,
 		close(fd);
 		return -1;
 	}
+	/* All of it in memory: nothing left to read later. */
+	if (n == (uint64_t)st.st_size) {
+		close(fd);
+		fd = -1;
+	}
 	*f = (struct load_file){.head = head,
 				.head_len = n,
 				.len = st.st_size,

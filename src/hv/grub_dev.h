@@ -64,7 +64,7 @@ int gdev_split(const char *root, const char *name, char *dev, size_t devlen,
 /*
  * Open a file of at most max bytes to load: its first head_max bytes
  * read into f's head, the rest left to load_file_copy (load_file_close
- * frees it).
+ * frees it). A file that fits in head_max is not kept open.
  */
 int gdev_open(const struct gdev_map *m, const char *root, const char *name,
 	      uint64_t max, size_t head_max, struct load_file *f, char *err,

@@ -572,9 +572,14 @@ load_elf_segments(struct vmctx *ctx, const struct load_file *f, char *err,
 		if (!p || load_file_copy(f, ph.p_offset, p, ph.p_filesz, err,
 					 errlen) < 0)
 			return -1;
-		/* The bss (and a compacted vmlinux's zero tails): no writes. */
-		vm_zero_gpa(ctx, ph.p_paddr + ph.p_filesz,
-			    ph.p_memsz - ph.p_filesz);
+		/* The bss (and a compacted vmlinux's zero tails): no writes.
+		 * guest() checked the range is RAM. */
+		if (vm_zero_gpa(ctx, ph.p_paddr + ph.p_filesz,
+				ph.p_memsz - ph.p_filesz) < 0) {
+			snprintf(err, errlen, "cannot clear segment %d's bss",
+				 i);
+			return -1;
+		}
 	}
 	return 0;
 }
