@@ -14,17 +14,25 @@ O := $(BUILD)/obj
 A := $(BUILD)/asan
 
 WARN := -Wall -Wextra -Werror -Wno-missing-field-initializers
-INC := -Isrc/kmod -Isrc/hv -Isrc/devices
-BASE := -std=gnu11 $(WARN) -g -D_GNU_SOURCE $(INC) -MMD -MP
-CFLAGS := $(BASE) -O2
-SANFLAGS := $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+# Each layer sees only the headers below it (docs/ARCHITECTURE.md): the vmm
+# layer its own, the runtime (src/hv/core) the vmm layer's, devices the
+# runtime's, the front ends everything. ci/check-includes.sh checks the same
+# by reading the sources.
+INC_KMOD := -Isrc/kmod
+INC_CORE := $(INC_KMOD) -Isrc/hv/core
+INC_DEV := $(INC_CORE) -Isrc/devices
+INC = $(INC_DEV) -Isrc/hv
+BASE = -std=gnu11 $(WARN) -g -D_GNU_SOURCE $(INC) -MMD -MP
+CFLAGS = $(BASE) -O2
+SANFLAGS = $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 LDLIBS := -lpthread -lseccomp
 
 KMOD_SRC := $(wildcard src/kmod/*.c)
 HV_MAINS := src/hv/bhyverun.c src/hv/bhyvectl.c src/hv/rawload.c \
 	src/hv/grub_bhyve.c
-HV_SRC := $(filter-out $(HV_MAINS),$(wildcard src/hv/*.c))
+CORE_SRC := $(wildcard src/hv/core/*.c)
+HV_SRC := $(CORE_SRC) $(filter-out $(HV_MAINS),$(wildcard src/hv/*.c))
 DEV_SRC := $(wildcard src/devices/*.c)
 LIB_SRC := $(KMOD_SRC) $(HV_SRC) $(DEV_SRC)
 
@@ -42,13 +50,18 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # in for the library files of the same name, e.g. block_if.c).
 FUZZ_CC ?= clang
 F := $(BUILD)/fuzz
-FUZZFLAGS := $(BASE) -Itests/fuzz -O1 -fno-omit-frame-pointer \
+FUZZFLAGS = $(BASE) -Itests/fuzz -O1 -fno-omit-frame-pointer \
 	-Wno-gnu-variable-sized-type-not-at-end \
 	-fsanitize=fuzzer-no-link,address,undefined
 FUZZ_FAKES := $(wildcard tests/fuzz/fake_*.c)
 FUZZ_LIB := $(filter-out $(patsubst tests/fuzz/fake_%.c,src/devices/%.c,$(FUZZ_FAKES)),$(LIB_SRC))
 FUZZ_OBJ := $(FUZZ_LIB:%.c=$(F)/obj/%.o) $(FUZZ_FAKES:%.c=$(F)/obj/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+# Per-layer include paths, for every build flavour (plain, ASan, fuzz).
+$(O)/src/kmod/%.o $(A)/src/kmod/%.o $(F)/obj/src/kmod/%.o: INC = $(INC_KMOD)
+$(O)/src/hv/core/%.o $(A)/src/hv/core/%.o $(F)/obj/src/hv/core/%.o: INC = $(INC_CORE)
+$(O)/src/devices/%.o $(A)/src/devices/%.o $(F)/obj/src/devices/%.o: INC = $(INC_DEV)
 
 .DEFAULT_GOAL := all
 include fixtures/guests/guests.mk

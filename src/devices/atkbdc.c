@@ -58,24 +58,45 @@ port92_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 	return 0;
 }
 
+static const struct inout_port atkbdc_ports[] = {
+    {"atkbdc", KBD_DATA_PORT, 1, IOPORT_F_INOUT, kbd_io, NULL},
+    {"atkbdc", KBD_STS_PORT, 1, IOPORT_F_INOUT, kbd_io, NULL},
+    {"port92", PORT92, 1, IOPORT_F_INOUT, port92_io, NULL},
+};
+#define NPORTS (sizeof(atkbdc_ports) / sizeof(atkbdc_ports[0]))
+
+static const struct sysdev atkbdc_sysdev;
+
+/* The ports go back; registered only once all of them were taken. */
+static void
+atkbdc_deinit(void *arg)
+{
+	for (size_t i = 0; i < NPORTS; i++)
+		unregister_inout(arg, &atkbdc_ports[i]);
+}
+
 static int
 atkbdc_init(struct vmctx *ctx)
 {
-	const struct inout_port ports[] = {
-	    {"atkbdc", KBD_DATA_PORT, 1, IOPORT_F_INOUT, kbd_io, NULL},
-	    {"atkbdc", KBD_STS_PORT, 1, IOPORT_F_INOUT, kbd_io, NULL},
-	    {"port92", PORT92, 1, IOPORT_F_INOUT, port92_io, NULL},
-	};
-
-	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
-		if (register_inout(ctx, &ports[i]) < 0) {
+	for (size_t i = 0; i < NPORTS; i++) {
+		if (register_inout(ctx, &atkbdc_ports[i]) < 0) {
 			fprintf(stderr, "bhyve: atkbdc: port 0x%x is taken\n",
-				ports[i].port);
+				atkbdc_ports[i].port);
+			while (i-- > 0)
+				unregister_inout(ctx, &atkbdc_ports[i]);
 			return -1;
 		}
+	}
+	if (machine_add_dev(ctx, &atkbdc_sysdev, ctx, atkbdc_deinit) < 0) {
+		atkbdc_deinit(ctx);
+		return -1;
 	}
 	return 0;
 }
 
-static const struct sysdev atkbdc_sysdev = {"atkbdc", 40, atkbdc_init};
+static const struct sysdev atkbdc_sysdev = {
+    .name = "atkbdc",
+    .order = 40,
+    .init = atkbdc_init,
+};
 SYSDEV_SET(atkbdc_sysdev);

@@ -83,15 +83,47 @@ settings(struct config *cfg, int *port, int *size, char *err, size_t errlen)
 	return 0;
 }
 
+struct debugexit {
+	struct vmctx *ctx;
+	struct inout_port iop;
+};
+
+static void
+debugexit_deinit(void *arg)
+{
+	struct debugexit *de = arg;
+
+	unregister_inout(de->ctx, &de->iop);
+	free(de);
+}
+
+/* The ports are taken: register the device with the machine, or undo. */
 static int
-debugexit_init(struct vmctx *ctx, const char *name)
+debugexit_keep(struct vmctx *ctx, const struct lpc_dev *d,
+	       const struct inout_port *iop)
+{
+	struct debugexit *de = malloc(sizeof(*de));
+
+	if (!de) {
+		unregister_inout(ctx, iop);
+		return -1;
+	}
+	*de = (struct debugexit){ctx, *iop};
+	if (machine_add_dev(ctx, d, de, debugexit_deinit) < 0) {
+		debugexit_deinit(de);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+debugexit_init(struct vmctx *ctx, const struct lpc_dev *d)
 {
 	struct config *cfg = machine_config(ctx);
 	struct inout_port iop;
 	char err[128];
 	int port, size;
 
-	(void)name;
 	if (settings(cfg, &port, &size, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bhyve: %s\n", err);
 		return -1;
@@ -100,7 +132,7 @@ debugexit_init(struct vmctx *ctx, const char *name)
 	    "debug-exit",   port,	  size,
 	    IOPORT_F_INOUT, debugexit_io, (void *)(uintptr_t)(port + size)};
 	if (register_inout(ctx, &iop) == 0)
-		return 0;
+		return debugexit_keep(ctx, d, &iop);
 	for (int p = port; p < port + size; p++) {
 		const char *owner = inout_owner(ctx, p);
 
@@ -154,6 +186,9 @@ debugexit_parse(struct config *cfg, const char *name, const char *opts,
 }
 
 static const struct lpc_dev lpc_debugexit = {
-    "debug-exit", "QEMU isa-debug-exit: -l debug-exit[,port=0xf4][,size=4]",
-    debugexit_parse, debugexit_init};
+    .name = "debug-exit",
+    .help = "QEMU isa-debug-exit: -l debug-exit[,port=0xf4][,size=4]",
+    .parse = debugexit_parse,
+    .init = debugexit_init,
+};
 LPC_DEV_SET(lpc_debugexit);

@@ -565,19 +565,16 @@ fwcfg_ports(struct fwcfg *fc, struct inout_port ports[NPORTS])
 				       IOPORT_F_INOUT, dma_io,	       fc};
 }
 
-void
-fwcfg_free(struct vmctx *ctx)
+static void
+fwcfg_deinit(void *arg)
 {
-	struct fwcfg *fc = machine_get_slot(ctx, "fwcfg");
+	struct fwcfg *fc = arg;
 	struct inout_port ports[NPORTS];
 
-	if (!fc)
-		return;
 	fwcfg_ports(fc, ports);
 	for (int i = 0; fc->ports && i < NPORTS; i++)
-		unregister_inout(ctx, &ports[i]);
+		unregister_inout(fc->ctx, &ports[i]);
 	items_free(&fc->items);
-	machine_set_slot(ctx, "fwcfg", NULL);
 	pthread_mutex_destroy(&fc->lock);
 	free(fc);
 }
@@ -609,13 +606,12 @@ fwcfg_register(struct vmctx *ctx, struct fwcfg *fc)
 }
 
 static int
-fwcfg_init(struct vmctx *ctx, const char *name)
+fwcfg_init(struct vmctx *ctx, const struct lpc_dev *d)
 {
 	struct config *cfg = machine_config(ctx);
 	const char *mode = config_get(cfg, "lpc.fwcfg");
 	struct fwcfg *fc;
 
-	(void)name;
 	if (!mode || strcmp(mode, "qemu") != 0) {
 		fprintf(stderr,
 			"bhyve: lpc.fwcfg=%s: only the qemu interface "
@@ -628,10 +624,13 @@ fwcfg_init(struct vmctx *ctx, const char *name)
 		return -1;
 	pthread_mutex_init(&fc->lock, NULL);
 	fc->ctx = ctx;
-	machine_set_slot(ctx, "fwcfg", fc);
+	if (machine_add_dev(ctx, d, fc, fwcfg_deinit) < 0) {
+		fwcfg_deinit(fc);
+		return -1;
+	}
 	if (add_fixed(&fc->items, ctx) < 0 || add_boot(&fc->items, cfg) < 0 ||
 	    add_files(fc, ctx, cfg) < 0 || fwcfg_register(ctx, fc) < 0) {
-		fwcfg_free(ctx);
+		machine_drop_dev(ctx, d);
 		return -1;
 	}
 	return 0;
@@ -656,8 +655,11 @@ fwcfg_lpc_parse(struct config *cfg, const char *name, const char *opts,
 }
 
 static const struct lpc_dev lpc_fwcfg = {
-    "fwcfg", "QEMU fw_cfg: -l fwcfg,qemu (files with -f)", fwcfg_lpc_parse,
-    fwcfg_init};
+    .name = "fwcfg",
+    .help = "QEMU fw_cfg: -l fwcfg,qemu (files with -f)",
+    .parse = fwcfg_lpc_parse,
+    .init = fwcfg_init,
+};
 LPC_DEV_SET(lpc_fwcfg);
 
 struct dup_check {
@@ -751,5 +753,9 @@ fwcfg_check(struct vmctx *ctx)
 	return 0;
 }
 
-static const struct sysdev fwcfg_sysdev = {"fwcfg-check", 90, fwcfg_check};
+static const struct sysdev fwcfg_sysdev = {
+    .name = "fwcfg-check",
+    .order = 90,
+    .init = fwcfg_check,
+};
 SYSDEV_SET(fwcfg_sysdev);

@@ -55,8 +55,4 @@
 int fwcfg_parse_file(struct config *cfg, const char *arg, char *err,
 		     size_t errlen);
 
-/* Release the device (tests; bhyve just exits). */
-struct vmctx;
-void fwcfg_free(struct vmctx *ctx);
-
 #endif

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "byteorder.h"
+#include "fwtab.h"
 #include "hpet.h"
 #include "machine.h"
 #include "mem.h"
@@ -68,10 +70,12 @@ struct hpet {
 	bool mmio;
 };
 
+static const struct sysdev hpet_sysdev;
+
 static struct hpet *
 hpet_of(struct vmctx *ctx)
 {
-	return machine_get_slot(ctx, "hpet");
+	return machine_dev(ctx, &hpet_sysdev);
 }
 
 static uint64_t
@@ -491,13 +495,12 @@ static const struct mem_range hpet_range = {
     .size = HPET_SIZE,
 };
 
-void
-hpet_free(struct vmctx *ctx)
+static void
+hpet_deinit(void *arg)
 {
-	struct hpet *h = hpet_of(ctx);
+	struct hpet *h = arg;
+	struct vmctx *ctx = h->ctx;
 
-	if (!h)
-		return;
 	if (h->mmio)
 		unregister_mem(ctx, &hpet_range);
 	for (int n = 0; n < HPET_NTIMERS; n++) {
@@ -510,7 +513,6 @@ hpet_free(struct vmctx *ctx)
 		if (t->line >= 0)
 			vm_irq_deassert(ctx, t->line);
 	}
-	machine_set_slot(ctx, "hpet", NULL);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -552,22 +554,76 @@ hpet_init(struct vmctx *ctx)
 		h->t[n].fd = -1;
 		h->t[n].line = -1;
 	}
-	machine_set_slot(ctx, "hpet", h);
+	if (machine_add_dev(ctx, &hpet_sysdev, h, hpet_deinit) < 0) {
+		hpet_deinit(h);
+		return -1;
+	}
 	if (timers_init(h, machine_of(ctx)->mev) < 0) {
 		fprintf(stderr, "bhyve: hpet: cannot create its timers\n");
-		hpet_free(ctx);
+		machine_drop_dev(ctx, &hpet_sysdev);
 		return -1;
 	}
 	mr.arg1 = h;
 	if (register_mem(ctx, &mr) < 0) {
 		fprintf(stderr, "bhyve: hpet: 0x%llx-0x%llx is taken\n",
 			HPET_BASE, HPET_BASE + HPET_SIZE - 1);
-		hpet_free(ctx);
+		machine_drop_dev(ctx, &hpet_sysdev);
 		return -1;
 	}
 	h->mmio = true;
 	return 0;
 }
 
-static const struct sysdev hpet_sysdev = {"hpet", 40, hpet_init};
+static int
+hpet_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
+{
+	(void)ctx;
+	(void)desc;
+	aml_device_begin(a, "HPET");
+	aml_name_eisaid(a, "_HID", "PNP0103");
+	aml_name_integer(a, "_UID", 0);
+	aml_method_begin(a, "_STA", 0, false);
+	aml_return(a);
+	aml_integer(a, 0x0f); /* present, enabled, shown, functioning */
+	aml_end(a);
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_mem32_fixed(a, true, (uint32_t)HPET_BASE, HPET_SIZE);
+	aml_rt_end(a);
+	aml_end(a);
+	return 0;
+}
+
+#define HPET_TABLE_LEN 56
+
+/* The ACPI HPET table (IA-PC HPET 1.0a §3.2.4): the model's own caps. */
+static int
+hpet_table(struct vmctx *ctx, const void *desc, uint8_t *t, size_t cap)
+{
+	(void)ctx;
+	(void)desc;
+	if (cap < HPET_TABLE_LEN)
+		return -1;
+	fw_acpi_header(t, "HPET", HPET_TABLE_LEN, 1, "BVHPET  ");
+	le32_put(t + 36, hpet_block_id()); /* vendor, comparators, widths */
+	fw_gas(t + 40, GAS_MEM, 64, 0, HPET_BASE);
+	t[52] = 0; /* HPET number */
+	le16_put(t + 53, HPET_MIN_TICK);
+	t[55] = 1; /* 4 KiB page protected */
+	fw_acpi_finish(t);
+	return HPET_TABLE_LEN;
+}
+
+static const struct fw_ops hpet_fw = {
+    .dsdt_scope = FW_SCOPE_SB,
+    .dsdt = hpet_dsdt,
+    .acpi_table = hpet_table,
+};
+
+static const struct sysdev hpet_sysdev = {
+    .name = "hpet",
+    .order = 40,
+    .init = hpet_init,
+    .fw = &hpet_fw,
+};
 SYSDEV_SET(hpet_sysdev);

@@ -58,7 +58,4 @@ void hpet_expire(struct vmctx *ctx, int n);
 /* Whether timer n has a host timer armed (tests). */
 int hpet_armed(struct vmctx *ctx, int n);
 
-/* Release the device (tests; bhyve just exits). */
-void hpet_free(struct vmctx *ctx);
-
 #endif

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fwtab.h"
 #include "inout.h"
+#include "lpc_uart.h"
 #include "machine.h"
 #include "uart_backend.h"
 #include "uart_emul.h"
@@ -157,12 +159,28 @@ com_open_backend(struct lpc_uart *u, const char *name)
 	return 0;
 }
 
-static int
-com_init(struct vmctx *ctx, const char *name)
+/* machine_free: the last output out, the ports back, the UART gone. */
+static void
+com_deinit(void *arg)
 {
+	struct lpc_uart *u = arg;
+	struct inout_port iop = {.port = u->port->base, .size = UART_NREGS};
+
+	uart_flush(u->sc);
+	uart_set_coalesce(u->sc, NULL);
+	(void)vm_coalesce_pio(u->ctx, u->port->base, 1, false);
+	unregister_inout(u->ctx, &iop);
+	com_free(u);
+}
+
+static int
+com_init(struct vmctx *ctx, const struct lpc_dev *d)
+{
+	const char *name = d->name;
 	const struct com_port *cp = com_find(name);
 	struct lpc_uart *u = calloc(1, sizeof(*u));
 	struct inout_port iop;
+	char key[32];
 
 	if (!cp || !u ||
 	    !(u->sc = uart_init(com_intr_assert, com_intr_deassert, u))) {
@@ -184,51 +202,77 @@ com_init(struct vmctx *ctx, const char *name)
 		com_free(u);
 		return -1;
 	}
+	if (machine_add_dev(ctx, d, u, com_deinit) < 0) {
+		fprintf(stderr, "bhyve: %s: already configured\n", name);
+		com_deinit(u);
+		return -1;
+	}
 	/* lpc.comN.coalesce=false keeps every THR write an exit (bench). */
-	char key[32];
 	snprintf(key, sizeof(key), "lpc.%s.coalesce", cp->name);
 	if (config_get_bool(machine_config(ctx), key, true))
 		uart_set_coalesce(u->sc, com_coalesce);
-	machine_set_slot(ctx, cp->name, u->sc);
 	return 0;
+}
+
+/* A PNP0501 node per configured port, with its ports and IRQ. */
+static int
+com_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
+{
+	const struct com_port *cp = com_find(((const struct lpc_dev *)desc)->name);
+	char name[5] = "COM1";
+
+	(void)ctx;
+	if (!cp)
+		return -1;
+	name[3] = (char)('1' + (cp - com_ports));
+	aml_device_begin(a, name);
+	aml_name_eisaid(a, "_HID", "PNP0501");
+	aml_name_integer(a, "_UID", (uint64_t)(cp - com_ports) + 1);
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_io(a, cp->base, cp->base, 1, UART_NREGS);
+	aml_rt_irq(a, (uint8_t)cp->irq);
+	aml_rt_end(a);
+	aml_end(a);
+	return 0;
+}
+
+static const struct fw_ops com_fw = {
+    .dsdt_scope = FW_SCOPE_ISA,
+    .dsdt = com_dsdt,
+};
+
+#define COM_HELP "16550 UART: -l NAME,stdio or -l NAME,/dev/pts/N"
+#define COM_DEV(n)                                                             \
+	static const struct lpc_dev lpc_com##n = {                             \
+	    .name = "com" #n,                                                  \
+	    .help = COM_HELP,                                                  \
+	    .parse = com_parse,                                                \
+	    .init = com_init,                                                  \
+	    .fw = &com_fw,                                                     \
+	};                                                                     \
+	LPC_DEV_SET(lpc_com##n)
+COM_DEV(1);
+COM_DEV(2);
+COM_DEV(3);
+COM_DEV(4);
+
+struct uart_softc *
+lpc_uart_softc(struct vmctx *ctx, const char *name)
+{
+	const struct lpc_dev *d = lpc_dev_find(name);
+	struct lpc_uart *u = d ? machine_dev(ctx, d) : NULL;
+
+	return u ? u->sc : NULL;
 }
 
 void
 lpc_uart_flush_all(struct vmctx *ctx)
 {
 	for (size_t i = 0; i < NCOM; i++) {
-		struct uart_softc *sc =
-		    machine_get_slot(ctx, com_ports[i].name);
+		struct uart_softc *sc = lpc_uart_softc(ctx, com_ports[i].name);
 
 		if (sc)
 			uart_flush(sc);
 	}
 }
-
-void
-lpc_uart_close_all(struct vmctx *ctx)
-{
-	for (size_t i = 0; i < NCOM; i++) {
-		const struct com_port *cp = &com_ports[i];
-		struct uart_softc *sc = machine_get_slot(ctx, cp->name);
-		struct inout_port iop = {.port = cp->base, .size = UART_NREGS};
-
-		if (!sc)
-			continue;
-		uart_set_coalesce(sc, NULL);
-		(void)vm_coalesce_pio(ctx, cp->base, 1, false);
-		unregister_inout(ctx, &iop);
-		machine_set_slot(ctx, cp->name, NULL);
-		com_free(uart_arg(sc));
-	}
-}
-
-#define COM_HELP "16550 UART: -l NAME,stdio or -l NAME,/dev/pts/N"
-static const struct lpc_dev lpc_com1 = {"com1", COM_HELP, com_parse, com_init};
-static const struct lpc_dev lpc_com2 = {"com2", COM_HELP, com_parse, com_init};
-static const struct lpc_dev lpc_com3 = {"com3", COM_HELP, com_parse, com_init};
-static const struct lpc_dev lpc_com4 = {"com4", COM_HELP, com_parse, com_init};
-LPC_DEV_SET(lpc_com1);
-LPC_DEV_SET(lpc_com2);
-LPC_DEV_SET(lpc_com3);
-LPC_DEV_SET(lpc_com4);

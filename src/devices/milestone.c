@@ -30,6 +30,8 @@
 
 struct milestone {
 	pthread_mutex_t lock;
+	struct vmctx *ctx;
+	int port;
 	int fd; /* -1: stderr */
 	struct timespec start;
 	char line[MILESTONE_MAX + 1];
@@ -99,8 +101,27 @@ milestone_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 	return 0;
 }
 
+static void
+milestone_free(struct milestone *ms)
+{
+	if (ms->fd >= 0)
+		close(ms->fd);
+	pthread_mutex_destroy(&ms->lock);
+	free(ms);
+}
+
+static void
+milestone_deinit(void *arg)
+{
+	struct milestone *ms = arg;
+	struct inout_port iop = {.port = ms->port, .size = 1};
+
+	unregister_inout(ms->ctx, &iop);
+	milestone_free(ms);
+}
+
 static int
-milestone_init(struct vmctx *ctx, const char *name)
+milestone_init(struct vmctx *ctx, const struct lpc_dev *d)
 {
 	struct config *cfg = machine_config(ctx);
 	const char *p = config_get(cfg, "lpc.milestone.port");
@@ -110,7 +131,6 @@ milestone_init(struct vmctx *ctx, const char *name)
 	unsigned long port = MILESTONE_PORT;
 	char *end;
 
-	(void)name;
 	if (p) {
 		errno = 0;
 		port = strtoul(p, &end, 0);
@@ -124,6 +144,8 @@ milestone_init(struct vmctx *ctx, const char *name)
 		return -1;
 	pthread_mutex_init(&ms->lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &ms->start);
+	ms->ctx = ctx;
+	ms->port = (int)port;
 	ms->fd = -1;
 	if (path && *path) {
 		ms->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
@@ -131,7 +153,7 @@ milestone_init(struct vmctx *ctx, const char *name)
 		if (ms->fd < 0) {
 			fprintf(stderr, "bhyve: milestone: %s: %s\n", path,
 				strerror(errno));
-			free(ms);
+			milestone_free(ms);
 			return -1;
 		}
 	}
@@ -141,12 +163,13 @@ milestone_init(struct vmctx *ctx, const char *name)
 		const char *owner = inout_owner(ctx, (int)port);
 		fprintf(stderr, "bhyve: milestone: port 0x%lx is taken%s%s\n",
 			port, owner ? " by " : "", owner ? owner : "");
-		if (ms->fd >= 0)
-			close(ms->fd);
-		free(ms);
+		milestone_free(ms);
 		return -1;
 	}
-	machine_set_slot(ctx, "milestone", ms);
+	if (machine_add_dev(ctx, d, ms, milestone_deinit) < 0) {
+		milestone_deinit(ms);
+		return -1;
+	}
 	return 0;
 }
 
@@ -183,6 +206,9 @@ milestone_parse(struct config *cfg, const char *name, const char *opts,
 }
 
 static const struct lpc_dev lpc_milestone = {
-	"milestone", "boot milestones: -l milestone[,port=N][,path=FILE]",
-	milestone_parse, milestone_init};
+    .name = "milestone",
+    .help = "boot milestones: -l milestone[,port=N][,path=FILE]",
+    .parse = milestone_parse,
+    .init = milestone_init,
+};
 LPC_DEV_SET(lpc_milestone);

@@ -8,12 +8,19 @@
  * guest reprograms them; their handlers are registered while decoding is
  * enabled in the command register. The MSI-X table and PBA are served here,
  * in whichever memory BAR the device put them.
+ *
+ * The bus is a sysdev: it comes up after the platform devices, describes
+ * itself in the firmware tables (PCI0 with its _CRS and _PRT, the ECAM
+ * reservation, MCFG, the MP table's buses and routes) and is undone by
+ * machine_free, each function's pe_deinit first.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "byteorder.h"
+#include "fwtab.h"
 #include "inout.h"
 #include "mem.h"
 #include "pci_emul.h"
@@ -61,6 +68,9 @@ struct pci_state {
 	/* A slot's INTA line, shared by its functions (0: none yet). */
 	uint8_t slot_irq[MAXBUSES][MAXSLOTS];
 };
+
+static const struct sysdev pci_sysdev;
+static void pci_state_free(void *arg);
 
 /* ---- config space accessors ---- */
 
@@ -135,31 +145,20 @@ pci_emul_finddev(const char *name)
 	return NULL;
 }
 
-static int
-devemu_cmp(const void *a, const void *b)
-{
-	const struct pci_devemu *x = *(const struct pci_devemu *const *)a;
-	const struct pci_devemu *y = *(const struct pci_devemu *const *)b;
-
-	return strcmp(x->pe_emu, y->pe_emu);
-}
-
 /* -s help: the registered devices, sorted (link order is arbitrary). */
 void
 pci_print_supported_devices(void)
 {
-	const struct pci_devemu *list[64];
+	const char *names[64];
 	const void **p;
-	size_t n = 0;
+	int n = 0;
 
 	SET_FOREACH(p, pci_devemu_set)
 	{
-		if (n < sizeof(list) / sizeof(list[0]))
-			list[n++] = *p;
+		if (n < 64)
+			names[n++] = ((const struct pci_devemu *)*p)->pe_emu;
 	}
-	qsort(list, n, sizeof(list[0]), devemu_cmp);
-	for (size_t i = 0; i < n; i++)
-		printf("%s\n", list[i]->pe_emu);
+	print_device_list(names, NULL, n);
 }
 
 static int
@@ -1066,7 +1065,6 @@ init_one(struct vmctx *ctx, struct pci_state *ps, int bus, int slot, int func,
 	pi->pi_bus = bus;
 	pi->pi_slot = slot;
 	pi->pi_func = func;
-	pthread_mutex_init(&pi->pi_lock, NULL);
 	pthread_mutex_init(&pi->pi_msix.lock, NULL);
 	snprintf(pi->pi_name, sizeof(pi->pi_name), "%s-pci-%d", pe->pe_emu,
 		 slot);
@@ -1167,6 +1165,11 @@ init_pci(struct vmctx *ctx)
 		return -1;
 	ps->ctx = ctx;
 	pthread_mutex_init(&ps->lock, NULL);
+	if (machine_add_dev(ctx, &pci_sysdev, ps, pci_state_free) < 0) {
+		fprintf(stderr, "bhyve: PCI: the bus is already up\n");
+		free(ps);
+		return -1;
+	}
 	ps->iobase = PCI_EMUL_IOBASE;
 	ps->membase32 = PCI_EMUL_MEMBASE32;
 	top64 = VM_HIGHMEM_BASE + vm_get_highmem_size(ctx);
@@ -1228,20 +1231,6 @@ pci_last_bus(struct vmctx *ctx)
 }
 
 static void
-devinst_deinit(struct pci_devinst *pi, void *arg)
-{
-	(void)arg;
-	if (pi->pi_d->pe_deinit)
-		pi->pi_d->pe_deinit(pi);
-}
-
-void
-pci_deinit_all(struct vmctx *ctx)
-{
-	pci_foreach_devinst(ctx, devinst_deinit, NULL);
-}
-
-static void
 devinst_free(struct pci_devinst *pi)
 {
 	if (!pi)
@@ -1253,14 +1242,204 @@ devinst_free(struct pci_devinst *pi)
 	free(pi);
 }
 
-void
-pci_state_free(struct pci_state *ps)
+/* machine_free: stop every function's threads, then free them. */
+static void
+pci_state_free(void *arg)
 {
-	if (!ps)
-		return;
+	struct pci_state *ps = arg;
+
 	for (int b = 0; b < MAXBUSES; b++)
 		for (int s = 0; s < MAXSLOTS; s++)
 			for (int f = 0; f < MAXFUNCS; f++)
 				devinst_free(ps->dev[b][s][f]);
+	machine_of(ps->ctx)->pci = NULL;
+	pthread_mutex_destroy(&ps->lock);
 	free(ps);
 }
+
+/* ---- firmware tables ---- */
+
+static void
+intx_one(struct pci_devinst *pi, void *arg)
+{
+	struct fw_mp *mp = arg;
+	struct fw_intx e;
+
+	fw_mp_bus(mp, pi->pi_bus);
+	if (pi->pi_lintr.pin < 1 || pi->pi_lintr.pin > 4)
+		return;
+	e.bus = pi->pi_bus;
+	e.slot = pi->pi_slot;
+	e.pin = (uint8_t)(pi->pi_lintr.pin - 1);
+	e.irq = (uint8_t)pi->pi_lintr.irq;
+	/* Functions of a slot come in a row: look back over them. */
+	for (int i = mp->nintx - 1; i >= 0; i--) {
+		if (mp->intx[i].bus != e.bus || mp->intx[i].slot != e.slot)
+			break;
+		if (mp->intx[i].pin == e.pin)
+			return;
+	}
+	fw_mp_intx(mp, &e);
+}
+
+/*
+ * The buses in use and one INTx route per (bus, slot, pin), the first
+ * function's route winning: the MP table's and the DSDT's _PRT, which
+ * must agree.
+ */
+static int
+pci_mptable(struct vmctx *ctx, const void *desc, struct fw_mp *mp)
+{
+	(void)desc;
+	pci_foreach_devinst(ctx, intx_one, mp);
+	return mp->nomem ? -1 : 0;
+}
+
+static void
+dsdt_crs_pci0(struct aml *a, int last_bus)
+{
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_word_bus(a, 0, (uint16_t)last_bus);
+	aml_rt_io(a, 0xcf8, 0xcf8, 1, 8); /* config mechanism #1 */
+	aml_rt_word_io(a, 0, 0xcf7);
+	aml_rt_word_io(a, 0xd00, 0xffff);
+	aml_rt_dword_mem(a, false, (uint32_t)PCI_EMUL_MEMBASE32,
+			 (uint32_t)(PCI_EMUL_MEMLIMIT32 - 1));
+	aml_rt_qword_mem(a, true, PCI_EMUL_MEMBASE64, PCI_EMUL_MEMLIMIT64 - 1);
+	aml_rt_end(a);
+}
+
+/* _PRT (ACPI 6.4 §6.2.13): {Address (slot, any function), Pin, 0, GSI}. */
+static int
+dsdt_prt(struct aml *a, struct vmctx *ctx)
+{
+	struct fw_mp mp = {0};
+	int nbus0 = 0;
+
+	if (pci_mptable(ctx, NULL, &mp) < 0) {
+		fw_mp_free(&mp);
+		return -1;
+	}
+	for (int i = 0; i < mp.nintx; i++)
+		nbus0 += mp.intx[i].bus == 0;
+	if (nbus0 > 255) {
+		fw_mp_free(&mp);
+		return -1;
+	}
+	aml_name(a, "_PRT");
+	aml_package_begin(a, (uint8_t)nbus0);
+	for (int i = 0; i < mp.nintx; i++) {
+		if (mp.intx[i].bus != 0)
+			continue;
+		aml_package_begin(a, 4);
+		aml_integer(a, (uint32_t)mp.intx[i].slot << 16 | 0xffff);
+		aml_integer(a, mp.intx[i].pin);
+		aml_integer(a, 0);
+		aml_integer(a, mp.intx[i].irq);
+		aml_end(a);
+	}
+	aml_end(a);
+	fw_mp_free(&mp);
+	return 0;
+}
+
+struct dsdt_walk {
+	struct aml *a;
+	int rc;
+};
+
+static void
+devinst_dsdt(struct pci_devinst *pi, void *arg)
+{
+	struct dsdt_walk *w = arg;
+
+	if (w->rc == 0 && pi->pi_d->pe_write_dsdt)
+		w->rc = pi->pi_d->pe_write_dsdt(pi, w->a);
+}
+
+/*
+ * ECAM reserved as a motherboard resource (PCI Firmware 3.2 §4.1.2):
+ * without it Linux refuses the MCFG region.
+ */
+static void
+dsdt_ecam(struct aml *a)
+{
+	aml_device_begin(a, "PCFG");
+	aml_name_eisaid(a, "_HID", "PNP0C02");
+	aml_name_string(a, "_UID", "ECAM");
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_mem32_fixed(a, true, (uint32_t)PCI_EMUL_ECFG_BASE,
+			   (uint32_t)PCI_EMUL_ECFG_SIZE);
+	aml_rt_end(a);
+	aml_end(a);
+}
+
+/* PCI0, the root bridge, with what its functions say inside it. */
+static int
+pci_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
+{
+	struct dsdt_walk w = {a, 0};
+
+	(void)desc;
+	aml_device_begin(a, "PCI0");
+	aml_name_eisaid(a, "_HID", "PNP0A08"); /* PCI Express root bridge */
+	aml_name_eisaid(a, "_CID", "PNP0A03"); /* ... and PCI */
+	aml_name_integer(a, "_UID", 0);
+	aml_name_integer(a, "_SEG", 0);
+	aml_name_integer(a, "_BBN", 0);
+	dsdt_crs_pci0(a, pci_last_bus(ctx));
+	if (dsdt_prt(a, ctx) < 0)
+		return -1;
+	pci_foreach_devinst(ctx, devinst_dsdt, &w);
+	aml_end(a);
+	dsdt_ecam(a);
+	return w.rc;
+}
+
+#define MCFG_LEN 60
+
+/*
+ * One allocation (PCI Firmware 3.2 §4.1.2): segment 0, buses 0 to the last
+ * bus with a device. Not 255: Linux takes the MCFG end bus as the last bus
+ * and probes every slot of every bus up to it through config mechanism #1
+ * (its "peer bridge fixup"): 8192 probes, 16k exits, for buses that are
+ * empty.
+ */
+static int
+pci_mcfg(struct vmctx *ctx, const void *desc, uint8_t *t, size_t cap)
+{
+	(void)desc;
+	if (cap < MCFG_LEN)
+		return -1;
+	fw_acpi_header(t, "MCFG", MCFG_LEN, 1, "BVMCFG  ");
+	le64_put(t + 44, PCI_EMUL_ECFG_BASE);
+	le16_put(t + 52, 0);
+	t[54] = 0;
+	t[55] = (uint8_t)pci_last_bus(ctx);
+	fw_acpi_finish(t);
+	return MCFG_LEN;
+}
+
+static const struct e820_entry pci_reserved[] = {
+    {PCI_EMUL_ECFG_BASE, PCI_EMUL_ECFG_SIZE, E820_RESERVED},
+};
+
+static const struct fw_ops pci_fw = {
+    .dsdt_scope = FW_SCOPE_SB,
+    .dsdt = pci_dsdt,
+    .acpi_table = pci_mcfg,
+    .mptable = pci_mptable,
+    .reserved = pci_reserved,
+    .nreserved = 1,
+};
+
+/* After the platform devices (order < 80): LPC devices may need them. */
+static const struct sysdev pci_sysdev = {
+    .name = "pci",
+    .order = 80,
+    .init = init_pci,
+    .fw = &pci_fw,
+};
+SYSDEV_SET(pci_sysdev);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "acpi_aml.h"
 #include "config.h"
 #include "machine.h"
 #include "vmm.h"
@@ -63,8 +64,15 @@ struct pci_devemu {
 	 * own one-line error (naming the device) and returns -1.
 	 */
 	int (*pe_init)(struct pci_devinst *pi, struct config *node);
-	/* Optional: stop worker threads and free the device's state. */
+	/*
+	 * Stop worker threads and free the device's state: machine_free
+	 * calls it, after the vCPUs stopped and before guest memory goes.
+	 */
 	void (*pe_deinit)(struct pci_devinst *pi);
+	/* Optional: its ACPI objects, written inside PCI0 (\_SB.PCI0). */
+	int (*pe_write_dsdt)(struct pci_devinst *pi, struct aml *a);
+	/* Saving and restoring a running device (not yet: NULL). */
+	const struct snapshot_ops *pe_snapshot;
 	/* Return 0 when handled; non-zero lets the core do the access. */
 	int (*pe_cfgwrite)(struct pci_devinst *pi, int offset, int bytes,
 			   uint32_t val);
@@ -114,7 +122,6 @@ struct pci_devinst {
 	} pi_msix;
 	int pi_prevcap, pi_capend;
 	struct pcibar pi_bar[PCI_BARMAX + 1];
-	pthread_mutex_t pi_lock;
 	uint8_t pi_cfgdata[PCI_CFG_SIZE];
 	void *pi_arg; /* the device model's state */
 };
@@ -160,11 +167,12 @@ int pci_parse_legacy_config(struct config *node, const char *opts, char *err,
 			    size_t errlen);
 void pci_print_supported_devices(void);
 const struct pci_devemu *pci_emul_finddev(const char *name);
-/* Create every configured device; -1 with a message on stderr. */
+/*
+ * Bring the bus up and create every configured device (the "pci" sysdev
+ * does it at start-up; tests call it alone): -1 with a message on
+ * stderr. machine_free undoes it.
+ */
 int init_pci(struct vmctx *ctx);
-void pci_state_free(struct pci_state *ps);
-/* Stop every device's threads (pe_deinit) once the vCPUs have stopped. */
-void pci_deinit_all(struct vmctx *ctx);
 /* Config space access as the guest makes it (tests use these). */
 uint32_t pci_cfg_read(struct vmctx *ctx, int bus, int slot, int func,
 		      int off, int bytes);
@@ -174,14 +182,9 @@ struct pci_devinst *pci_find_devinst(struct vmctx *ctx, int bus, int slot,
 				     int func);
 /* The highest bus number with a device on it (0 when none). */
 int pci_last_bus(struct vmctx *ctx);
-/* Iterate over every device (for ACPI tables: _PRT, MCFG). */
+/* Iterate over every device, in bus, slot, function order. */
 void pci_foreach_devinst(struct vmctx *ctx,
 			 void (*fn)(struct pci_devinst *pi, void *arg),
 			 void *arg);
 
-
-
-/* pci_lpc.c: -l NAME[,OPTIONS] and -l help. */
-int lpc_parse(struct config *cfg, const char *opt, char *err, size_t errlen);
-void lpc_print_supported_devices(void);
 #endif

@@ -31,6 +31,7 @@
 
 struct pctestdev {
 	pthread_mutex_t lock;
+	struct vmctx *ctx;
 	uint32_t scratch;
 	bool registered;
 	uint8_t iomem[TESTDEV_IOMEM_LEN];
@@ -155,17 +156,14 @@ testdev_iomem(struct pctestdev *t)
 	    TESTDEV_IOMEM, TESTDEV_IOMEM_LEN};
 }
 
-/* Release the device (tests; bhyve just exits). */
-void pctestdev_free(struct vmctx *ctx);
-void
-pctestdev_free(struct vmctx *ctx)
+static void
+pctestdev_deinit(void *arg)
 {
-	struct pctestdev *t = machine_get_slot(ctx, "pc-testdev");
+	struct pctestdev *t = arg;
+	struct vmctx *ctx = t->ctx;
 	struct inout_port ports[NPORTS];
 	struct mem_range mr;
 
-	if (!t)
-		return;
 	if (t->registered) {
 		testdev_ports(t, ports);
 		for (int i = 0; i < NPORTS; i++)
@@ -173,7 +171,6 @@ pctestdev_free(struct vmctx *ctx)
 		mr = testdev_iomem(t);
 		unregister_mem(ctx, &mr);
 	}
-	machine_set_slot(ctx, "pc-testdev", NULL);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -226,20 +223,20 @@ fail:
 }
 
 static int
-testdev_init(struct vmctx *ctx, const char *name)
+testdev_init(struct vmctx *ctx, const struct lpc_dev *d)
 {
 	struct pctestdev *t;
 
-	(void)name;
 	if (!config_get_bool(machine_config(ctx), "lpc.pc-testdev", true))
 		return 0;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -1;
 	pthread_mutex_init(&t->lock, NULL);
-	machine_set_slot(ctx, "pc-testdev", t);
-	if (testdev_register(ctx, t) < 0) {
-		pctestdev_free(ctx);
+	t->ctx = ctx;
+	if (testdev_register(ctx, t) < 0 ||
+	    machine_add_dev(ctx, d, t, pctestdev_deinit) < 0) {
+		pctestdev_deinit(t);
 		return -1;
 	}
 	return 0;
@@ -258,8 +255,10 @@ testdev_parse(struct config *cfg, const char *name, const char *opts, char *err,
 }
 
 static const struct lpc_dev lpc_pctestdev = {
-    "pc-testdev",
-    "kvm-unit-tests' test device: debug-exit at 0xf4, IRQ lines at "
-    "0x2000",
-    testdev_parse, testdev_init};
+    .name = "pc-testdev",
+    .help = "kvm-unit-tests' test device: debug-exit at 0xf4, IRQ lines "
+	    "at 0x2000",
+    .parse = testdev_parse,
+    .init = testdev_init,
+};
 LPC_DEV_SET(lpc_pctestdev);

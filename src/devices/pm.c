@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "fwtab.h"
 #include "inout.h"
 #include "machine.h"
 #include "mevent.h"
@@ -37,14 +38,16 @@ struct pm {
 	uint16_t sts, en, cnt;
 	uint8_t smi, reset;
 	bool sci;
-	bool ports; /* registered, so pm_free releases them */
+	bool ports; /* registered, so pm_deinit releases them */
 	struct mevent_ev *sigterm;
 };
+
+static const struct sysdev pm_sysdev;
 
 static struct pm *
 pm_of(struct vmctx *ctx)
 {
-	return machine_get_slot(ctx, "pm");
+	return machine_dev(ctx, &pm_sysdev);
 }
 
 /* The SCI is level: it stays asserted while an enabled event is pending. */
@@ -250,20 +253,17 @@ pm_ports(struct pm *pm, struct inout_port ports[NPORTS])
 				       IOPORT_F_INOUT, reset_io,      pm};
 }
 
-void
-pm_free(struct vmctx *ctx)
+static void
+pm_deinit(void *arg)
 {
-	struct pm *pm = pm_of(ctx);
+	struct pm *pm = arg;
 	struct inout_port ports[NPORTS];
 
-	if (!pm)
-		return;
 	if (pm->sigterm)
 		mevent_delete(pm->sigterm);
 	pm_ports(pm, ports);
 	for (int i = 0; pm->ports && i < NPORTS; i++)
-		unregister_inout(ctx, &ports[i]);
-	machine_set_slot(ctx, "pm", NULL);
+		unregister_inout(pm->ctx, &ports[i]);
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
@@ -297,9 +297,12 @@ pm_init(struct vmctx *ctx)
 		return -1;
 	pthread_mutex_init(&pm->lock, NULL);
 	pm->ctx = ctx;
-	machine_set_slot(ctx, "pm", pm);
+	if (machine_add_dev(ctx, &pm_sysdev, pm, pm_deinit) < 0) {
+		pm_deinit(pm);
+		return -1;
+	}
 	if (pm_register(ctx, pm) < 0) {
-		pm_free(ctx);
+		machine_drop_dev(ctx, &pm_sysdev);
 		return -1;
 	}
 	if (m->mev)
@@ -308,5 +311,64 @@ pm_init(struct vmctx *ctx)
 	return 0;
 }
 
-static const struct sysdev pm_sysdev = {"pm", 20, pm_init};
+/* \_S5 (ACPI 6.4 §7.4.2): SLP_TYP for PM1a and PM1b; S5 powers off. */
+static int
+pm_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
+{
+	(void)ctx;
+	(void)desc;
+	aml_name(a, "_S5");
+	aml_package_begin(a, 4);
+	aml_integer(a, PM_SLP_TYP_S5);
+	aml_integer(a, PM_SLP_TYP_S5);
+	aml_integer(a, 0);
+	aml_integer(a, 0);
+	aml_end(a);
+	return 0;
+}
+
+/* The FADT points the OS at every block (§5.2.9). */
+static void
+pm_fadt(struct vmctx *ctx, const void *desc, struct fw_fadt *f)
+{
+	(void)ctx;
+	(void)desc;
+	f->sci_irq = PM_SCI_IRQ;
+	f->smi_cmd = PM_SMI_CMD;
+	f->acpi_enable = PM_ACPI_ENABLE;
+	f->acpi_disable = PM_ACPI_DISABLE;
+	f->pm1a_evt_blk = PM1A_EVT_BLK;
+	f->pm1a_evt_len = PM1A_EVT_LEN;
+	f->pm1a_cnt_blk = PM1A_CNT_BLK;
+	f->pm1a_cnt_len = PM1A_CNT_LEN;
+	f->pm_tmr_blk = PM_TMR_BLK;
+	f->pm_tmr_len = PM_TMR_LEN;
+	f->reset_port = PM_RESET_PORT;
+	f->reset_value = PM_RESET_VALUE;
+}
+
+/*
+ * The SCI, IRQ 9 -> GSI 9, level, active high: the line is held asserted
+ * (high) while an enabled event is pending, and KVM's IOAPIC takes the
+ * level as given, so active high says what happens (QEMU describes its
+ * SCI the same way).
+ */
+static const struct fw_isa_irq pm_sci[] = {
+    {PM_SCI_IRQ, PM_SCI_IRQ, FW_IRQ_HIGH | FW_IRQ_LEVEL},
+};
+
+static const struct fw_ops pm_fw = {
+    .dsdt_scope = FW_SCOPE_ROOT,
+    .dsdt = pm_dsdt,
+    .fadt = pm_fadt,
+    .isa_irqs = pm_sci,
+    .nisa_irqs = 1,
+};
+
+static const struct sysdev pm_sysdev = {
+    .name = "pm",
+    .order = 20,
+    .init = pm_init,
+    .fw = &pm_fw,
+};
 SYSDEV_SET(pm_sysdev);

@@ -1,6 +1,6 @@
 /*
- * The ACPI PM block (pm.c) and the other small platform devices: the POST
- * port (post.c) and the keyboard controller's reset line (atkbdc.c).
+ * The ACPI PM block (pm.c): where its registers are, and the power button.
+ * It describes itself to the firmware tables (the FADT, \_S5, the SCI).
  */
 #ifndef PM_H
 #define PM_H
@@ -35,16 +35,10 @@
 #define PM1_SLP_TYP 0x1c00
 #define PM1_SLP_EN 0x2000
 
-#define POST_PORT 0x80
-
 /*
  * Press the power button (what SIGTERM does): with ACPI enabled by the
  * guest, PWRBTN_STS and an SCI; before that, stop the VM with status 4.
  */
 void pm_power_button(struct vmctx *ctx);
-
-/* Release the devices' state (tests; bhyve just exits). */
-void pm_free(struct vmctx *ctx);
-void post_free(struct vmctx *ctx);
 
 #endif

@@ -9,11 +9,15 @@
 
 #include "inout.h"
 #include "machine.h"
-#include "pm.h"
+
+#define POST_PORT 0x80
 
 struct post {
+	struct vmctx *ctx;
 	uint8_t code;
 };
+
+static const struct sysdev post_sysdev;
 
 static int
 post_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
@@ -35,17 +39,14 @@ post_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 	return 0;
 }
 
-void
-post_free(struct vmctx *ctx)
+static void
+post_deinit(void *arg)
 {
-	struct post *p = machine_get_slot(ctx, "post");
+	struct post *p = arg;
 	struct inout_port iop = {.port = POST_PORT, .size = 1};
 
-	if (!p)
-		return;
-	(void)vm_coalesce_pio(ctx, POST_PORT, 1, false);
-	unregister_inout(ctx, &iop);
-	machine_set_slot(ctx, "post", NULL);
+	(void)vm_coalesce_pio(p->ctx, POST_PORT, 1, false);
+	unregister_inout(p->ctx, &iop);
 	free(p);
 }
 
@@ -58,14 +59,22 @@ post_init(struct vmctx *ctx)
 
 	if (!p)
 		return -1;
+	p->ctx = ctx;
 	if (register_inout(ctx, &iop) < 0) {
 		free(p);
 		return 0; /* someone else (a debug port) has it: fine */
 	}
-	machine_set_slot(ctx, "post", p);
+	if (machine_add_dev(ctx, &post_sysdev, p, post_deinit) < 0) {
+		post_deinit(p);
+		return -1;
+	}
 	(void)vm_coalesce_pio(ctx, POST_PORT, 1, true);
 	return 0;
 }
 
-static const struct sysdev post_sysdev = {"post", 30, post_init};
+static const struct sysdev post_sysdev = {
+    .name = "post",
+    .order = 30,
+    .init = post_init,
+};
 SYSDEV_SET(post_sysdev);

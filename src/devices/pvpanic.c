@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 
+#include "fwtab.h"
 #include "inout.h"
 #include "machine.h"
 
@@ -39,6 +40,16 @@ pvpanic_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax,
 	return 0;
 }
 
+static const struct sysdev sysdev_pvpanic;
+
+static void
+pvpanic_deinit(void *arg)
+{
+	struct inout_port iop = {.port = PVPANIC_PORT, .size = 1};
+
+	unregister_inout(arg, &iop);
+}
+
 static int
 pvpanic_init(struct vmctx *ctx)
 {
@@ -47,8 +58,48 @@ pvpanic_init(struct vmctx *ctx)
 
 	if (!config_get_bool(machine_config(ctx), "pvpanic", true))
 		return 0;
-	return register_inout(ctx, &iop);
+	if (register_inout(ctx, &iop) < 0)
+		return -1;
+	if (machine_add_dev(ctx, &sysdev_pvpanic, ctx, pvpanic_deinit) < 0) {
+		pvpanic_deinit(ctx);
+		return -1;
+	}
+	return 0;
 }
 
-static const struct sysdev sysdev_pvpanic = {"pvpanic", 50, pvpanic_init};
+/*
+ * As QEMU describes it: Linux's pvpanic-mmio driver binds to QEMU0001 and
+ * takes its I/O resource.
+ */
+static int
+pvpanic_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
+{
+	(void)desc;
+	if (!config_get_bool(machine_config(ctx), "pvpanic", true))
+		return 0;
+	aml_device_begin(a, "PEVT");
+	aml_name_string(a, "_HID", "QEMU0001");
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_io(a, PVPANIC_PORT, PVPANIC_PORT, 1, 1);
+	aml_rt_end(a);
+	aml_method_begin(a, "_STA", 0, false);
+	aml_return(a);
+	aml_integer(a, 0x0f);
+	aml_end(a);
+	aml_end(a);
+	return 0;
+}
+
+static const struct fw_ops pvpanic_fw = {
+    .dsdt_scope = FW_SCOPE_SB,
+    .dsdt = pvpanic_dsdt,
+};
+
+static const struct sysdev sysdev_pvpanic = {
+    .name = "pvpanic",
+    .order = 50,
+    .init = pvpanic_init,
+    .fw = &pvpanic_fw,
+};
 SYSDEV_SET(sysdev_pvpanic);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "inout.h"
+#include "fwtab.h"
 #include "machine.h"
 #include "mevent.h"
 #include "rtc.h"
@@ -458,10 +459,8 @@ rtc_free(struct rtc *r)
 		mevent_delete(r->periodic);
 	if (r->update)
 		mevent_delete(r->update);
-	if (r->ports) {
+	if (r->ports)
 		unregister_inout(r->ctx, &iop);
-		machine_set_slot(r->ctx, "rtc", NULL);
-	}
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -539,6 +538,20 @@ rtc_io(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax, void *arg)
 	return 0;
 }
 
+static const struct sysdev rtc_sysdev;
+
+static void
+rtc_deinit(void *arg)
+{
+	rtc_free(arg);
+}
+
+struct rtc *
+rtc_of(struct vmctx *ctx)
+{
+	return machine_dev(ctx, &rtc_sysdev);
+}
+
 static int
 rtc_sysdev_init(struct vmctx *ctx)
 {
@@ -552,9 +565,48 @@ rtc_sysdev_init(struct vmctx *ctx)
 		return -1;
 	}
 	r->ports = true;
-	machine_set_slot(ctx, "rtc", r);
+	if (machine_add_dev(ctx, &rtc_sysdev, r, rtc_deinit) < 0) {
+		rtc_free(r);
+		return -1;
+	}
 	return 0;
 }
 
-static const struct sysdev rtc_sysdev = {"rtc", 10, rtc_sysdev_init};
+static int
+rtc_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
+{
+	(void)ctx;
+	(void)desc;
+	aml_device_begin(a, "RTC");
+	aml_name_eisaid(a, "_HID", "PNP0B00");
+	aml_name(a, "_CRS");
+	aml_rt_begin(a);
+	aml_rt_io(a, RTC_PORT_INDEX, RTC_PORT_INDEX, 1, 2);
+	aml_rt_irq(a, RTC_IRQ);
+	aml_rt_end(a);
+	aml_end(a);
+	return 0;
+}
+
+/* The FADT's CENTURY names the CMOS byte that holds it (§5.2.9). */
+static void
+rtc_fadt(struct vmctx *ctx, const void *desc, struct fw_fadt *f)
+{
+	(void)ctx;
+	(void)desc;
+	f->century = RTC_CENTURY;
+}
+
+static const struct fw_ops rtc_fw = {
+    .dsdt_scope = FW_SCOPE_ISA,
+    .dsdt = rtc_dsdt,
+    .fadt = rtc_fadt,
+};
+
+static const struct sysdev rtc_sysdev = {
+    .name = "rtc",
+    .order = 10,
+    .init = rtc_sysdev_init,
+    .fw = &rtc_fw,
+};
 SYSDEV_SET(rtc_sysdev);

@@ -61,6 +61,8 @@ typedef void (*rtc_clock_fn)(void *arg, struct timespec *ts);
 struct rtc *rtc_create(struct vmctx *ctx, rtc_clock_fn clock, void *arg);
 /* Once the event loop has stopped (its timers point here). */
 void rtc_free(struct rtc *rtc);
+/* The machine's own RTC (the sysdev's), or NULL before it is up. */
+struct rtc *rtc_of(struct vmctx *ctx);
 
 /* A CMOS register by index (0-127), as port 0x71 reads and writes it. */
 uint8_t rtc_read(struct rtc *rtc, uint8_t index);

@@ -103,9 +103,4 @@ size_t uart_rx_room(struct uart_softc *sc);
 /* Push buffered output to the backend. */
 void uart_flush(struct uart_softc *sc);
 
-/* Flush every configured com1..com4 (lpc_uart.c), at exit. */
-void lpc_uart_flush_all(struct vmctx *ctx);
-/* Flush, restore terminals, release ports and free com1..com4. */
-void lpc_uart_close_all(struct vmctx *ctx);
-
 #endif

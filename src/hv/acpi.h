@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwtab.h" /* ACPI_OEM_ID, acpi_checksum */
 #include "vmm.h"
 
 #define BIOS_AREA_BASE 0xf0000u
@@ -28,9 +29,6 @@
 /* The platform the tables describe. */
 #define ACPI_LAPIC_BASE 0xfee00000u
 #define ACPI_IOAPIC_BASE 0xfec00000u
-/* OEM fields as bhyve fills them. */
-#define ACPI_OEM_ID "BHYVE "
-#define ACPI_OEM_REVISION 1
 
 /*
  * Build every table into guest memory for ncpus vCPUs, after the PCI
@@ -38,20 +36,5 @@
  * message on stderr.
  */
 int acpi_build(struct vmctx *ctx, int ncpus);
-
-/*
- * One PCI INTx route: bus, slot and pin (0 = INTA .. 3 = INTD) to an IOAPIC
- * pin. Shared by the DSDT's _PRT and the MP table, which must agree; one
- * entry per (bus, slot, pin), the first function's route winning.
- */
-struct acpi_intx {
-	uint8_t bus, slot, pin;
-	uint8_t irq;
-};
-/* The routes in bus, slot, pin order into *out (free it); the count or -1. */
-int acpi_pci_intx(struct vmctx *ctx, struct acpi_intx **out);
-
-/* The byte that makes a table's bytes sum to zero. */
-uint8_t acpi_checksum(const void *p, size_t len);
 
 #endif

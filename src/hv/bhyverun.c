@@ -12,8 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <linux/kvm.h>
-
 #include "acpi.h"
 #include "exitstats.h"
 #include "inout.h"
@@ -22,9 +20,7 @@
 #include "mevent.h"
 #include "mptbl.h"
 #include "options.h"
-#include "pci_emul.h"
 #include "smbiostbl.h"
-#include "uart_emul.h"
 
 #define HALT_CHECK_MS 100
 #define DRAIN_MS 20
@@ -110,16 +106,16 @@ halt_report(struct run_state *rs, struct vcpu_thread *vt)
 }
 
 static void
-handle_system_event(struct vmctx *ctx, int id, uint32_t type)
+handle_system_event(struct vmctx *ctx, int id, enum vm_system_event event)
 {
-	switch (type) {
-	case KVM_SYSTEM_EVENT_SHUTDOWN:
+	switch (event) {
+	case VM_SYSTEM_SHUTDOWN:
 		machine_suspend(ctx, VM_SUSPEND_POWEROFF);
 		break;
-	case KVM_SYSTEM_EVENT_RESET:
+	case VM_SYSTEM_RESET:
 		machine_suspend(ctx, VM_SUSPEND_RESET);
 		break;
-	default:
+	case VM_SYSTEM_OTHER:
 		vcpu_error(ctx, id, "system event from the hypervisor");
 	}
 }
@@ -168,7 +164,7 @@ vcpu_loop(void *arg)
 			machine_suspend(ctx, VM_SUSPEND_TRIPLEFAULT);
 			break;
 		case VM_EXIT_SYSTEM:
-			handle_system_event(ctx, id, x.u.system.type);
+			handle_system_event(ctx, id, x.u.system.event);
 			break;
 		case VM_EXIT_INTR:
 			halt_report(rs, vt);
@@ -228,19 +224,6 @@ die(int status, const char *fmt, const char *arg)
 	return status;
 }
 
-/* -l devices live behind the LPC bridge: one must be configured. */
-static int
-check_lpc(struct vmctx *ctx, struct config *cfg)
-{
-	struct config *lpc = config_node(cfg, "lpc");
-
-	if (!lpc || config_is_leaf(lpc) || machine_get_slot(ctx, "lpc"))
-		return 0;
-	fprintf(stderr, "bhyve: -l devices need the LPC bridge: add -s "
-			"31,lpc (or -s 1,lpc)\n");
-	return -1;
-}
-
 static int
 boot_vcpu0(struct vmctx *ctx, struct vcpu *vcpu)
 {
@@ -285,8 +268,8 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	vm_set_coalesced_handler(ctx, coalesced_out);
 	if (config_get_bool(cfg, "debug.exit_stats", false))
 		rs->stats = exit_stats_create();
-	if (sysdev_init_all(ctx) < 0 || init_pci(ctx) < 0 ||
-	    check_lpc(ctx, cfg) < 0)
+	/* Every device: the platform's, then the PCI bus and its functions. */
+	if (sysdev_init_all(ctx) < 0)
 		return -1;
 	/* Firmware tables in the BIOS area, after the devices they describe. */
 	if (acpi_build(ctx, s->cpus) < 0 || mptable_build(ctx, s->cpus) < 0 ||
@@ -360,15 +343,6 @@ run_machine(struct run_state *rs, const struct bhyve_settings *s)
 	return rc ? -1 : 0;
 }
 
-static bool
-instance_exists(const char *name)
-{
-	char path[512];
-
-	return vm_instance_path(name, NULL, path, sizeof(path)) == 0 &&
-	       access(path, F_OK) == 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -377,7 +351,7 @@ main(int argc, char **argv)
 	struct config *cfg = config_create();
 	struct vmctx *ctx;
 	char err[256];
-	bool created;
+	bool created, destroy;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -396,7 +370,7 @@ main(int argc, char **argv)
 	}
 	if (bhyve_settings(cfg, &s, err, sizeof(err)) < 0)
 		return die(4, "%s", err);
-	created = !instance_exists(s.name);
+	created = !vm_instance_exists(s.name);
 	ctx = vm_create(s.name, VMM_BACKEND_KVM);
 	if (!ctx)
 		return die(4, "%s", vm_strerror());
@@ -406,28 +380,28 @@ main(int argc, char **argv)
 			   "per VM (bhyvectl --destroy --vm=NAME stops it)",
 			   s.name);
 	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs, &s) < 0) {
+		machine_free(rs.m);
+		exit_stats_free(rs.stats);
 		/* Leave no empty instance behind for a run that never began. */
 		vm_close(ctx);
 		if (created)
 			vm_destroy_instance(s.name);
+		config_free(cfg);
 		return 4;
 	}
 	vm_drain_coalesced(ctx);
-	/* Device threads (block I/O) finish before guest memory goes. */
-	pci_deinit_all(ctx);
-	lpc_uart_flush_all(ctx);
 	if (rs.stats)
 		exit_stats_print(rs.stats, ctx, rs.m->ncpus, stderr);
+	exit_stats_free(rs.stats);
 	status = rs.m->status;
+	destroy = s.destroy_on_poweroff && rs.m->how == VM_SUSPEND_POWEROFF;
+	/* Devices stop (block I/O threads, com output) before memory goes. */
+	machine_free(rs.m);
 	/* The loaded kernel ran: a later bhyve needs a fresh load. */
-	{
-		char path[512];
-		vm_instance_path(s.name, "boot", path, sizeof(path));
-		unlink(path);
-	}
-	if (s.destroy_on_poweroff && rs.m->how == VM_SUSPEND_POWEROFF) {
-		vm_close(ctx);
+	(void)vm_forget_boot_state(s.name);
+	vm_close(ctx);
+	if (destroy)
 		vm_destroy_instance(s.name);
-	}
+	config_free(cfg);
 	return status;
 }

@@ -148,15 +148,8 @@ parse_args(int argc, char **argv, struct opts *o)
 static void
 reset_instance(const char *name)
 {
-	static const char *const files[] = {"mem", "info", "boot"};
-	char path[512];
-
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		if (vm_instance_path(name, files[i], path, sizeof(path)) < 0)
-			fail("%s: instance path too long", name);
-		if (unlink(path) < 0 && errno != ENOENT)
-			fail("cannot remove %s: %s", path, strerror(errno));
-	}
+	if (vm_reset_instance(name) < 0)
+		fail("%s", vm_strerror());
 }
 
 static struct vmctx *

@@ -5,9 +5,10 @@
  * Entries, in the order §4.3 asks (by type): one processor per vCPU (APIC
  * ID = vCPU index, vCPU 0 the BSP), the PCI buses that hold devices, then
  * the ISA bus, the IOAPIC (id = ncpus, as in the MADT), I/O interrupts
- * (the 16 ISA IRQs as the MADT describes them, then each PCI INTx route
- * from acpi_pci_intx, as the DSDT's _PRT has them), and local interrupts
- * (LINT0 ExtINT, LINT1 NMI on every CPU).
+ * (the 16 ISA IRQs with the devices' overrides, as the MADT has them, then
+ * each PCI INTx route the PCI bus reports, as the DSDT's _PRT has them),
+ * and local interrupts (LINT0 ExtINT, LINT1 NMI on every CPU). The
+ * devices' parts come from their descriptors (fwtab.h).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,10 +16,10 @@
 #include <string.h>
 
 #include "acpi.h"
+#include "byteorder.h"
+#include "fwtab.h"
 #include "machine.h"
 #include "mptbl.h"
-#include "pci_emul.h"
-#include "pm.h"
 
 #define MPFP_LEN 16
 #define MPCH_LEN 44
@@ -45,19 +46,6 @@ struct mp_buf {
 	int count; /* entries */
 };
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
 
 /* The next entry's bytes, or NULL when the table would not fit. */
 static uint8_t *
@@ -85,19 +73,11 @@ intr(struct mp_buf *b, int type, int kind, uint16_t flags, int bus, int irq,
 		return;
 	e[0] = (uint8_t)type;
 	e[1] = (uint8_t)kind;
-	put16(e + 2, flags);
+	le16_put(e + 2, flags);
 	e[4] = (uint8_t)bus;
 	e[5] = (uint8_t)irq;
 	e[6] = (uint8_t)dst;
 	e[7] = (uint8_t)pin;
-}
-
-static void
-bus_one(struct pci_devinst *pi, void *arg)
-{
-	bool *used = arg;
-
-	used[pi->pi_bus] = true;
 }
 
 static void
@@ -117,39 +97,63 @@ mp_buses(struct mp_buf *b, const bool *used, int isa)
 	}
 }
 
-/* The 16 ISA IRQs, as the MADT has them: IRQ 0 on pin 2, the SCI level. */
+/* Whether another IRQ's override takes pin (IRQ 0 on pin 2, say). */
+static bool
+pin_taken(int pin)
+{
+	for (int irq = 0; irq < 16; irq++) {
+		const struct fw_isa_irq *o = fw_isa_irq(irq);
+
+		if (o && irq != pin && o->gsi == (uint32_t)pin)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The 16 ISA IRQs, as the MADT has them. Edge and active high is what ISA
+ * means by conforming, so it is written as 0 (conforms to the bus).
+ */
 static void
 mp_isa_ints(struct mp_buf *b, int isa, int ioapic)
 {
 	intr(b, MP_IOINT, INT_EXTINT, 0, isa, 0, ioapic, 0);
 	for (int irq = 0; irq < 16; irq++) {
-		if (irq == 2) /* the cascade; pin 2 is IRQ 0 */
+		const struct fw_isa_irq *o = fw_isa_irq(irq);
+		uint16_t flags;
+
+		if (!o) {
+			if (!pin_taken(irq))
+				intr(b, MP_IOINT, INT_INT, 0, isa, irq, ioapic,
+				     irq);
 			continue;
-		if (irq == PM_SCI_IRQ)
-			intr(b, MP_IOINT, INT_INT, MPF_HIGH | MPF_LEVEL, isa,
-			     irq, ioapic, irq);
-		else
-			intr(b, MP_IOINT, INT_INT, 0, isa, irq, ioapic,
-			     irq == 0 ? 2 : irq);
+		}
+		flags = o->flags == (MPF_HIGH | MPF_EDGE) ? 0 : o->flags;
+		intr(b, MP_IOINT, INT_INT, flags, isa, irq, ioapic,
+		     (int)o->gsi);
 	}
 }
 
 static int
 mp_build(struct vmctx *ctx, int ncpus, struct mp_buf *b)
 {
-	bool used[256] = {0};
-	struct acpi_intx *v;
-	int isa = 0, n;
+	struct fw_mp mp = {0};
+	int isa = 0;
 	uint8_t *e;
 
-	used[0] = true;
-	pci_foreach_devinst(ctx, bus_one, used);
+	mp.bus_used[0] = true;
+	if (fw_mptable(ctx, &mp) < 0) {
+		fprintf(stderr, "bhyve: MP table: out of memory\n");
+		fw_mp_free(&mp);
+		return -1;
+	}
 	for (int bus = 0; bus < 256; bus++)
-		if (used[bus])
+		if (mp.bus_used[bus])
 			isa = bus + 1;
 	if (isa > 255) {
 		fprintf(stderr, "bhyve: MP table: no bus id left for ISA (a "
 				"device is on PCI bus 255)\n");
+		fw_mp_free(&mp);
 		return -1;
 	}
 	for (int i = 0; i < ncpus; i++) {
@@ -160,29 +164,25 @@ mp_build(struct vmctx *ctx, int ncpus, struct mp_buf *b)
 		e[1] = (uint8_t)i; /* APIC ID */
 		e[2] = MP_LAPIC_VERSION;
 		e[3] = 0x01 | (i == 0 ? 0x02 : 0); /* enabled, BSP */
-		put32(e + 4, MP_CPU_SIGNATURE);
-		put32(e + 8, MP_CPU_FEATURES);
+		le32_put(e + 4, MP_CPU_SIGNATURE);
+		le32_put(e + 8, MP_CPU_FEATURES);
 	}
-	mp_buses(b, used, isa);
+	mp_buses(b, mp.bus_used, isa);
 	e = entry(b, MP_ENTRY_LEN);
 	if (e) {
 		e[0] = MP_IOAPIC;
 		e[1] = (uint8_t)ncpus;
 		e[2] = MP_IOAPIC_VERSION;
 		e[3] = 0x01; /* enabled */
-		put32(e + 4, ACPI_IOAPIC_BASE);
+		le32_put(e + 4, ACPI_IOAPIC_BASE);
 	}
 	mp_isa_ints(b, isa, ncpus);
-	n = acpi_pci_intx(ctx, &v);
-	if (n < 0) {
-		fprintf(stderr, "bhyve: MP table: out of memory\n");
-		return -1;
-	}
 	/* PCI source IRQ (§D.3): slot in bits 6:2, INTA-INTD in 1:0. */
-	for (int i = 0; i < n; i++)
-		intr(b, MP_IOINT, INT_INT, 0, v[i].bus,
-		     v[i].slot << 2 | v[i].pin, ncpus, v[i].irq);
-	free(v);
+	for (int i = 0; i < mp.nintx; i++)
+		intr(b, MP_IOINT, INT_INT, 0, mp.intx[i].bus,
+		     mp.intx[i].slot << 2 | mp.intx[i].pin, ncpus,
+		     mp.intx[i].irq);
+	fw_mp_free(&mp);
 	intr(b, MP_LINT, INT_EXTINT, 0, 0, 0, 0xff, 0);
 	intr(b, MP_LINT, INT_NMI, 0, 0, 0, 0xff, 1);
 	if (!b->p) {
@@ -218,16 +218,16 @@ mptable_build(struct vmctx *ctx, int ncpus)
 		return -1;
 	/* The configuration table header (§4.2). */
 	memcpy(ch, "PCMP", 4);
-	put16(ch + 4, (uint16_t)b.len);
+	le16_put(ch + 4, (uint16_t)b.len);
 	ch[6] = MP_SPEC_REV;
 	memcpy(ch + 8, "BHyVe   ", 8);
 	memcpy(ch + 16, "Hypervisor  ", 12);
-	put16(ch + 34, (uint16_t)b.count);
-	put32(ch + 36, ACPI_LAPIC_BASE);
+	le16_put(ch + 34, (uint16_t)b.count);
+	le32_put(ch + 36, ACPI_LAPIC_BASE);
 	ch[7] = acpi_checksum(ch, b.len);
 	/* The floating pointer (§4.1): length in 16-byte units. */
 	memcpy(fp, "_MP_", 4);
-	put32(fp + 4, MPTABLE_BASE + MPFP_LEN);
+	le32_put(fp + 4, MPTABLE_BASE + MPFP_LEN);
 	fp[8] = 1;
 	fp[9] = MP_SPEC_REV;
 	fp[10] = acpi_checksum(fp, MPFP_LEN);

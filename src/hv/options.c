@@ -13,6 +13,7 @@
 #include "fwcfg.h"
 #include "options.h"
 #include "pci_emul.h"
+#include "pci_lpc.h"
 #include "vmm.h"
 
 void

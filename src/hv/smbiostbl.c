@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "acpi.h"
+#include "byteorder.h"
 #include "machine.h"
 #include "smbiostbl.h"
 
@@ -48,26 +49,6 @@ struct sm_buf {
 	uint8_t sink[256]; /* where writes go once the table is full */
 };
 
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 static uint8_t *
 sm_room(struct sm_buf *b, size_t n)
@@ -89,7 +70,7 @@ sm_begin(struct sm_buf *b, uint8_t type, uint8_t len)
 	memset(s, 0, len);
 	s[0] = type;
 	s[1] = len;
-	put16(s + 2, b->handle);
+	le16_put(s + 2, b->handle);
 	b->cur = s;
 	b->nstr = 0;
 	return s;
@@ -240,10 +221,10 @@ type0(struct sm_buf *b, struct vmctx *ctx)
 
 	s[4] = sm_str(b, cfg(ctx, "bios.vendor", "BHYVE"));
 	s[5] = sm_str(b, ver);
-	put16(s + 6, 0xf000); /* starting segment */
+	le16_put(s + 6, 0xf000); /* starting segment */
 	s[8] = sm_str(b, cfg(ctx, "bios.release_date", "10/17/2021"));
 	s[9] = 0;			    /* ROM size: 64 KiB */
-	put64(s + 0x0a, 1u << 4 | 1u << 7); /* ISA, PCI */
+	le64_put(s + 0x0a, 1u << 4 | 1u << 7); /* ISA, PCI */
 	s[0x12] = 0x01;			    /* ACPI */
 	s[0x13] = 0x10;			    /* a virtual machine */
 	bios_release(ver, &s[0x14], &s[0x15]);
@@ -290,7 +271,7 @@ type2_3(struct sm_buf *b, struct vmctx *ctx)
 	s[8] = sm_str(b, cfg(ctx, "board.asset_tag", "None"));
 	s[9] = 0x01; /* a hosting board */
 	s[0x0a] = sm_str(b, cfg(ctx, "board.location", "None"));
-	put16(s + 0x0b, b->handle + 1); /* the enclosure, next */
+	le16_put(s + 0x0b, b->handle + 1); /* the enclosure, next */
 	s[0x0d] = 0x0a;			/* motherboard */
 	sm_end(b);
 
@@ -326,14 +307,14 @@ type4(struct sm_buf *b, struct vmctx *ctx)
 		s[6] = 0x01;		      /* family: other */
 		s[0x18] = 0x41;		      /* populated, enabled */
 		s[0x19] = 0x01;		      /* upgrade: other */
-		put16(s + 0x1a, HANDLE_NONE); /* no cache structures */
-		put16(s + 0x1c, HANDLE_NONE);
-		put16(s + 0x1e, HANDLE_NONE);
+		le16_put(s + 0x1a, HANDLE_NONE); /* no cache structures */
+		le16_put(s + 0x1c, HANDLE_NONE);
+		le16_put(s + 0x1e, HANDLE_NONE);
 		s[0x23] = (uint8_t)(cores > 255 ? 255 : cores);
 		s[0x24] = s[0x23];
 		s[0x25] = (uint8_t)(per > 255 ? 255 : per);
-		put16(s + 0x26, 0x0004); /* 64-bit capable */
-		put16(s + 0x28, 0x0001); /* family 2: other */
+		le16_put(s + 0x26, 0x0004); /* 64-bit capable */
+		le16_put(s + 0x28, 0x0001); /* family 2: other */
 		sm_end(b);
 	}
 }
@@ -346,15 +327,15 @@ mapped(struct sm_buf *b, uint16_t array, uint64_t start, uint64_t len)
 
 	/* KiB in 32 bits, or all ones and the extended byte addresses. */
 	if ((end >> 10) < 0xffffffffULL) {
-		put32(s + 4, (uint32_t)(start >> 10));
-		put32(s + 8, (uint32_t)(end >> 10));
+		le32_put(s + 4, (uint32_t)(start >> 10));
+		le32_put(s + 8, (uint32_t)(end >> 10));
 	} else {
-		put32(s + 4, 0xffffffff);
-		put32(s + 8, 0xffffffff);
-		put64(s + 0x0f, start);
-		put64(s + 0x17, end);
+		le32_put(s + 4, 0xffffffff);
+		le32_put(s + 8, 0xffffffff);
+		le64_put(s + 0x0f, start);
+		le64_put(s + 0x17, end);
 	}
-	put16(s + 0x0c, array);
+	le16_put(s + 0x0c, array);
 	s[0x0e] = 1; /* partition width */
 	sm_end(b);
 }
@@ -371,31 +352,31 @@ memory(struct sm_buf *b, struct vmctx *ctx)
 	s[5] = 0x03; /* system memory */
 	s[6] = 0x03; /* no error correction */
 	if (kib < 0x80000000ULL) {
-		put32(s + 7, (uint32_t)kib);
+		le32_put(s + 7, (uint32_t)kib);
 	} else {
-		put32(s + 7, 0x80000000u);
-		put64(s + 0x0f, total);
+		le32_put(s + 7, 0x80000000u);
+		le64_put(s + 0x0f, total);
 	}
-	put16(s + 0x0b, HANDLE_NO_ERRINFO);
-	put16(s + 0x0d, 1);
+	le16_put(s + 0x0b, HANDLE_NO_ERRINFO);
+	le16_put(s + 0x0d, 1);
 	array = sm_end(b);
 
 	s = sm_begin(b, 17, T17_LEN);
-	put16(s + 4, array);
-	put16(s + 6, HANDLE_NO_ERRINFO);
-	put16(s + 8, 64);
-	put16(s + 0x0a, 64);
+	le16_put(s + 4, array);
+	le16_put(s + 6, HANDLE_NO_ERRINFO);
+	le16_put(s + 8, 64);
+	le16_put(s + 0x0a, 64);
 	if (mib < 0x7fff) {
-		put16(s + 0x0c, (uint16_t)mib);
+		le16_put(s + 0x0c, (uint16_t)mib);
 	} else {
-		put16(s + 0x0c, 0x7fff);
-		put32(s + 0x1c, (uint32_t)(mib & 0x7fffffff));
+		le16_put(s + 0x0c, 0x7fff);
+		le32_put(s + 0x1c, (uint32_t)(mib & 0x7fffffff));
 	}
 	s[0x0e] = 0x02; /* form factor: unknown */
 	s[0x10] = sm_str(b, "DIMM 0");
 	s[0x11] = sm_str(b, "Bank 0");
 	s[0x12] = 0x02;		 /* type: unknown */
-	put16(s + 0x13, 0x0004); /* type detail: unknown */
+	le16_put(s + 0x13, 0x0004); /* type detail: unknown */
 	sm_end(b);
 
 	if (low)
@@ -413,11 +394,11 @@ entry_point(struct sm_buf *b)
 	ep[5] = EP_LEN;
 	ep[6] = 2;
 	ep[7] = 8;
-	put16(ep + 8, (uint16_t)b->max_struct);
+	le16_put(ep + 8, (uint16_t)b->max_struct);
 	memcpy(ep + 0x10, "_DMI_", 5);
-	put16(ep + 0x16, (uint16_t)(b->len - TABLE_OFF));
-	put32(ep + 0x18, SMBIOS_BASE + TABLE_OFF);
-	put16(ep + 0x1c, (uint16_t)b->count);
+	le16_put(ep + 0x16, (uint16_t)(b->len - TABLE_OFF));
+	le32_put(ep + 0x18, SMBIOS_BASE + TABLE_OFF);
+	le16_put(ep + 0x1c, (uint16_t)b->count);
 	ep[0x1e] = 0x28; /* BCD revision 2.8 */
 	/* The intermediate checksum covers 0x10-0x1E, then the whole. */
 	ep[0x15] = acpi_checksum(ep + 0x10, EP_LEN - 0x10);

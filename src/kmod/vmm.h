@@ -103,6 +103,13 @@ enum vm_exitcode {
 	VM_EXIT_ERROR,	     /* internal error or failed entry */
 };
 
+/* What a VM_EXIT_SYSTEM asks for (PSCI-like requests from the kernel). */
+enum vm_system_event {
+	VM_SYSTEM_SHUTDOWN,
+	VM_SYSTEM_RESET,
+	VM_SYSTEM_OTHER,
+};
+
 struct vm_exit {
 	enum vm_exitcode code;
 	uint64_t rip;
@@ -122,7 +129,7 @@ struct vm_exit {
 			uint8_t *data;
 		} mmio;
 		struct {
-			uint32_t type;
+			enum vm_system_event event;
 		} system;
 		struct {
 			uint32_t reason;
@@ -131,9 +138,24 @@ struct vm_exit {
 	} u;
 };
 
-/* Instance management (vmm_instance.c). */
+/*
+ * Instance management (vmm_instance.c). An instance's files are named
+ * here only: callers ask for what they mean.
+ */
 const char *vm_instance_dir(void);
-int vm_instance_path(const char *name, const char *file, char *buf, size_t len);
+bool vm_instance_exists(const char *name);
+/*
+ * Drop an instance's memory and boot state so that a loader starts it
+ * clean: 0, or -1 with vm_strerror() saying why.
+ */
+int vm_reset_instance(const char *name);
+/* The loaded kernel ran: a later bhyve needs a loader to run again. */
+int vm_forget_boot_state(const char *name);
+/*
+ * The ioctl request numbers a device thread issues on the VM to raise
+ * interrupts (line and MSI), for its seccomp filter: the count in out.
+ */
+int vm_sandbox_ioctls(unsigned long *out, int max);
 bool vm_name_valid(const char *name);
 struct vmctx *vm_create(const char *name, enum vmm_backend backend);
 struct vmctx *vm_open(const char *name, enum vmm_backend backend);
@@ -160,8 +182,6 @@ void *vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
  * little); the rest is cleared with memset.
  */
 int vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
-/* Map a read-only ROM image at gpa (bootrom). */
-int vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host);
 
 /* vCPUs. */
 int vm_set_ncpus(struct vmctx *ctx, int ncpus);

@@ -77,7 +77,7 @@ vm_name_valid(const char *name)
 	return true;
 }
 
-int
+static int
 vm_instance_path(const char *name, const char *file, char *buf, size_t len)
 {
 	int n;
@@ -88,6 +88,48 @@ vm_instance_path(const char *name, const char *file, char *buf, size_t len)
 	else
 		n = snprintf(buf, len, "%s/%s", vm_instance_dir(), name);
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+bool
+vm_instance_exists(const char *name)
+{
+	char path[512];
+
+	return vm_instance_path(name, NULL, path, sizeof(path)) == 0 &&
+	       access(path, F_OK) == 0;
+}
+
+static int
+remove_file(const char *name, const char *file)
+{
+	char path[512];
+
+	if (vm_instance_path(name, file, path, sizeof(path)) < 0) {
+		vm_set_error("%s: instance path too long", name);
+		return -1;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		vm_set_error("cannot remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+vm_reset_instance(const char *name)
+{
+	static const char *const files[] = {"mem", "info", "boot"};
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (remove_file(name, files[i]) < 0)
+			return -1;
+	return 0;
+}
+
+int
+vm_forget_boot_state(const char *name)
+{
+	return remove_file(name, "boot");
 }
 
 static const struct vmm_ops *
@@ -522,28 +564,6 @@ vm_zero_gpa(struct vmctx *ctx, uint64_t gpa, size_t len)
 	return 0;
 }
 
-int
-vm_setup_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void **host)
-{
-	void *p;
-
-	if (ctx->rom) {
-		vm_set_error("a ROM is already mapped");
-		return -1;
-	}
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -1;
-	ctx->rom = p;
-	ctx->rom_gpa = gpa;
-	ctx->rom_len = len;
-	*host = p;
-	if (ctx->ops->map_rom)
-		return ctx->ops->map_rom(ctx, gpa, len, p);
-	return 0;
-}
-
 /* ---- vCPUs and registers ---- */
 
 int
@@ -822,8 +842,6 @@ vm_close(struct vmctx *ctx)
 		ctx->ops->vm_fini(ctx);
 	if (ctx->mem)
 		munmap(ctx->mem, ctx->lowmem + ctx->highmem);
-	if (ctx->rom)
-		munmap(ctx->rom, ctx->rom_len);
 	if (ctx->memfd >= 0)
 		close(ctx->memfd);
 	if (ctx->lockfd >= 0)

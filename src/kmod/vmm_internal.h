@@ -27,7 +27,6 @@ struct vmm_ops {
 	int (*coalesce_pio)(struct vmctx *ctx, uint16_t port, uint16_t len,
 			    bool on);
 	void (*drain_coalesced)(struct vmctx *ctx);
-	int (*map_rom)(struct vmctx *ctx, uint64_t gpa, size_t len, void *host);
 };
 
 struct vcpu {
@@ -47,8 +46,6 @@ struct vmctx {
 	int memfd;
 	uint8_t *mem;	/* lowmem then highmem, contiguous in the file */
 	uint64_t lowmem, highmem;
-	uint8_t *rom;
-	uint64_t rom_gpa, rom_len;
 	int ncpus;
 	struct vm_topology topo;
 	struct vcpu *vcpus[VM_MAXCPU];

@@ -235,12 +235,6 @@ kvm_map_mem(struct vmctx *ctx)
 	return 0;
 }
 
-static int
-kvm_map_rom(struct vmctx *ctx, uint64_t gpa, size_t len, void *host)
-{
-	return kvm_set_slot(ctx, 2, gpa, len, host, KVM_MEM_READONLY);
-}
-
 /* CPUID for one vCPU: KVM's supported set, patched (vmm_cpuid.c). */
 static int
 kvm_set_cpuid(struct vcpu *vcpu, int fd)
@@ -667,7 +661,16 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		x->code = VM_EXIT_SYSTEM;
-		x->u.system.type = run->system_event.type;
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			x->u.system.event = VM_SYSTEM_SHUTDOWN;
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			x->u.system.event = VM_SYSTEM_RESET;
+			break;
+		default:
+			x->u.system.event = VM_SYSTEM_OTHER;
+		}
 		break;
 	case KVM_EXIT_INTR:
 		x->code = VM_EXIT_INTR;
@@ -802,5 +805,15 @@ const struct vmm_ops vmm_kvm_ops = {
 	.msi = kvm_msi,
 	.coalesce_pio = kvm_coalesce_pio,
 	.drain_coalesced = kvm_drain_coalesced,
-	.map_rom = kvm_map_rom,
 };
+
+int
+vm_sandbox_ioctls(unsigned long *out, int max)
+{
+	static const unsigned long reqs[] = {KVM_IRQ_LINE, KVM_SIGNAL_MSI};
+	int n = 0;
+
+	for (; n < max && n < (int)(sizeof(reqs) / sizeof(reqs[0])); n++)
+		out[n] = reqs[n];
+	return n;
+}

@@ -19,6 +19,7 @@
 
 #include "acpi.h"
 #include "acpi_aml.h"
+#include "fwtab.h"
 #include "hpet.h"
 #include "machine.h"
 #include "mptbl.h"
@@ -126,8 +127,6 @@ fx_new(int ncpus, uint64_t mem, void (*more)(struct config *))
 static void
 fx_free(struct fx *f)
 {
-	lpc_uart_close_all(f->ctx);
-	pci_state_free(f->m->pci);
 	machine_free(f->m);
 	vm_close(f->ctx);
 	config_free(f->cfg);
@@ -650,8 +649,7 @@ test_acpi_dsdt_content(void **state)
 	uint8_t prt3[] = {0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff,
 			  0x03, 0x00, 0x00, 0x00, 0x0a, 0x00};
 	uint8_t prt4[sizeof(prt3)];
-	struct acpi_intx *v;
-	int n;
+	struct fw_mp mp = {0};
 
 	(void)state;
 	assert_int_equal(acpi_build(f->ctx, 1), 0);
@@ -671,9 +669,9 @@ test_acpi_dsdt_content(void **state)
 	prt4[11] = (uint8_t)d4->pi_lintr.irq;
 	assert_true(has_bytes(t.dsdt, len, prt4, sizeof(prt4)));
 	/* 0:4.1 shares slot 4's INTA entry: one route per slot and pin. */
-	n = acpi_pci_intx(f->ctx, &v);
-	assert_int_equal(n, 2);
-	free(v);
+	assert_int_equal(fw_mptable(f->ctx, &mp), 0);
+	assert_int_equal(mp.nintx, 2);
+	fw_mp_free(&mp);
 	fx_free(f);
 }
 

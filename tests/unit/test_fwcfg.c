@@ -62,7 +62,7 @@ fwcfg_up(struct fx *f)
 	const struct lpc_dev *d = lpc_dev_find("fwcfg");
 
 	assert_non_null(d);
-	return d->init(f->ctx, "fwcfg");
+	return d->init(f->ctx, d);
 }
 
 static int
@@ -78,7 +78,6 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	fwcfg_free(f->ctx);
 	machine_free(f->m);
 	config_free(f->cfg);
 	vm_close(f->ctx);
@@ -479,20 +478,6 @@ test_startup_errors(void **state)
 	assert_null(inout_owner(f->ctx, FWCFG_PORT_SEL));
 	unregister_inout(f->ctx, &iop);
 	assert_int_equal(fwcfg_up(f), 0);
-}
-
-static const struct sysdev *
-sysdev_find(const char *name)
-{
-	const void **p;
-
-	SET_FOREACH(p, sysdev_set)
-	{
-		const struct sysdev *d = *p;
-		if (!strcmp(d->name, name))
-			return d;
-	}
-	return NULL;
 }
 
 /* -f without -l fwcfg,qemu is an error at start-up. */

@@ -26,20 +26,6 @@ struct fx {
 	struct machine *m;
 };
 
-static const struct sysdev *
-sysdev_find(const char *name)
-{
-	const void **p;
-
-	SET_FOREACH(p, sysdev_set)
-	{
-		const struct sysdev *d = *p;
-		if (!strcmp(d->name, name))
-			return d;
-	}
-	return NULL;
-}
-
 static void
 hpet_up(struct fx *f)
 {
@@ -76,9 +62,6 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	hpet_free(f->ctx);
-	if (f->m->mev)
-		mevent_free(f->m->mev);
 	machine_free(f->m);
 	config_free(f->cfg);
 	vm_close(f->ctx);

@@ -129,7 +129,6 @@ teardown(void **state)
 
 	if (pi)
 		free(pi->pi_arg);
-	pci_state_free(f->m->pci);
 	machine_free(f->m);
 	vm_close(f->ctx);
 	config_free(f->cfg);

@@ -17,6 +17,8 @@
 #include "machine.h"
 #include "mevent.h"
 #include "pm.h"
+
+#define POST_PORT 0x80 /* post.c */
 #include "vmm.h"
 
 struct fx {
@@ -24,20 +26,6 @@ struct fx {
 	struct config *cfg;
 	struct machine *m;
 };
-
-static const struct sysdev *
-sysdev_find(const char *name)
-{
-	const void **p;
-
-	SET_FOREACH(p, sysdev_set)
-	{
-		const struct sysdev *d = *p;
-		if (!strcmp(d->name, name))
-			return d;
-	}
-	return NULL;
-}
 
 static void
 init_devs(struct fx *f)
@@ -79,10 +67,6 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	pm_free(f->ctx);
-	post_free(f->ctx);
-	if (f->m->mev)
-		mevent_free(f->m->mev);
 	machine_free(f->m);
 	config_free(f->cfg);
 	vm_close(f->ctx);

@@ -81,7 +81,6 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	rtc_free(f->rtc);
-	rtc_free(machine_get_slot(f->ctx, "rtc"));
 	machine_free(f->m);
 	config_free(f->cfg);
 	vm_close(f->ctx);
@@ -363,20 +362,6 @@ test_nvram_rw_and_range(void **state)
 	assert_int_equal(rd(f, RTC_REG_D), RTC_D_VRT);
 }
 
-static const struct sysdev *
-sysdev_find(const char *name)
-{
-	const void **p;
-
-	SET_FOREACH(p, sysdev_set)
-	{
-		const struct sysdev *d = *p;
-		if (!strcmp(d->name, name))
-			return d;
-	}
-	return NULL;
-}
-
 static void
 test_ports(void **state)
 {
@@ -386,7 +371,7 @@ test_ports(void **state)
 
 	assert_non_null(d);
 	assert_int_equal(d->init(f->ctx), 0);
-	assert_non_null(machine_get_slot(f->ctx, "rtc"));
+	assert_non_null(rtc_of(f->ctx));
 	v = 0x80 | 0x0e; /* NMI masked: ignored */
 	assert_int_equal(inout_dispatch(f->ctx, 0, 0x70, 1, &v), 0);
 	v = 0x33;

@@ -18,7 +18,6 @@
 #include "vmm.h"
 
 /* pctestdev.c has no header of its own; this is its teardown. */
-void pctestdev_free(struct vmctx *ctx);
 
 #define IOMEM 0xff000000ULL
 
@@ -46,7 +45,6 @@ fx_new(void)
 static void
 fx_free(struct fx *f)
 {
-	pctestdev_free(f->ctx);
 	machine_free(f->m);
 	config_free(f->cfg);
 	vm_close(f->ctx);
@@ -69,7 +67,7 @@ lpc_up(struct fx *f, const char *arg)
 		 (int)(comma ? (size_t)(comma - arg) : strlen(arg)), arg);
 	d = lpc_dev_find(name);
 	assert_non_null(d);
-	return d->init(f->ctx, name);
+	return d->init(f->ctx, d);
 }
 
 static int

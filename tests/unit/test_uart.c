@@ -19,6 +19,7 @@
 #include "machine.h"
 #include "mevent.h"
 #include "uart_backend.h"
+#include "lpc_uart.h"
 #include "uart_emul.h"
 #include "vmm.h"
 
@@ -91,7 +92,6 @@ teardown(void **state)
 	struct fx *f = *state;
 	char cmd[128];
 
-	lpc_uart_close_all(f->ctx);
 	uart_free(f->sc);
 	machine_free(f->m);
 	config_free(f->cfg);
@@ -604,8 +604,8 @@ test_lpc_com1(void **state)
 	assert_int_equal(d->parse(f->cfg, "com1", opts, err, sizeof(err)), 0);
 	assert_string_equal(config_get(f->cfg, "lpc.com1.path"), path);
 	assert_string_equal(config_get(f->cfg, "lpc.com1.foo"), "bar");
-	assert_int_equal(d->init(f->ctx, "com1"), 0);
-	assert_non_null(machine_get_slot(f->ctx, "com1"));
+	assert_int_equal(d->init(f->ctx, d), 0);
+	assert_non_null(lpc_uart_softc(f->ctx, "com1"));
 	assert_string_equal(inout_owner(f->ctx, 0x3ff), "com1");
 
 	v = 0x07;
@@ -654,7 +654,7 @@ test_lpc_com2_nopath_and_errors(void **state)
 	assert_non_null(d3);
 	assert_int_equal(d2->parse(f->cfg, "com2", "", err, sizeof(err)), 0);
 	assert_non_null(config_node(f->cfg, "lpc.com2"));
-	assert_int_equal(d2->init(f->ctx, "com2"), 0);
+	assert_int_equal(d2->init(f->ctx, d2), 0);
 	/* No backend: output is dropped, registers still work. */
 	v = 'x';
 	assert_int_equal(inout_dispatch(f->ctx, 0, 0x2f8, 1, &v), 0);
@@ -668,8 +668,8 @@ test_lpc_com2_nopath_and_errors(void **state)
 	assert_int_equal(config_set(f->cfg, "lpc.com3.path", "/nonexistent/x",
 				    err, sizeof(err)),
 			 0);
-	assert_int_equal(d3->init(f->ctx, "com3"), -1);
-	assert_null(machine_get_slot(f->ctx, "com3"));
+	assert_int_equal(d3->init(f->ctx, d3), -1);
+	assert_null(lpc_uart_softc(f->ctx, "com3"));
 	assert_null(inout_owner(f->ctx, 0x3e8));
 }
 

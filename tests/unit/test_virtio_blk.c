@@ -130,7 +130,6 @@ fx_new(const char *opts)
 static void
 fx_free(struct fx *f)
 {
-	pci_state_free(f->m->pci);
 	machine_free(f->m);
 	vm_close(f->ctx);
 	config_free(f->cfg);

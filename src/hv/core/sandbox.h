@@ -15,7 +15,8 @@
 /*
  * An I/O worker (block_if): preadv, pwritev and fdatasync on fd only;
  * futexes (its queue's lock and condition); the interrupt ioctls the
- * completion path uses (KVM_IRQ_LINE, KVM_SIGNAL_MSI); writes to stdout
+ * completion path uses (vm_sandbox_ioctls: the vmm layer names them);
+ * writes to stdout
  * and stderr (error lines); and what a thread needs to exit. name names
  * the thread in the error line. Returns 0, or -1 with err set (seccomp
  * unavailable): the caller decides whether to run unfiltered.

@@ -1,8 +1,9 @@
 /* The guest physical memory map (see e820.h for the layout and why). */
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "e820.h"
-#include "pci_emul.h"
+#include "fwtab.h"
 
 #define ROM_AREA_START 0xFEC00000ULL /* IOAPIC, HPET, LAPIC, boot ROM */
 #define FOUR_GIB (1ULL << 32)
@@ -16,6 +17,29 @@ add(struct e820_entry *out, int max, int *n, uint64_t addr, uint64_t len,
 	if (*n >= max)
 		return false;
 	out[(*n)++] = (struct e820_entry){addr, len, type};
+	return true;
+}
+
+static int
+by_addr(const void *a, const void *b)
+{
+	const struct e820_entry *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* What devices reserve (the PCI bus's ECAM, say), from their descriptors. */
+static bool
+add_devices(struct e820_entry *out, int max, int *n)
+{
+	struct e820_entry r[E820_MAX_ENTRIES];
+	int k = fw_reserved(r, E820_MAX_ENTRIES);
+
+	if (k < 0)
+		return false;
+	for (int i = 0; i < k; i++)
+		if (!add(out, max, n, r[i].addr, r[i].len, r[i].type))
+			return false;
 	return true;
 }
 
@@ -34,12 +58,14 @@ e820_build(struct vmctx *ctx, struct e820_entry *out, int max)
 	     add(out, max, &n, E820_HIMEM_START,
 		 low > E820_HIMEM_START ? low - E820_HIMEM_START : 0,
 		 E820_RAM) &&
-	     add(out, max, &n, PCI_EMUL_ECFG_BASE, PCI_EMUL_ECFG_SIZE,
-		 E820_RESERVED) &&
+	     add_devices(out, max, &n) &&
 	     add(out, max, &n, ROM_AREA_START, FOUR_GIB - ROM_AREA_START,
 		 E820_RESERVED) &&
 	     add(out, max, &n, VM_HIGHMEM_BASE, high, E820_RAM);
-	return ok ? n : -1;
+	if (!ok)
+		return -1;
+	qsort(out, n, sizeof(out[0]), by_addr);
+	return n;
 }
 
 bool

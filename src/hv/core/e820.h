@@ -7,7 +7,8 @@
  *   0xA0000     - 0xFFFFF      reserved: VGA window, option ROMs, and
  *                              bhyve's ACPI/MP/SMBIOS tables at 0xF0000
  *   0x100000    - lowmem       RAM
- *   0xE0000000  - 0xEFFFFFFF   reserved: PCIe ECAM (pci_emul.h)
+ *   0xE0000000  - 0xEFFFFFFF   reserved: PCIe ECAM (the PCI bus's own
+ *                              fw_ops: devices reserve what they need)
  *   0xFEC00000  - 0xFFFFFFFF   reserved: IOAPIC, HPET, LAPIC, boot ROM
  *   4 GiB       - 4 GiB + highmem   RAM
  *
@@ -36,7 +37,7 @@ struct e820_entry {
 };
 
 /* Enough for the map above; callers may pass more. */
-#define E820_MAX_ENTRIES 8
+#define E820_MAX_ENTRIES 16
 
 /* Conventional memory: RAM below the VGA window. */
 #define E820_LOWMEM_END 0xA0000ULL

@@ -1,6 +1,5 @@
 /* Seccomp filters for device threads (sandbox.h), with libseccomp. */
 #include <errno.h>
-#include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "vmm.h"
 
 /* What any thread needs to block, wake, report a fault and exit. */
 static const int thread_basics[] = {
@@ -96,8 +96,8 @@ io_rules(scmp_filter_ctx f, int fd)
 	const struct scmp_arg_cmp on_fd = SCMP_A0(SCMP_CMP_EQ, (unsigned)fd);
 	const struct scmp_arg_cmp out = SCMP_A0(SCMP_CMP_EQ, STDOUT_FILENO);
 	const struct scmp_arg_cmp errfd = SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO);
-	const struct scmp_arg_cmp irq = SCMP_A1(SCMP_CMP_EQ, KVM_IRQ_LINE);
-	const struct scmp_arg_cmp msi = SCMP_A1(SCMP_CMP_EQ, KVM_SIGNAL_MSI);
+	unsigned long reqs[4];
+	int nreqs = vm_sandbox_ioctls(reqs, 4);
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(thread_basics) / sizeof(int); i++)
@@ -111,8 +111,12 @@ io_rules(scmp_filter_ctx f, int fd)
 	rc |= allow(f, SCMP_SYS(fdatasync), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(write), 1, &out);
 	rc |= allow(f, SCMP_SYS(write), 1, &errfd);
-	rc |= allow(f, SCMP_SYS(ioctl), 1, &irq);
-	rc |= allow(f, SCMP_SYS(ioctl), 1, &msi);
+	/* The interrupt ioctls the vmm layer names (a device's completion). */
+	for (int i = 0; i < nreqs; i++) {
+		const struct scmp_arg_cmp req = SCMP_A1(SCMP_CMP_EQ, reqs[i]);
+
+		rc |= allow(f, SCMP_SYS(ioctl), 1, &req);
+	}
 	return rc;
 }
 
