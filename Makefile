@@ -66,8 +66,12 @@ $(O)/src/devices/%.o $(A)/src/devices/%.o $(F)/obj/src/devices/%.o: INC = $(INC_
 .DEFAULT_GOAL := all
 include fixtures/guests/guests.mk
 
-.PHONY: all check unit integration run bench fuzz clean
-all: $(BINS) guests $(UNIT_BINS)
+.PHONY: all check unit integration run bench fuzz clean includes
+all: includes $(BINS) guests $(UNIT_BINS)
+
+# Every #include goes down the layers (docs/ARCHITECTURE.md).
+includes:
+	@ci/check-includes.sh
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -32,9 +32,14 @@ run_unit() {
 	local t out rc
 	out=$(python3 tests/harness/run_tests.py 2>&1)
 	count_tap hvtest "$out" $?
+	# The layers' include directions, and the check itself.
+	out=$(tests/unit/test_includes.sh 2>&1)
+	count_tap includes "$out" $?
 	for t in "$BUILD"/tests/unit/test_*; do
 		[ -x "$t" ] || continue
-		out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$t" 2>&1)
+		# LeakSanitizer on: machine_free must undo everything.
+		out=$(ASAN_OPTIONS=detect_leaks=1 CMOCKA_MESSAGE_OUTPUT=TAP \
+			"$t" 2>&1)
 		rc=$?
 		count_tap "$(basename "$t")" "$out" $rc
 	done

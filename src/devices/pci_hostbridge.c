@@ -3,15 +3,14 @@
 
 #include "pci_emul.h"
 
+/* The ids a bridge reports unless vendor= and devid= say otherwise. */
 static int
-hostbridge_init(struct pci_devinst *pi, struct config *node)
+bridge_init(struct pci_devinst *pi, struct config *node, uint16_t v,
+	    uint16_t d)
 {
 	const char *vendor = config_get(node, "vendor");
 	const char *devid = config_get(node, "devid");
 
-	/* bhyve's ids (NetApp); -s 0,amd_hostbridge gives AMD's. */
-	uint16_t v = pi->pi_d->pe_emu[0] == 'a' ? 0x1022 : 0x1275;
-	uint16_t d = pi->pi_d->pe_emu[0] == 'a' ? 0x7432 : 0x1275;
 	if (vendor)
 		v = (uint16_t)strtoul(vendor, NULL, 0);
 	if (devid)
@@ -24,6 +23,20 @@ hostbridge_init(struct pci_devinst *pi, struct config *node)
 	return 0;
 }
 
+/* bhyve's ids (NetApp). */
+static int
+hostbridge_init(struct pci_devinst *pi, struct config *node)
+{
+	return bridge_init(pi, node, 0x1275, 0x1275);
+}
+
+/* -s 0,amd_hostbridge: AMD's. */
+static int
+amd_hostbridge_init(struct pci_devinst *pi, struct config *node)
+{
+	return bridge_init(pi, node, 0x1022, 0x7432);
+}
+
 static const struct pci_devemu pci_de_hostbridge = {
 	.pe_emu = "hostbridge",
 	.pe_init = hostbridge_init,
@@ -32,6 +45,6 @@ PCI_EMUL_SET(pci_de_hostbridge);
 
 static const struct pci_devemu pci_de_amd_hostbridge = {
 	.pe_emu = "amd_hostbridge",
-	.pe_init = hostbridge_init,
+	.pe_init = amd_hostbridge_init,
 };
 PCI_EMUL_SET(pci_de_amd_hostbridge);

@@ -209,12 +209,6 @@ uart_free(struct uart_softc *sc)
 	free(sc);
 }
 
-void *
-uart_arg(struct uart_softc *sc)
-{
-	return sc->arg;
-}
-
 void
 uart_set_coalesce(struct uart_softc *sc, uart_coalesce_fn fn)
 {

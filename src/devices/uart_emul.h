@@ -80,8 +80,6 @@ typedef void (*uart_coalesce_fn)(void *arg, bool on);
 struct uart_softc *uart_init(uart_intr_fn intr_assert,
 			     uart_intr_fn intr_deassert, void *arg);
 void uart_free(struct uart_softc *sc);
-/* The arg given to uart_init (the owner's state). */
-void *uart_arg(struct uart_softc *sc);
 /* Install the coalesce hook; it is called at once with the current state. */
 void uart_set_coalesce(struct uart_softc *sc, uart_coalesce_fn fn);
 /* Where THR writes go (NULL drops them, as bhyve without a backend). */
