@@ -24,7 +24,10 @@
 #include "pci_emul.h"
 #include "sandbox.h"
 
-enum blockop { BOP_READ, BOP_WRITE, BOP_FLUSH };
+enum blockop { BOP_READ, BOP_WRITE, BOP_FLUSH, BOP_DELETE, BOP_ZERO };
+
+/* Requests a device may have queued at once (its ring's worth). */
+#define BLOCKIF_MAXREQ 256
 
 #define SECTSZ_MAX_LOGICAL 4096 /* Linux guests take up to a page */
 #define SECTSZ_MAX_PHYSICAL 65536
@@ -32,6 +35,8 @@ enum blockop { BOP_READ, BOP_WRITE, BOP_FLUSH };
 struct blockif_ctxt {
 	int bc_fd;
 	bool bc_rdonly;
+	bool bc_isblk;
+	bool bc_candelete;
 	off_t bc_size;
 	int bc_sectsz;
 	int bc_psectsz;
@@ -148,6 +153,7 @@ probe_image(struct blockif_ctxt *bc, const char *path, char *err, size_t errlen)
 		bc->bc_size = st.st_size;
 		return 0;
 	}
+	bc->bc_isblk = true;
 	if (!S_ISBLK(st.st_mode)) {
 		snprintf(err, errlen,
 			 "%s is not a regular file or a block device", path);
@@ -225,7 +231,7 @@ blockif_open(const struct config *node, char *err, size_t errlen)
 	const char *path = config_get(node, "path");
 	const char *ss = config_get(node, "sectorsize");
 	struct blockif_ctxt *bc;
-	bool ro, nocache, direct;
+	bool ro, nocache, direct, nodelete;
 	int flags = O_CLOEXEC;
 
 	if (!path || !*path) {
@@ -236,7 +242,8 @@ blockif_open(const struct config *node, char *err, size_t errlen)
 	}
 	if (get_flag(node, "ro", &ro, err, errlen) < 0 ||
 	    get_flag(node, "nocache", &nocache, err, errlen) < 0 ||
-	    get_flag(node, "direct", &direct, err, errlen) < 0)
+	    get_flag(node, "direct", &direct, err, errlen) < 0 ||
+	    get_flag(node, "nodelete", &nodelete, err, errlen) < 0)
 		return NULL;
 	bc = calloc(1, sizeof(*bc));
 	if (!bc || !(bc->bc_path = strdup(path))) {
@@ -265,6 +272,7 @@ blockif_open(const struct config *node, char *err, size_t errlen)
 		return open_fail(bc);
 	}
 	bc->bc_rdonly = ro;
+	bc->bc_candelete = !ro && !nodelete;
 	if (probe_image(bc, path, err, errlen) < 0 ||
 	    (ss && apply_sectorsize(bc, ss, err, errlen) < 0))
 		return open_fail(bc);
@@ -327,6 +335,19 @@ blockif_path(struct blockif_ctxt *bc)
 	return bc->bc_path;
 }
 
+bool
+blockif_candelete(struct blockif_ctxt *bc)
+{
+	return bc->bc_candelete;
+}
+
+int
+blockif_queuesz(struct blockif_ctxt *bc)
+{
+	(void)bc;
+	return BLOCKIF_MAXREQ;
+}
+
 static int
 blockif_enqueue(struct blockif_ctxt *bc, struct blockif_req *br, int op)
 {
@@ -361,6 +382,20 @@ int
 blockif_flush(struct blockif_ctxt *bc, struct blockif_req *breq)
 {
 	return blockif_enqueue(bc, breq, BOP_FLUSH);
+}
+
+int
+blockif_delete(struct blockif_ctxt *bc, struct blockif_req *breq)
+{
+	breq->br_iovcnt = 0;
+	return blockif_enqueue(bc, breq, BOP_DELETE);
+}
+
+int
+blockif_zero(struct blockif_ctxt *bc, struct blockif_req *breq)
+{
+	breq->br_iovcnt = 0;
+	return blockif_enqueue(bc, breq, BOP_ZERO);
 }
 
 /* Drop n bytes from the front of the request's iovecs (a short transfer). */
@@ -416,6 +451,89 @@ blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br)
 	return 0;
 }
 
+/* A range request (discard, zero) inside the disk and writable. */
+static int
+range_ok(struct blockif_ctxt *bc, struct blockif_req *br)
+{
+	if (bc->bc_rdonly)
+		return EROFS;
+	if (br->br_offset < 0 || br->br_resid < 0 ||
+	    br->br_offset > bc->bc_size ||
+	    br->br_resid > bc->bc_size - br->br_offset)
+		return EIO;
+	return 0;
+}
+
+static int
+blockif_discard(struct blockif_ctxt *bc, struct blockif_req *br)
+{
+	uint64_t r[2] = {(uint64_t)br->br_offset, (uint64_t)br->br_resid};
+	int rc = range_ok(bc, br);
+
+	if (rc)
+		return rc;
+	if (!bc->bc_candelete)
+		return EOPNOTSUPP;
+	if (br->br_resid == 0)
+		return 0;
+	if (bc->bc_isblk)
+		rc = ioctl(bc->bc_fd, BLKDISCARD, r);
+	else
+		rc = fallocate(bc->bc_fd,
+			       FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       br->br_offset, br->br_resid);
+	if (rc < 0)
+		return errno;
+	br->br_resid = 0;
+	return 0;
+}
+
+/* Zeros written by hand, 64 KiB at a time (no fallocate mode works). */
+static int
+write_zeros(struct blockif_ctxt *bc, off_t off, off_t len)
+{
+	static const char zeros[65536] __attribute__((aligned(4096)));
+
+	while (len > 0) {
+		size_t n = len < (off_t)sizeof(zeros) ? (size_t)len
+						      : sizeof(zeros);
+		ssize_t w = pwrite(bc->bc_fd, zeros, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		off += w;
+		len -= w;
+	}
+	return 0;
+}
+
+static int
+blockif_zerorange(struct blockif_ctxt *bc, struct blockif_req *br)
+{
+	uint64_t r[2] = {(uint64_t)br->br_offset, (uint64_t)br->br_resid};
+	int rc = range_ok(bc, br);
+
+	if (rc)
+		return rc;
+	if (br->br_resid == 0)
+		return 0;
+	if (bc->bc_isblk)
+		rc = ioctl(bc->bc_fd, BLKZEROOUT, r);
+	else
+		rc = fallocate(bc->bc_fd,
+			       FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+			       br->br_offset, br->br_resid);
+	if (rc < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
+		rc = write_zeros(bc, br->br_offset, br->br_resid);
+	else if (rc < 0)
+		rc = errno;
+	if (rc == 0)
+		br->br_resid = 0;
+	return rc;
+}
+
 static int
 blockif_proc(struct blockif_ctxt *bc, struct blockif_req *br)
 {
@@ -425,6 +543,10 @@ blockif_proc(struct blockif_ctxt *bc, struct blockif_req *br)
 		return blockif_rw(bc, br);
 	case BOP_FLUSH:
 		return fdatasync(bc->bc_fd) < 0 ? errno : 0;
+	case BOP_DELETE:
+		return blockif_discard(bc, br);
+	case BOP_ZERO:
+		return blockif_zerorange(bc, br);
 	}
 	return EINVAL;
 }

@@ -9,6 +9,12 @@
  *   nocache     O_DIRECT: bypass the host's page cache
  *   direct      O_SYNC: every write is on stable storage when it completes
  *   sectorsize  LOGICAL[/PHYSICAL] sector sizes the guest sees
+ *   nodelete    refuse discard (TRIM, DSM deallocate): blockif_candelete
+ *               is false and blockif_delete fails with EOPNOTSUPP
+ *
+ * Every disk device (virtio-blk, ahci, nvme) uses it. Requests carry
+ * byte offsets and lengths; devices check them against blockif_size()
+ * before queueing, and the backend checks again.
  */
 #ifndef BLOCK_IF_H
 #define BLOCK_IF_H
@@ -59,6 +65,23 @@ const char *blockif_path(struct blockif_ctxt *bc);
 /* Queue a request; 0, or an errno value when it cannot be queued. */
 int blockif_read(struct blockif_ctxt *bc, struct blockif_req *breq);
 int blockif_write(struct blockif_ctxt *bc, struct blockif_req *breq);
+/* Flush: fdatasync, so what was written survives the host. */
 int blockif_flush(struct blockif_ctxt *bc, struct blockif_req *breq);
+/*
+ * Discard br_resid bytes at br_offset (no iovecs): a hole punched in a
+ * file, BLKDISCARD on a block device. Reads of the range then return
+ * zeros. EOPNOTSUPP with nodelete, EROFS on a read-only disk.
+ */
+int blockif_delete(struct blockif_ctxt *bc, struct blockif_req *breq);
+/*
+ * Write zeros over br_resid bytes at br_offset (no iovecs): a zeroed
+ * range in a file (allocated), BLKZEROOUT on a block device, or plain
+ * writes of zeros where neither works.
+ */
+int blockif_zero(struct blockif_ctxt *bc, struct blockif_req *breq);
+/* Whether discard is on (not nodelete, not read-only). */
+bool blockif_candelete(struct blockif_ctxt *bc);
+/* How many requests the backend works on at once (queue depth it serves). */
+int blockif_queuesz(struct blockif_ctxt *bc);
 
 #endif

@@ -4,6 +4,7 @@
  * through its worker thread: reads, writes, flushes, ranges, read-only.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -205,6 +207,98 @@ test_file_options(void **state)
 	unlink(path);
 }
 
+static blkcnt_t
+blocks_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_blocks;
+}
+
+/* Read len bytes at off through the backend into buf. */
+static int
+read_at(struct blockif_ctxt *bc, void *buf, size_t len, off_t off)
+{
+	struct blockif_req br = {0};
+
+	br.br_iov[0] = (struct iovec){buf, len};
+	br.br_iovcnt = 1;
+	br.br_offset = off;
+	br.br_resid = (ssize_t)len;
+	return run(bc, &br, blockif_read);
+}
+
+/* Discard punches a hole (zeros, fewer blocks); zero writes zeros. */
+static void
+test_discard_and_zero(void **state)
+{
+	char path[64], buf[65536], zeros[65536] = {0};
+	struct blockif_req br = {0};
+	struct blockif_ctxt *bc;
+	blkcnt_t before;
+	int fd;
+
+	(void)state;
+	make_file(path, 1 << 20);
+	fd = open(path, O_WRONLY);
+	memset(buf, 0xa5, sizeof(buf));
+	for (off_t o = 0; o < (1 << 20); o += sizeof(buf))
+		assert_int_equal(pwrite(fd, buf, sizeof(buf), o), sizeof(buf));
+	fsync(fd);
+	close(fd);
+	before = blocks_of(path);
+	bc = open_with(path, NULL);
+	assert_non_null(bc);
+	assert_true(blockif_candelete(bc));
+	assert_true(blockif_queuesz(bc) >= 32);
+	br.br_offset = 65536;
+	br.br_resid = 65536;
+	assert_int_equal(run(bc, &br, blockif_delete), 0);
+	assert_int_equal(br.br_resid, 0);
+	assert_true(blocks_of(path) < before);
+	assert_int_equal(read_at(bc, buf, sizeof(buf), 65536), 0);
+	assert_memory_equal(buf, zeros, sizeof(buf));
+	/* Zeroing: zeros, the neighbours untouched. */
+	br.br_offset = 4096;
+	br.br_resid = 8192;
+	assert_int_equal(run(bc, &br, blockif_zero), 0);
+	assert_int_equal(read_at(bc, buf, 16384, 0), 0);
+	assert_int_equal((unsigned char)buf[4095], 0xa5);
+	assert_memory_equal(buf + 4096, zeros, 8192);
+	assert_int_equal((unsigned char)buf[12288], 0xa5);
+	/* Ranges past the end fail alone. */
+	br.br_offset = (1 << 20) - 512;
+	br.br_resid = 1024;
+	assert_int_equal(run(bc, &br, blockif_delete), EIO);
+	br.br_resid = 1024;
+	assert_int_equal(run(bc, &br, blockif_zero), EIO);
+	blockif_close(bc);
+
+	/* nodelete: discard is refused, zeroing still works. */
+	bc = open_with(path, "nodelete");
+	assert_non_null(bc);
+	assert_false(blockif_candelete(bc));
+	br.br_offset = 0;
+	br.br_resid = 4096;
+	assert_int_equal(run(bc, &br, blockif_delete), EOPNOTSUPP);
+	br.br_resid = 4096;
+	assert_int_equal(run(bc, &br, blockif_zero), 0);
+	blockif_close(bc);
+	/* Read-only: neither. */
+	bc = open_with(path, "ro");
+	assert_non_null(bc);
+	assert_false(blockif_candelete(bc));
+	br.br_resid = 4096;
+	assert_int_equal(run(bc, &br, blockif_delete), EROFS);
+	br.br_resid = 4096;
+	assert_int_equal(run(bc, &br, blockif_zero), EROFS);
+	blockif_close(bc);
+	assert_null(open_with(path, "nodelete=sometimes"));
+	assert_non_null(strstr(err, "bad value 'sometimes' for nodelete"));
+	unlink(path);
+}
+
 /* A loop device over a file, with 4 KiB sectors; NULL if we cannot. */
 static char *
 make_loop(const char *file)
@@ -275,6 +369,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_file_rw),
 	    cmocka_unit_test(test_file_options),
+	    cmocka_unit_test(test_discard_and_zero),
 	    cmocka_unit_test(test_block_device),
 	};
 

@@ -1,5 +1,6 @@
 /* Seccomp filters for device threads (sandbox.h), with libseccomp. */
 #include <errno.h>
+#include <linux/fs.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,6 +91,9 @@ allow(scmp_filter_ctx f, int nr, unsigned n, const struct scmp_arg_cmp *cmp)
 	return seccomp_rule_add_array(f, SCMP_ACT_ALLOW, nr, n, cmp);
 }
 
+/* Discard and zeroing on a block device image. */
+static const unsigned long blk_ioctls[] = {BLKDISCARD, BLKZEROOUT};
+
 static int
 io_rules(scmp_filter_ctx f, int fd)
 {
@@ -108,7 +112,16 @@ io_rules(scmp_filter_ctx f, int fd)
 #endif
 	rc |= allow(f, SCMP_SYS(preadv), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(pwritev), 1, &on_fd);
+	rc |= allow(f, SCMP_SYS(pwrite64), 1, &on_fd); /* zeros by hand */
 	rc |= allow(f, SCMP_SYS(fdatasync), 1, &on_fd);
+	rc |= allow(f, SCMP_SYS(fallocate), 1, &on_fd); /* discard, zero */
+	for (size_t i = 0; i < sizeof(blk_ioctls) / sizeof(blk_ioctls[0]);
+	     i++) {
+		const struct scmp_arg_cmp both[2] = {
+		    on_fd, SCMP_A1(SCMP_CMP_EQ, blk_ioctls[i])};
+
+		rc |= allow(f, SCMP_SYS(ioctl), 2, both);
+	}
 	rc |= allow(f, SCMP_SYS(write), 1, &out);
 	rc |= allow(f, SCMP_SYS(write), 1, &errfd);
 	/* The interrupt ioctls the vmm layer names (a device's completion). */

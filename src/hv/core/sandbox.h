@@ -13,7 +13,8 @@
 #include <stddef.h>
 
 /*
- * An I/O worker (block_if): preadv, pwritev and fdatasync on fd only;
+ * An I/O worker (block_if): preadv, pwritev, pwrite, fdatasync,
+ * fallocate and the discard and zeroing ioctls on fd only;
  * futexes (its queue's lock and condition); the interrupt ioctls the
  * completion path uses (vm_sandbox_ioctls: the vmm layer names them);
  * writes to stdout
