@@ -133,6 +133,36 @@ blockif_flush(struct blockif_ctxt *bc, struct blockif_req *breq)
 	return enqueue(breq, 2);
 }
 
+int
+blockif_delete(struct blockif_ctxt *bc, struct blockif_req *breq)
+{
+	(void)bc;
+	breq->br_iovcnt = 0;
+	return enqueue(breq, 3);
+}
+
+int
+blockif_zero(struct blockif_ctxt *bc, struct blockif_req *breq)
+{
+	(void)bc;
+	breq->br_iovcnt = 0;
+	return enqueue(breq, 4);
+}
+
+bool
+blockif_candelete(struct blockif_ctxt *bc)
+{
+	(void)bc;
+	return !read_only;
+}
+
+int
+blockif_queuesz(struct blockif_ctxt *bc)
+{
+	(void)bc;
+	return 256;
+}
+
 /* Check and touch every byte of a request's buffers. */
 static int
 fake_io(struct blockif_req *br)
@@ -175,7 +205,7 @@ fake_io(struct blockif_req *br)
 			total, br->br_resid);
 		abort();
 	}
-	return br->br_op == 1 && read_only ? EROFS : 0;
+	return br->br_op != 0 && read_only ? EROFS : 0;
 }
 
 int
