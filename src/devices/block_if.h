@@ -1,7 +1,7 @@
 /*
  * The block backend, as bhyve's block_if: a disk image (regular file or
- * block device) and a worker thread that carries out read, write and flush
- * requests and calls back when each is done.
+ * block device) and worker threads that carry out read, write and flush
+ * requests and call back when each is done.
  *
  * Settings come from the device's config node (bhyve_config(5)):
  *   path        the image (required)
@@ -32,7 +32,7 @@ struct blockif_req {
 	int br_iovcnt;
 	off_t br_offset;
 	ssize_t br_resid;
-	/* Called on the worker thread; err is 0 or an errno value. */
+	/* Called on a worker thread; err is 0 or an errno value. */
 	void (*br_callback)(struct blockif_req *req, int err);
 	void *br_param;
 	struct iovec br_iov[BLOCKIF_IOV_MAX];
@@ -49,10 +49,10 @@ struct blockif_ctxt;
  */
 int blockif_legacy_config(struct config *node, const char *opts, char *err,
 			  size_t errlen);
-/* Open the image and start the worker; NULL with a one-line message in err. */
+/* Open the image and start the workers; NULL with a one-line message in err. */
 struct blockif_ctxt *blockif_open(const struct config *node, char *err,
 				  size_t errlen);
-/* Stop the worker (queued requests are dropped) and close the image. */
+/* Stop the workers (queued requests are dropped) and close the image. */
 void blockif_close(struct blockif_ctxt *bc);
 
 off_t blockif_size(struct blockif_ctxt *bc);
