@@ -13,7 +13,14 @@ setup()
 	HVTEST=$top/harness/hvtest
 	EX=$top/harness/examples/linux
 	CASES=$top/tests/harness/cases
-	RES=$(pwd)/results
+	# Work in a directory of our own: kyua runs each case in a fresh work
+	# directory (TMPDIR points into it), but a case run by hand would leave
+	# out, err and results wherever it started (once, in tests/harness, to
+	# be committed by mistake).
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/hvtest_linux_test.XXXXXX") || atf_fail "mktemp failed"
+	trap 'rm -rf "$WORK"' EXIT
+	cd "$WORK" || atf_fail "cannot enter $WORK"
+	RES=$WORK/results
 	[ -x "${HVTEST_BIN:-$top/build/bin}/grub-bhyve" ] || atf_fail "grub-bhyve is not built: run make"
 	[ -x "$top/fixtures/linux/build.sh" ] || atf_fail "fixtures/linux/build.sh is missing"
 	# kyua points HOME at the work directory: keep the fixture cache at home.

@@ -15,7 +15,14 @@ setup()
 	HVTEST=$top/harness/hvtest
 	EX=$top/harness/examples
 	CASES=$top/tests/harness/cases
-	RES=$(pwd)/results
+	# Work in a directory of our own: kyua runs each case in a fresh work
+	# directory (TMPDIR points into it), but a case run by hand would leave
+	# out, err and results wherever it started (once, in tests/harness, to
+	# be committed by mistake).
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/hvtest_test.XXXXXX") || atf_fail "mktemp failed"
+	trap 'rm -rf "$WORK"' EXIT
+	cd "$WORK" || atf_fail "cannot enter $WORK"
+	RES=$WORK/results
 	for b in bhyve bhyvectl rawload; do
 		[ -x "${HVTEST_BIN:-$top/build/bin}/$b" ] || atf_fail "$b is not built: run make"
 	done

@@ -19,7 +19,8 @@ REPO = os.path.realpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "harness", "lib"))
 
 from hvtest import host, report, suite  # noqa: E402
-from hvtest.runner import Context, describe_status, run_test  # noqa: E402
+from hvtest.process import describe_status  # noqa: E402
+from hvtest.runner import Context, run_test  # noqa: E402
 from hvtest.testfile import parse_text  # noqa: E402
 
 FAKE = os.path.join(HERE, "fake")
@@ -556,11 +557,11 @@ class Kyua(FakeVM):
 
 
 class WaitExit(unittest.TestCase):
-    """runner.wait_exit: the status as soon as the process is gone (bhyve
+    """process.wait_exit: the status as soon as the process is gone (bhyve
     closes its console first, then exits), None when it outlives the wait."""
 
     def test_exit_after_closing_stdout(self):
-        from hvtest.runner import wait_exit
+        from hvtest.process import wait_exit
         p = subprocess.Popen(["sh", "-c", "exec >&-; sleep 0.3; exit 3"], stdout=subprocess.PIPE)
         self.assertEqual(p.stdout.read(), b"")
         t0 = time.monotonic()
@@ -569,7 +570,7 @@ class WaitExit(unittest.TestCase):
         p.stdout.close()
 
     def test_still_running(self):
-        from hvtest.runner import wait_exit
+        from hvtest.process import wait_exit
         p = subprocess.Popen(["sleep", "10"])
         t0 = time.monotonic()
         self.assertIsNone(wait_exit(p, 0.2))

@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 from . import atf, host, report, suite
-from .runner import Context, Outcome
+from .outcome import Outcome
+from .runner import Context
 
 USAGE = """\
 hvtest [-j N] [--results DIR] [--junit FILE] [--tap FILE] [--shard K/N]

@@ -8,24 +8,23 @@ interleaved with the harness's own events and what it typed:
     [    0.012] | hello from guest        console line
     [    0.013] > "quit\\n"                 sent to the guest
     [    0.020] # bhyve exited 1 (powered off)   harness event
+
+Reader reads the VM's console into both while a step waits for something
+(pump), and watches every line: a kernel panic or forbidden output fails
+the test, milestone markers go to the milestones.
 """
 
 import codecs
 import collections
 import re
 
+from .outcome import fail
+
 # Lines a guest kernel prints when it panics: Linux, FreeBSD.
 PANIC = re.compile(r"Kernel panic - not syncing|^panic: ", re.MULTILINE)
 
-# Console markers for milestones (docs/hvtest.md, "Milestones"): the same
-# names the milestone port carries, for guests (and kernels) that cannot
-# write to it.
 PRINTK_TIME = re.compile(r"^\[\s*\d+\.\d+\]\s?")  # "[   10.652025] "
-BUILTIN_MARKERS = (
-    ("kernel started", re.compile(r"^(?:\[\s*\d+\.\d+\]\s?)?Linux version \S+")),
-    ("userspace up", re.compile(r"userspace up")),
-)
-MARKER_LINE = re.compile(r"^hvtest-milestone: (.+?)\s*$")
+GRACE = 2.0  # seconds of console kept after a panic or forbidden line
 
 MAX_TEXT = 16 << 20  # keep at most this much console text in memory
 SEARCH_BACK = 4096  # a pattern may start this far before new text
@@ -166,3 +165,93 @@ class Console:
     def lines_from(self, absolute, n):
         """Up to n lines of text from an absolute offset."""
         return self.text[self.rel(absolute):].split("\n")[:n]
+
+
+class Reader:
+    """Reads VM's console into a Console and the transcript, watching each
+    line for a kernel panic, forbidden output (SPEC's expect-not steps) and
+    MILESTONES' markers."""
+
+    def __init__(self, vm, tr, milestones, spec, abort, clock):
+        self.vm = vm
+        self.tr = tr
+        self.milestones = milestones
+        self.allow_panic = spec.allow_panic
+        self.expect_not = spec.expect_not
+        self.abort = abort  # set on an interrupt: stop waiting
+        self.clock = clock
+        self.console = Console()
+        self.panic = None  # (absolute offset, time seen)
+        self.forbidden = None  # (step, absolute offset, time seen)
+
+    def pump(self, deadline, want=None, until_exit=True):
+        """Read the console until want() gives a value, the VM exits, or the
+        deadline: ('match', value), ('exit', status) or ('timeout', None)."""
+        while True:
+            if want is not None:
+                v = want()
+                if v is not None:
+                    return "match", v
+            self.check_grace()
+            if until_exit and self.vm.exited():
+                p = self.vm.proc
+                return "exit", p.returncode if p else None
+            now = self.clock()
+            if now >= deadline:
+                return "timeout", None
+            if self.abort.is_set():
+                raise fail("interrupted")
+            self.read_once(min(deadline - now, 0.1))
+
+    def read_once(self, timeout):
+        data = self.vm.read_console(timeout)
+        if data == b"":
+            self.feed(b"", final=True)
+        elif data:
+            self.feed(data)
+        self.milestones.poll()
+
+    def feed(self, data, final=False):
+        text = self.console.feed(data, final)
+        self.tr.console(data, text)
+        for start, line in self.console.new_lines():
+            self.scan_line(start, line)
+
+    def scan_line(self, start, line):
+        now = self.clock()
+        if self.panic is None and not self.allow_panic and PANIC.search(line):
+            self.panic = (start, now)
+            self.tr.event("the guest kernel panicked")
+        if self.forbidden is None:
+            for step in self.expect_not:
+                if step.pattern.search(line):
+                    self.forbidden = (step, start, now)
+                    break
+        self.milestones.console_line(line, now)
+
+    def check_grace(self, force=False):
+        """A panic or forbidden line fails the test once GRACE seconds of what
+        follows are in (the trace), or at once when the VM has gone."""
+        now = self.clock()
+        if self.panic:
+            start, seen = self.panic
+            if force or self.vm.exited() or now - seen >= GRACE:
+                lines = self.console.lines_from(start, 40)
+                first = PRINTK_TIME.sub("", lines[0].strip())
+                raise fail(f"the guest kernel panicked: {first}", lines)
+        if self.forbidden:
+            step, start, seen = self.forbidden
+            if force or self.vm.exited() or now - seen >= GRACE:
+                lines = self.console.lines_from(start, 30)
+                raise fail(f"forbidden output: '{step.pattern.pattern}' (line {step.line}) "
+                           f"appeared: {lines[0].strip()}", lines)
+
+    def finish(self):
+        """After the last step: a panic or forbidden line fails the test now,
+        and so does forbidden output in an unfinished last line."""
+        self.check_grace(force=True)
+        partial = self.console.partial_line()
+        for step in self.expect_not:
+            if step.pattern.search(partial):
+                raise fail(f"forbidden output: '{step.pattern.pattern}' (line {step.line}) "
+                           f"appeared: {partial.strip()}")

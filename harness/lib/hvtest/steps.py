@@ -1,0 +1,145 @@
+"""The step interpreter: plays a test file's steps (testfile.py) on the VM.
+Each step waits on the console until the step's timeout or the test's,
+whichever comes first; a step that does not get what it waits for fails
+the test and says what it was waiting for."""
+
+import re
+
+from .outcome import fail
+
+RC_MARKER = "hvtest-rc-{}-"
+GUEST_STATUS = re.compile(r"hvtest: exit status (\d+)")
+DEFAULT_PROMPT = re.compile(r"[#$] $", re.MULTILINE)
+
+
+class Steps:
+    def __init__(self, spec, scale, vm, reader, milestones, tr, clock, test_deadline):
+        self.spec = spec
+        self.scale = scale  # every timeout is multiplied by it
+        self.vm = vm
+        self.reader = reader
+        self.console = reader.console
+        self.milestones = milestones
+        self.tr = tr
+        self.clock = clock
+        self.test_deadline = test_deadline
+        self.run_id = 0  # numbers each run step's exit-status marker
+
+    def play(self):
+        for step in self.spec.steps:
+            if step.kind == "expect-not":
+                continue
+            if step.kind != "sleep" and step.kind != "boot" and self.vm.boots == 0:
+                self.boot()
+            getattr(self, "do_" + step.kind.replace("-", "_"))(step)
+
+    def boot(self):
+        self.vm.boot()
+        self.milestones.new_boot(self.vm.boots, self.vm.boot_t0)
+
+    def deadline(self, step):
+        if step.timeout is None:
+            return self.test_deadline
+        return min(self.test_deadline, self.clock() + step.timeout * self.scale)
+
+    def no_luck(self, kind, value, step, deadline, waiting_for):
+        """The failure for a pump that gave no match."""
+        if kind == "exit":
+            raise fail(f"bhyve exited {value} ({self.vm.status_words(value)}) "
+                       f"before {waiting_for} ({step.describe()})")
+        if deadline >= self.test_deadline:
+            raise fail(f"test timeout ({self.spec.timeout * self.scale:g} s) reached waiting for "
+                       f"{waiting_for} ({step.describe()}); the guest was still running "
+                       f"(hung?): stopped it")
+        raise fail(f"no {waiting_for} within {step.timeout * self.scale:g} s ({step.describe()}); "
+                   f"the guest was still running (hung?): stopped it")
+
+    def wait_for(self, pattern, step, deadline, waiting_for, start=None):
+        """PATTERN's match on the console from START (default: the cursor)."""
+        kind, m = self.reader.pump(deadline, self.console.searcher(pattern, start))
+        if kind != "match":
+            self.no_luck(kind, m, step, deadline, waiting_for)
+        return m
+
+    def do_boot(self, step):
+        self.boot()
+
+    def do_expect(self, step):
+        m = self.wait_for(step.pattern, step, self.deadline(step), f"'{step.pattern.pattern}'")
+        self.console.cursor = self.console.base + m.end()
+        self.tr.event(f"matched '{step.pattern.pattern}' (line {step.line})")
+
+    def do_send(self, step):
+        self.vm.send(step.data, step.describe())
+
+    def do_sleep(self, step):
+        self.reader.pump(min(self.test_deadline, self.clock() + step.seconds), until_exit=False)
+
+    def do_run(self, step):
+        deadline = self.deadline(step)
+        prompt = self.spec.prompt or DEFAULT_PROMPT
+        self.wait_for(prompt, step, deadline, f"a shell prompt '{prompt.pattern}'")
+        status, output, out_start, status_end = self.run_command(step, deadline)
+        self.wait_for(prompt, step, deadline, "the shell prompt after the command", status_end)
+        self.console.cursor = out_start
+        self.tr.event(f"run: exit status {status} (line {step.line})")
+        if step.status != "any" and status != step.status:
+            lines = output.rstrip("\n").split("\n")[-15:]
+            raise fail(f"'{step.command}' exited {status}, expected {step.status} "
+                       f"({step.describe()})", lines)
+
+    def run_command(self, step, deadline):
+        """Type the step's command and an echo of its status after a marker
+        no output has; wait for the status. -> (status, the command's output,
+        the output's absolute offset, where the status ends)."""
+        self.run_id += 1
+        marker = RC_MARKER.format(self.run_id)
+        c = self.console
+        sent_at = c.end
+        self.vm.send(f'{step.command}; echo "{marker}$?"\n'.encode(), step.describe())
+        m = self.wait_for(re.compile(re.escape(marker) + r"(\d+)"), step, deadline,
+                          "the command's exit status", sent_at)
+        m_start, m_end = c.base + m.start(), c.base + m.end()
+        # The command's output starts after the echoed command line.
+        nl = c.text.find("\n", c.rel(sent_at))
+        out_start = min(c.base + nl + 1, m_start) if nl >= 0 else m_start
+        return int(m.group(1)), c.text[c.rel(out_start):c.rel(m_start)], out_start, m_end
+
+    def do_wait_exit(self, step):
+        deadline = self.deadline(step)
+        kind, status = self.reader.pump(deadline)
+        if kind == "timeout":
+            self.no_luck(kind, status, step, deadline, f"the VM to exit ({step.exit.words})")
+        self.reader.check_grace(force=True)
+        err = self.vm.bhyve_err()
+        if "panicked" in err and not self.spec.allow_panic:
+            raise fail("the guest kernel panicked (bhyve: pvpanic)",
+                       [ln for ln in err.splitlines() if ln.strip()][-5:])
+        self.vm.stop("it exited")
+        self.check_exit(step, status)
+
+    def check_exit(self, step, status):
+        want = step.exit.status
+        if status == want:
+            return
+        if want == 1 and status == 0:
+            raise fail(f"the guest rebooted (exit 0) instead of powering off ({step.describe()})")
+        if want == 0 and status == 1:
+            raise fail(f"the guest powered off (exit 1) instead of rebooting ({step.describe()})")
+        raise fail(f"bhyve exited {status} ({self.vm.status_words(status)}), expected {want} "
+                   f"({step.exit.words}) ({step.describe()})")
+
+    def do_milestone(self, step):
+        deadline = self.deadline(step)
+        kind, v = self.reader.pump(deadline, lambda: self.milestones.reached(step.name))
+        if kind != "match":
+            self.no_luck(kind, v, step, deadline, f"milestone '{step.name}'")
+
+    def do_guest_status(self, step):
+        m = self.wait_for(GUEST_STATUS, step, self.deadline(step),
+                          "'hvtest: exit status N' from the guest")
+        self.console.cursor = self.console.base + m.end()
+        status = int(m.group(1))
+        if status != step.status:
+            raise fail(f"the guest's command exited {status}, expected {step.status} "
+                       f"({step.describe()})")
