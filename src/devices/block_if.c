@@ -34,6 +34,13 @@ enum blockop { BOP_READ, BOP_WRITE, BOP_FLUSH, BOP_DELETE, BOP_ZERO };
 #define BLOCKIF_MAXREQ 256
 /* Worker threads per disk (bhyve has 8). */
 #define BLOCKIF_NUMTHR 8
+/*
+ * O_DIRECT (nocache) wants buffers aligned in memory; a guest's are not.
+ * Such requests go through a bounce buffer per worker, this big, made
+ * before the worker's sandbox closes (no allocation after).
+ */
+#define BOUNCE_ALIGN 4096
+#define BOUNCE_SIZE (1 << 20)
 
 #define SECTSZ_MAX_LOGICAL 4096 /* Linux guests take up to a page */
 #define SECTSZ_MAX_PHYSICAL 65536
@@ -43,6 +50,7 @@ struct blockif_ctxt {
 	bool bc_rdonly;
 	bool bc_isblk;
 	bool bc_candelete;
+	bool bc_odirect;
 	off_t bc_size;
 	int bc_sectsz;
 	int bc_psectsz;
@@ -296,6 +304,7 @@ blockif_open(const struct config *node, char *err, size_t errlen)
 	}
 	bc->bc_rdonly = ro;
 	bc->bc_candelete = !ro && !nodelete;
+	bc->bc_odirect = nocache;
 	if (probe_image(bc, path, err, errlen) < 0 ||
 	    (ss && apply_sectorsize(bc, ss, err, errlen) < 0))
 		return open_fail(bc);
@@ -435,8 +444,89 @@ iov_advance(struct blockif_req *br, size_t n)
 	}
 }
 
+/* Whether O_DIRECT can take the request's buffers as they are. */
+static bool
+aligned(const struct blockif_req *br)
+{
+	for (int i = 0; i < br->br_iovcnt; i++)
+		if ((uintptr_t)br->br_iov[i].iov_base % BOUNCE_ALIGN ||
+		    br->br_iov[i].iov_len % 512)
+			return false;
+	return true;
+}
+
+/* Copy n bytes between the request's iovecs (from byte off) and buf. */
+static void
+iov_copy(struct blockif_req *br, size_t off, char *buf, size_t n, bool to_iov)
+{
+	for (int i = 0; i < br->br_iovcnt && n > 0; i++) {
+		size_t len = br->br_iov[i].iov_len, c;
+		char *p = br->br_iov[i].iov_base;
+
+		if (off >= len) {
+			off -= len;
+			continue;
+		}
+		c = len - off < n ? len - off : n;
+		if (to_iov)
+			memcpy(p + off, buf, c);
+		else
+			memcpy(buf, p + off, c);
+		buf += c;
+		n -= c;
+		off = 0;
+	}
+}
+
+/* One pread or pwrite of the whole of buf, retried until done. */
 static int
-blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br)
+io_full(struct blockif_ctxt *bc, bool wr, char *buf, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t r = wr ? pwrite(bc->bc_fd, buf, n, off)
+			       : pread(bc->bc_fd, buf, n, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno;
+		if (r == 0)
+			return EIO; /* the image shrank under us */
+		buf += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+/* O_DIRECT with unaligned buffers: through the bounce buffer, in pieces. */
+static int
+blockif_bounce(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
+{
+	bool wr = br->br_op == BOP_WRITE;
+	size_t done = 0;
+
+	while (br->br_resid > 0) {
+		size_t n = br->br_resid < BOUNCE_SIZE ? (size_t)br->br_resid
+						      : BOUNCE_SIZE;
+		int rc;
+
+		if (wr)
+			iov_copy(br, done, bounce, n, false);
+		rc = io_full(bc, wr, bounce, n, br->br_offset);
+		if (rc)
+			return rc;
+		if (!wr)
+			iov_copy(br, done, bounce, n, true);
+		done += n;
+		br->br_resid -= (ssize_t)n;
+		br->br_offset += (off_t)n;
+	}
+	return 0;
+}
+
+static int
+blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
 {
 	bool wr = br->br_op == BOP_WRITE;
 
@@ -453,6 +543,8 @@ blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br)
 	    br->br_offset > bc->bc_size ||
 	    br->br_resid > bc->bc_size - br->br_offset)
 		return EIO;
+	if (bc->bc_odirect && !aligned(br))
+		return bounce ? blockif_bounce(bc, br, bounce) : ENOMEM;
 	while (br->br_resid > 0) {
 		ssize_t n = wr ? pwritev(bc->bc_fd, br->br_iov, br->br_iovcnt,
 					 br->br_offset)
@@ -555,12 +647,12 @@ blockif_zerorange(struct blockif_ctxt *bc, struct blockif_req *br)
 }
 
 static int
-blockif_proc(struct blockif_ctxt *bc, struct blockif_req *br)
+blockif_proc(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
 {
 	switch (br->br_op) {
 	case BOP_READ:
 	case BOP_WRITE:
-		return blockif_rw(bc, br);
+		return blockif_rw(bc, br, bounce);
 	case BOP_FLUSH:
 		return fdatasync(bc->bc_fd) < 0 ? errno : 0;
 	case BOP_DELETE:
@@ -576,9 +668,12 @@ blockif_thr(void *arg)
 {
 	struct blockif_ctxt *bc = arg;
 	struct blockif_req *br;
-	char err[256];
+	char err[256], *bounce = NULL;
 
 	pthread_setname_np(pthread_self(), "blk");
+	if (bc->bc_odirect &&
+	    posix_memalign((void **)&bounce, BOUNCE_ALIGN, BOUNCE_SIZE) != 0)
+		bounce = NULL; /* unaligned requests then fail with ENOMEM */
 	/* From here on: I/O on the image, the queue and interrupts only. */
 	if (sandbox_io_thread(bc->bc_path, bc->bc_fd, err, sizeof(err)) < 0)
 		fprintf(stderr, "bhyve: warning: %s; the disk thread runs "
@@ -595,9 +690,10 @@ blockif_thr(void *arg)
 		if (!bc->bc_head)
 			bc->bc_tail = NULL;
 		pthread_mutex_unlock(&bc->bc_mtx);
-		br->br_callback(br, blockif_proc(bc, br));
+		br->br_callback(br, blockif_proc(bc, br, bounce));
 		pthread_mutex_lock(&bc->bc_mtx);
 	}
 	pthread_mutex_unlock(&bc->bc_mtx);
+	free(bounce);
 	return NULL;
 }

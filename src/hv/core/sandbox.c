@@ -112,7 +112,8 @@ io_rules(scmp_filter_ctx f, int fd)
 #endif
 	rc |= allow(f, SCMP_SYS(preadv), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(pwritev), 1, &on_fd);
-	rc |= allow(f, SCMP_SYS(pwrite64), 1, &on_fd); /* zeros by hand */
+	rc |= allow(f, SCMP_SYS(pread64), 1, &on_fd); /* bounced O_DIRECT */
+	rc |= allow(f, SCMP_SYS(pwrite64), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(fdatasync), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(fallocate), 1, &on_fd); /* discard, zero */
 	for (size_t i = 0; i < sizeof(blk_ioctls) / sizeof(blk_ioctls[0]);

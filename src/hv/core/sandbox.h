@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 /*
- * An I/O worker (block_if): preadv, pwritev, pwrite, fdatasync,
+ * An I/O worker (block_if): preadv, pwritev, pread, pwrite, fdatasync,
  * fallocate and the discard and zeroing ioctls on fd only;
  * futexes (its queue's lock and condition); the interrupt ioctls the
  * completion path uses (vm_sandbox_ioctls: the vmm layer names them);
