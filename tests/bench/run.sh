@@ -9,6 +9,9 @@
 #      an LSR read), with KVM's coalesced PIO for THR writes on and off.
 # boot: the default Linux guest's boot under bhyve and QEMU (boot.py;
 #      BOOT=0 skips it, it takes about 8 minutes nested).
+# disk: disk throughput and IOPS inside the guest, bhyve's virtio-blk,
+#      ahci and nvme against QEMU's (disk.py; DISK=0 skips it, about
+#      15 minutes nested).
 # Runs nested under QEMU when there is no /dev/kvm, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,8 +25,9 @@ if [ "${1:-}" = "--nested" ] ||
 	{ [ "${1:-}" != "--inside" ] && ! kvm_usable; }; then
 	echo "bench: running nested under QEMU (harness/nested): $(kvm_why_nested)" >&2
 	# The outer VM has no network: the Linux guest is built here first.
-	if [ "${BOOT:-1}" = 1 ]; then fixtures/linux/build.sh >/dev/null; fi
+	if [ "${BOOT:-1}" = 1 ] || [ "${DISK:-1}" = 1 ]; then fixtures/linux/build.sh >/dev/null; fi
 	exec harness/nested -- env RUNS="$RUNS" N="$N" BOOT="${BOOT:-1}" \
+		DISK="${DISK:-1}" \
 		"$PWD/tests/bench/run.sh" --inside
 fi
 echo "bench: on $(uname -r)${BHYVE_NESTED:+, nested in QEMU TCG}" >&2
@@ -93,4 +97,9 @@ fi
 if [ "${BOOT:-1}" = 1 ]; then
 	echo "bench: Linux boot, bhyve against QEMU (tests/bench/boot.py)" >&2
 	RUNS=$RUNS tests/bench/boot.py
+fi
+
+if [ "${DISK:-1}" = 1 ]; then
+	echo "bench: disks, bhyve against QEMU (tests/bench/disk.py)" >&2
+	RUNS=$RUNS tests/bench/disk.py
 fi
