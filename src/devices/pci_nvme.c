@@ -545,6 +545,10 @@ nvme_events_deliver(struct pci_nvme_softc *sc)
 	}
 }
 
+/*
+ * Note an event; it goes out with the next delivery (after the admin
+ * command that raised it, or at once for a doorbell error).
+ */
 static void
 nvme_event(struct pci_nvme_softc *sc, int type, uint8_t info, uint8_t lid)
 {
@@ -555,7 +559,6 @@ nvme_event(struct pci_nvme_softc *sc, int type, uint8_t info, uint8_t lid)
 	sc->ev_pending |= bit;
 	sc->ev_info[type] = info;
 	sc->ev_lid[type] = lid;
-	nvme_events_deliver(sc);
 }
 
 /* A bad doorbell write: logged, reported as an error event (§4.1). */
@@ -568,6 +571,7 @@ nvme_doorbell_error(struct pci_nvme_softc *sc, uint16_t qid, uint8_t info)
 	le16_put(sc->error_log + 10, 0xffff); /* no command */
 	le16_put(sc->error_log + 14, 0xffff); /* no parameter */
 	nvme_event(sc, EV_ERROR, info, LOG_ERROR);
+	nvme_events_deliver(sc);
 }
 
 /* Temperature over or under its thresholds: SMART critical warning bit 1. */
@@ -1442,7 +1446,6 @@ nvme_aer(struct pci_nvme_softc *sc, const struct nvme_cmd *c)
 	if (sc->naer > NVME_AERL)
 		return ST_AER_LIMIT;
 	sc->aer_cid[sc->naer++] = c->cid;
-	nvme_events_deliver(sc);
 	return ST_PENDING; /* its completion room stays reserved */
 }
 
@@ -1551,6 +1554,8 @@ nvme_sq_run(struct pci_nvme_softc *sc, uint16_t qid)
 			 : nvme_admin_cmd(sc, &c, &dw0);
 		if (st != ST_PENDING)
 			nvme_post(sc, qid, c.cid, dw0, st);
+		if (qid == 0) /* an event the command raised or unmasked */
+			nvme_events_deliver(sc);
 	}
 }
 
@@ -1679,8 +1684,17 @@ nvme_enable(struct pci_nvme_softc *sc)
 	uint32_t sqs = (sc->aqa & 0xfff) + 1, cqs = ((sc->aqa >> 16) & 0xfff) + 1;
 	uint8_t *sq, *cq;
 
-	if (sc->resetting || (sc->csts & CSTS_CFS))
+	if (sc->csts & CSTS_CFS)
 		return;
+	if (sc->resetting) {
+		/*
+		 * Set before RDY cleared (§3.1.6 asks the host to wait):
+		 * RDY reads 0 now and 1 once the reset and this enable are
+		 * done, so a host polling for RDY sees when that is.
+		 */
+		sc->csts &= ~CSTS_RDY;
+		return;
+	}
 	sq = nvme_map(sc, sc->asq, (size_t)sqs * NVME_SQES);
 	cq = nvme_map(sc, sc->acq, (size_t)cqs * NVME_CQES);
 	if (CC_CSS(sc->cc) != 0 || CC_MPS(sc->cc) != 0 ||
