@@ -412,23 +412,27 @@ ahci_raise(struct ahci_port *p, uint32_t bits)
 
 /* ---- received FISes (AHCI 1.3.1 §4.2.1, SATA 3.x §10.5) ---- */
 
-/* Copy a FIS into the received-FIS area while FIS reception is on. */
-static void
+/*
+ * Copy a FIS into the received-FIS area while FIS reception is on; false
+ * when PxFB is outside RAM, a bad software pointer (§6.1.2): the port
+ * stops and the command stays issued.
+ */
+static bool
 ahci_post_fis(struct ahci_port *p, unsigned int off, const uint8_t *fis,
 	      size_t len)
 {
 	uint8_t *rf;
 
 	if (!(p->cmd & CMD_FRE))
-		return;
+		return true;
 	rf = vm_map_gpa(ahci_ctx(p), p->fb, RFIS_SIZE);
 	if (!rf) {
-		/* PxFB outside RAM: a bad software pointer (§6.1.2). */
 		p->halted = true;
 		ahci_raise(p, IS_HBFS);
-		return;
+		return false;
 	}
 	memcpy(rf + off, fis, len);
+	return true;
 }
 
 /* LBA, device and count of a device-to-host FIS from the command's. */
@@ -440,7 +444,7 @@ fis_echo(uint8_t *fis, const uint8_t *cfis, uint16_t count)
 }
 
 /* A Register D2H FIS: PxTFD takes its status and error. */
-static void
+static bool
 ahci_d2h(struct ahci_port *p, const uint8_t *cfis, uint8_t status,
 	 uint8_t error, uint16_t count, bool irq)
 {
@@ -448,11 +452,11 @@ ahci_d2h(struct ahci_port *p, const uint8_t *cfis, uint8_t status,
 
 	fis_echo(fis, cfis, count);
 	p->tfd = (uint32_t)error << 8 | status;
-	ahci_post_fis(p, RFIS_RFIS, fis, sizeof(fis));
+	return ahci_post_fis(p, RFIS_RFIS, fis, sizeof(fis));
 }
 
 /* A PIO Setup FIS ending a PIO command; E_Status is its final status. */
-static void
+static bool
 ahci_pio_setup(struct ahci_port *p, const struct ahci_ioreq *io, uint8_t status)
 {
 	uint8_t fis[20] = {FIS_PIO_SETUP, FIS_I | (io->write ? 0 : FIS_PIO_D),
@@ -461,7 +465,7 @@ ahci_pio_setup(struct ahci_port *p, const struct ahci_ioreq *io, uint8_t status)
 	fis_echo(fis, io->cfis, io->count_out);
 	fis[15] = status;
 	le16_put(fis + 16, (uint16_t)min_u64(io->done, 0xfffe));
-	ahci_post_fis(p, RFIS_PSFIS, fis, sizeof(fis));
+	return ahci_post_fis(p, RFIS_PSFIS, fis, sizeof(fis));
 }
 
 /*
@@ -469,21 +473,23 @@ ahci_pio_setup(struct ahci_port *p, const struct ahci_ioreq *io, uint8_t status)
  * bits 6:4 and 2:0 and the error go to PxTFD; on success the SActive bit
  * clears the slot's PxSACT bit.
  */
-static void
+static bool
 ahci_sdb(struct ahci_port *p, int slot, uint8_t status, uint8_t error)
 {
 	uint8_t fis[8] = {FIS_SDB, FIS_I, status & 0x77, error};
 
-	if (!(status & ST_ERR)) {
+	if (!(status & ST_ERR))
 		le32_put(fis + 4, 1u << slot);
-		p->sact &= ~(1u << slot);
-	}
 	p->tfd = (uint32_t)error << 8 | (p->tfd & 0x88) | (status & 0x77);
-	ahci_post_fis(p, RFIS_SDBFIS, fis, sizeof(fis));
+	if (!ahci_post_fis(p, RFIS_SDBFIS, fis, sizeof(fis)))
+		return false;
+	if (!(status & ST_ERR))
+		p->sact &= ~(1u << slot);
+	return true;
 }
 
 /* The device's signature after a reset (SATA 3.x §11.3, ACS-3 §9.12). */
-static void
+static bool
 ahci_signature(struct ahci_port *p)
 {
 	uint8_t status = p->atapi ? 0 : ST_OK;
@@ -494,7 +500,7 @@ ahci_signature(struct ahci_port *p)
 	fis[6] = (uint8_t)(p->sig >> 24);
 	fis[12] = 0x01;
 	p->tfd = 0x0100 | status;
-	ahci_post_fis(p, RFIS_RFIS, fis, sizeof(fis));
+	return ahci_post_fis(p, RFIS_RFIS, fis, sizeof(fis));
 }
 
 /* ---- the PRDT ---- */
@@ -611,10 +617,12 @@ ahci_finish(struct ahci_port *p, struct ahci_ioreq *io, uint8_t status,
 
 	ahci_set_prdbc(p, io);
 	if (io->pio && !(status & ST_ERR)) {
-		ahci_pio_setup(p, io, status);
+		if (!ahci_pio_setup(p, io, status))
+			return;
 		irq |= IS_PSS;
 	}
-	ahci_d2h(p, io->cfis, status, error, io->count_out, true);
+	if (!ahci_d2h(p, io->cfis, status, error, io->count_out, true))
+		return;
 	if (status & ST_ERR) {
 		p->halted = true;
 		irq |= IS_TFES;
@@ -652,7 +660,8 @@ ahci_ncq_finish(struct ahci_port *p, struct ahci_ioreq *io, uint8_t status,
 {
 	uint32_t irq = IS_SDBS | ahci_dps(io);
 
-	ahci_sdb(p, io->slot, status, error);
+	if (!ahci_sdb(p, io->slot, status, error))
+		return;
 	if (status & ST_ERR) {
 		ahci_ncq_log(p, io, error);
 		p->halted = true;
@@ -1041,8 +1050,8 @@ static void
 ata_ncq_accept(struct ahci_port *p, struct ahci_ioreq *io)
 {
 	io->ncq = true;
-	ahci_d2h(p, io->cfis, ST_OK, 0, io->count_out, false);
-	p->ci &= ~(1u << io->slot);
+	if (ahci_d2h(p, io->cfis, ST_OK, 0, io->count_out, false))
+		p->ci &= ~(1u << io->slot);
 }
 
 /* READ/WRITE DMA, SECTORS, MULTIPLE (28 and 48-bit) and FPDMA QUEUED. */
@@ -1358,8 +1367,8 @@ atapi_device_reset(struct ahci_port *p, struct ahci_ioreq *io)
 {
 	p->sense_key = SENSE_NONE;
 	p->asc = 0;
-	ahci_signature(p);
-	p->ci &= ~(1u << io->slot);
+	if (ahci_signature(p))
+		p->ci &= ~(1u << io->slot);
 }
 
 /* What an ATAPI device takes besides PACKET (ACS-3 §4.3). */
@@ -1856,7 +1865,8 @@ ahci_control_fis(struct ahci_port *p, struct ahci_ioreq *io)
 	} else if (p->srst) {
 		p->srst = false;
 		p->sense_key = SENSE_NONE;
-		ahci_signature(p);
+		if (!ahci_signature(p))
+			return;
 	}
 	p->ci &= ~(1u << io->slot);
 }
@@ -2025,6 +2035,7 @@ ahci_cmd_write(struct ahci_port *p, uint32_t v)
 		p->tfd &= ~(uint32_t)(ST_BSY | ST_DRQ);
 	if ((v & CMD_ST) && !(p->cmd & CMD_ST)) {
 		p->cmd |= CMD_ST | CMD_CR;
+		p->halted = false; /* e.g. a bad PxFB met by a COMRESET */
 		p->last_slot = AHCI_SLOTS - 1;
 	} else if (!(v & CMD_ST) && (p->cmd & CMD_ST)) {
 		ahci_port_stop(p);
@@ -2248,16 +2259,15 @@ static uint64_t
 pci_ahci_read(struct pci_devinst *pi, int baridx, uint64_t off, int size)
 {
 	struct ahci_softc *sc = pi->pi_arg;
-	uint64_t v;
+	uint64_t mask = size == 8 ? ~0ULL : (1ULL << (8 * size)) - 1, v;
 
 	if (baridx != AHCI_BAR || off >= AHCI_BAR_SIZE || (off & (size - 1)))
-		return ~0ULL;
+		return mask; /* misaligned: all ones */
 	pthread_mutex_lock(&sc->mtx);
 	v = ahci_reg_read(sc, off & ~3ULL) |
 	    (uint64_t)ahci_reg_read(sc, (off & ~3ULL) + 4) << 32;
 	pthread_mutex_unlock(&sc->mtx);
-	v >>= 8 * (off & 3);
-	return size == 8 ? v : v & ((1ULL << (8 * size)) - 1);
+	return (v >> 8 * (off & 3)) & mask;
 }
 
 /* ---- IDENTIFY data (ACS-3 §7.12.7, §7.13.6) ---- */
