@@ -129,8 +129,9 @@ _Static_assert(AHCI_SLOTS <= 32, "PxCI and PxSACT have 32 bits");
 #define CMD_CR (1u << 15)
 #define CMD_ATAPI (1u << 24)
 #define CMD_DLAE (1u << 25)
-#define CMD_RW (CMD_SUD | CMD_POD | CMD_ATAPI | CMD_DLAE) /* kept as written   \
-							   */
+#define CMD_RW                                                                 \
+	(CMD_SUD | CMD_POD | CMD_ATAPI | CMD_DLAE) /* kept as written          \
+						    */
 
 #define SSTS_ONLINE 0x133 /* device present, Gen3 speed, interface active */
 #define SCTL_DET_MASK 0xf
@@ -314,7 +315,8 @@ struct ahci_port {
 	uint64_t blocks; /* capacity in logical sectors (hd), 2048 B (cd) */
 	int sectsz;
 	bool trim;
-	uint16_t ident[256]; /* IDENTIFY (PACKET) DEVICE data */
+	uint16_t ident[256];	   /* IDENTIFY (PACKET) DEVICE data */
+	uint16_t ident_reset[256]; /* the same after power-on or a reset */
 	uint8_t ncq_log[512];
 	bool ncq_err; /* ncq_log holds an unread error */
 	uint8_t sense_key, asc;
@@ -1933,7 +1935,11 @@ ahci_port_run(struct ahci_port *p)
 
 /* ---- resets (AHCI 1.3.1 §10.4) ---- */
 
-/* The device after COMRESET: link up, signature, idle. */
+/*
+ * The device after COMRESET: link up, signature, idle, its SET FEATURES
+ * and SET MULTIPLE settings back to their defaults (no Software Settings
+ * Preservation is offered: SATA 3.x §13.3.3).
+ */
 static void
 ahci_port_online(struct ahci_port *p)
 {
@@ -1942,6 +1948,9 @@ ahci_port_online(struct ahci_port *p)
 	p->srst = false;
 	p->sense_key = SENSE_NONE;
 	p->asc = 0;
+	p->prevent = false;
+	p->ncq_err = false;
+	memcpy(p->ident, p->ident_reset, sizeof(p->ident));
 	ahci_signature(p);
 }
 
@@ -1956,8 +1965,6 @@ ahci_port_reset(struct ahci_port *p)
 	p->sctl = 0;
 	p->halted = false;
 	p->last_slot = AHCI_SLOTS - 1;
-	p->ncq_err = false;
-	p->prevent = false;
 	ahci_port_online(p);
 }
 
@@ -2616,6 +2623,7 @@ ahci_port_init(struct ahci_softc *sc, int n, const struct config *node,
 		ident_atapi(p, &o);
 	else
 		ident_disk(p, &o);
+	memcpy(p->ident_reset, p->ident, sizeof(p->ident));
 	for (int s = 0; s < AHCI_SLOTS; s++) {
 		p->io[s].p = p;
 		p->io[s].slot = s;
