@@ -177,6 +177,12 @@ fake_io(struct blockif_req *br)
 			br->br_resid, (long long)br->br_offset);
 		abort();
 	}
+	/* Discard and write-zeroes name a range and carry no buffers. */
+	if (br->br_op == 3 || br->br_op == 4) {
+		if (br->br_iovcnt != 0)
+			abort();
+		return read_only ? EROFS : 0;
+	}
 	for (int i = 0; i < br->br_iovcnt; i++) {
 		const uint8_t *p = br->br_iov[i].iov_base;
 		size_t n = br->br_iov[i].iov_len;
