@@ -28,7 +28,6 @@
 /* The setup header (boot.rst). */
 #define HDR_START 0x1f1
 #define HDR_SETUP_SECTS 0x1f1	   /* u8 */
-#define HDR_SYSSIZE 0x1f4	   /* u32, 16-byte units (2.04+) */
 #define HDR_BOOT_FLAG 0x1fe	   /* u16, 0xAA55 */
 #define HDR_JUMP_LEN 0x201	   /* header end = 0x202 + this byte */
 #define HDR_MAGIC 0x202		   /* "HdrS" */
@@ -127,15 +126,11 @@ parse_basics(const uint8_t *img, size_t len, struct linux_kernel *k, char *err,
 	k->hdr_end = 0x202 + img[HDR_JUMP_LEN];
 	if (k->hdr_end > HDR_MAX_END)
 		k->hdr_end = HDR_MAX_END;
-	if (k->version >= 0x0204 &&
-	    (uint64_t)le32_get(img + HDR_SYSSIZE) * 16 > k->payload_len) {
-		snprintf(err, errlen,
-			 "truncated kernel: the header says %" PRIu64
-			 " bytes of protected-mode code, the file has %zu",
-			 (uint64_t)le32_get(img + HDR_SYSSIZE) * 16,
-			 k->payload_len);
-		return -1;
-	}
+	/* syssize is not checked: GRUB (loader/i386/linux.c) and QEMU load
+	 * the file's bytes after the setup sectors, whatever it says, and
+	 * kernels whose syssize rounds past the end of the file (16-byte
+	 * paragraphs, the CRC's 4 bytes) boot that way; init_size, not the
+	 * file, says how much memory the kernel needs. */
 	return 0;
 }
 

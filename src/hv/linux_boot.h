@@ -26,7 +26,10 @@
  * then runs at its link address (no KASLR, as with any vmlinux boot).
  *
  * Every function checks the image before trusting it: a truncated or lying
- * header gives a one-line error in err, never an out-of-bounds access.
+ * header gives a one-line error in err, never an out-of-bounds access. As
+ * GRUB's linux command, the protected-mode kernel is the file's bytes
+ * after the setup sectors: the header's syssize is not held against the
+ * file's length (it may round past the end), only setup_sects is.
  */
 #ifndef LINUX_BOOT_H
 #define LINUX_BOOT_H

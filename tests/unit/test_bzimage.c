@@ -331,11 +331,39 @@ test_truncated(void **state)
 {
 	struct fx *f = *state;
 
-	expect_error(f, IMG_LEN - 100, "", NULL, 0, "truncated");
+	/* The setup sectors run past the end of the file. */
+	expect_error(f, (SETUP_SECTS + 1) * 512, "", NULL, 0, "truncated");
 	/* Nothing was handed to vCPU 0. */
 	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), 0xfff0);
 	expect_error(f, 0x200, "", NULL, 0, "too short");
 	expect_error(f, 0, "", NULL, 0, "too short");
+}
+
+/*
+ * syssize past the end of the file: GRUB and QEMU load the file's bytes
+ * after the setup sectors and the kernel boots; so do we. Rounding (a
+ * payload of 16n + 1 bytes says n + 1 paragraphs) and a file shorter
+ * than the header says both load what the file has.
+ */
+static void
+test_syssize_past_end(void **state)
+{
+	struct fx *f = *state;
+	struct linux_layout l;
+	size_t short_len = IMG_LEN - 100;
+
+	le32_put(f->img + 0x1f4, (PAYLOAD + 4 + 15) / 16);
+	assert_int_equal(boot(f, IMG_LEN, "", NULL, 0, &l), 0);
+	assert_memory_equal(gpa(f->ctx, l.kernel_addr, PAYLOAD),
+			    f->img + (SETUP_SECTS + 1) * 512, PAYLOAD);
+	assert_int_equal(reg(f->ctx, VM_REG_GUEST_RIP), l.entry);
+	le32_put(f->img + 0x1f4, PAYLOAD / 16);
+	memset(gpa(f->ctx, l.kernel_addr, PAYLOAD), 0, PAYLOAD);
+	assert_int_equal(boot(f, short_len, "", NULL, 0, &l), 0);
+	assert_memory_equal(gpa(f->ctx, l.kernel_addr, PAYLOAD - 100),
+			    f->img + (SETUP_SECTS + 1) * 512, PAYLOAD - 100);
+	/* Nothing past the file's end was copied. */
+	assert_int_equal(*gpa(f->ctx, l.kernel_addr + PAYLOAD - 100, 1), 0);
 }
 
 static void
@@ -760,6 +788,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_small_memory_lower_alignment,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_syssize_past_end, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lying_setup_sects, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_huge_init_size, setup,
