@@ -26,7 +26,7 @@ BASE = -std=gnu11 $(WARN) -g -D_GNU_SOURCE $(INC) -MMD -MP
 CFLAGS = $(BASE) -O2
 SANFLAGS = $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
-LDLIBS := -lpthread -lseccomp
+LDLIBS := -lpthread -lseccomp -lext2fs -lcom_err -lblkid
 
 KMOD_SRC := $(wildcard src/kmod/*.c)
 HV_MAINS := src/hv/bhyverun.c src/hv/bhyvectl.c src/hv/rawload.c \
@@ -54,8 +54,11 @@ FUZZFLAGS = $(BASE) -Itests/fuzz -O1 -fno-omit-frame-pointer \
 	-Wno-gnu-variable-sized-type-not-at-end \
 	-fsanitize=fuzzer-no-link,address,undefined
 FUZZ_FAKES := $(wildcard tests/fuzz/fake_*.c)
+# Rigs (tests/fuzz/rig_*.c): a machine several targets share.
+FUZZ_RIGS := $(wildcard tests/fuzz/rig_*.c)
 FUZZ_LIB := $(filter-out $(patsubst tests/fuzz/fake_%.c,src/devices/%.c,$(FUZZ_FAKES)),$(LIB_SRC))
-FUZZ_OBJ := $(FUZZ_LIB:%.c=$(F)/obj/%.o) $(FUZZ_FAKES:%.c=$(F)/obj/%.o)
+FUZZ_OBJ := $(FUZZ_LIB:%.c=$(F)/obj/%.o) $(FUZZ_FAKES:%.c=$(F)/obj/%.o) \
+	$(FUZZ_RIGS:%.c=$(F)/obj/%.o)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(F)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 # Per-layer include paths, for every build flavour (plain, ASan, fuzz).

@@ -6,6 +6,7 @@
  * iovec from the device is caught here or by ASan.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,13 @@ struct blockif_ctxt {
 };
 
 static struct blockif_ctxt the_disk;
+/* The queue; a completer thread, when on, shares it with the device. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct blockif_req *pending[4096];
-static int npending;
+static int npending, busy;
+static pthread_t completer;
+static bool threaded, stopping;
 static const uint8_t *mem_lo, *mem_hi;
 static bool read_only;
 static uint8_t scratch[64 << 10];
@@ -105,10 +111,13 @@ enqueue(struct blockif_req *br, int op)
 		fprintf(stderr, "fake_blockif: %d iovecs\n", br->br_iovcnt);
 		abort();
 	}
+	pthread_mutex_lock(&lock);
 	if (npending == (int)(sizeof(pending) / sizeof(pending[0])))
 		abort(); /* the device queued more than it has requests */
 	br->br_op = op;
 	pending[npending++] = br;
+	pthread_cond_signal(&cond);
+	pthread_mutex_unlock(&lock);
 	return 0;
 }
 
@@ -214,18 +223,99 @@ fake_io(struct blockif_req *br)
 	return br->br_op != 0 && read_only ? EROFS : 0;
 }
 
+/* The oldest queued request, or NULL (lock held). */
+static struct blockif_req *
+take(void)
+{
+	struct blockif_req *br;
+
+	if (npending == 0)
+		return NULL;
+	br = pending[0];
+	memmove(pending, pending + 1, --npending * sizeof(pending[0]));
+	busy++;
+	return br;
+}
+
+static void
+complete(struct blockif_req *br)
+{
+	br->br_callback(br, fake_io(br));
+	pthread_mutex_lock(&lock);
+	busy--;
+	pthread_cond_broadcast(&cond);
+	pthread_mutex_unlock(&lock);
+}
+
 int
 fake_blockif_run(void)
 {
+	struct blockif_req *br;
 	int done = 0;
 
 	/* Completions may queue more (the device drains in its callback). */
-	while (npending > 0) {
-		struct blockif_req *br = pending[0];
-
-		memmove(pending, pending + 1, --npending * sizeof(pending[0]));
-		br->br_callback(br, fake_io(br));
+	for (;;) {
+		pthread_mutex_lock(&lock);
+		br = take();
+		pthread_mutex_unlock(&lock);
+		if (!br)
+			return done;
+		complete(br);
 		done++;
 	}
-	return done;
+}
+
+/* A worker thread's life, as block_if's: completions race the guest. */
+static void *
+completer_main(void *arg)
+{
+	struct blockif_req *br;
+
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	while (!stopping) {
+		br = take();
+		if (!br) {
+			pthread_cond_wait(&cond, &lock);
+			continue;
+		}
+		pthread_mutex_unlock(&lock);
+		complete(br);
+		pthread_mutex_lock(&lock);
+	}
+	pthread_mutex_unlock(&lock);
+	return NULL;
+}
+
+void
+fake_blockif_threaded(bool on)
+{
+	if (on == threaded)
+		return;
+	if (on) {
+		stopping = false;
+		if (pthread_create(&completer, NULL, completer_main, NULL))
+			abort();
+	} else {
+		fake_blockif_drain();
+		pthread_mutex_lock(&lock);
+		stopping = true;
+		pthread_cond_broadcast(&cond);
+		pthread_mutex_unlock(&lock);
+		pthread_join(completer, NULL);
+	}
+	threaded = on;
+}
+
+void
+fake_blockif_drain(void)
+{
+	if (!threaded) {
+		fake_blockif_run();
+		return;
+	}
+	pthread_mutex_lock(&lock);
+	while (npending > 0 || busy > 0)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
 }
