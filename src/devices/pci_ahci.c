@@ -1048,12 +1048,14 @@ ata_rw_find(uint8_t cmd)
  * (SATA 3.x §13.6.2; AHCI 1.3.1 §5.3.8). The FIS's tag is the slot: AHCI
  * requires software to use the slot number as the tag.
  */
-static void
+static bool
 ata_ncq_accept(struct ahci_port *p, struct ahci_ioreq *io)
 {
 	io->ncq = true;
-	if (ahci_d2h(p, io->cfis, ST_OK, 0, io->count_out, false))
-		p->ci &= ~(1u << io->slot);
+	if (!ahci_d2h(p, io->cfis, ST_OK, 0, io->count_out, false))
+		return false;
+	p->ci &= ~(1u << io->slot);
+	return true;
 }
 
 /* READ/WRITE DMA, SECTORS, MULTIPLE (28 and 48-bit) and FPDMA QUEUED. */
@@ -1064,8 +1066,8 @@ ata_rw(struct ahci_port *p, struct ahci_ioreq *io, uint8_t flags)
 	    flags & RW_LBA48 ? cfis_lba48(io->cfis) : cfis_lba28(io->cfis);
 	uint32_t count = ata_count(io->cfis, flags);
 
-	if (flags & RW_NCQ)
-		ata_ncq_accept(p, io);
+	if ((flags & RW_NCQ) && !ata_ncq_accept(p, io))
+		return;
 	io->write = flags & RW_WRITE;
 	io->pio = flags & RW_PIO;
 	if ((flags & RW_MULTI) && !(p->ident[59] & 0x100)) {
@@ -1236,10 +1238,12 @@ ata_log_page(struct ahci_port *p, uint8_t log, uint16_t page, uint8_t *pg)
 	case LOG_NCQ_ERROR:
 		if (page || p->atapi)
 			return false;
-		if (p->ncq_err)
+		if (p->ncq_err) {
 			memcpy(pg, p->ncq_log, 512);
-		else
-			pg[0] = 0x80, pg[511] = 0x80; /* NQ: no queued error */
+		} else {
+			pg[0] = 0x80; /* NQ: no queued command failed */
+			pg[511] = 0x80;
+		}
 		p->ncq_err = false;
 		return true;
 	case LOG_IDENTIFY:
@@ -1277,7 +1281,8 @@ ata_read_log(struct ahci_port *p, struct ahci_ioreq *io)
 		return;
 	}
 	for (uint32_t i = 0; i < count; i++)
-		if (!ata_log_page(p, log, (uint16_t)(page + i),
+		if (page + i > 0xffff ||
+		    !ata_log_page(p, log, (uint16_t)(page + i),
 				  buf + 512 * i)) {
 			ahci_fail(p, io, ER_ABRT);
 			return;
@@ -2529,18 +2534,24 @@ ahci_open_image(const struct config *node, bool atapi, char *err, size_t errlen)
 
 /* The port's type and its options, before the image is opened. */
 static int
-ahci_port_opts(struct pci_devinst *pi, int n, const struct config *node,
-	       bool *atapi, struct ahci_port_opts *o, char *err, size_t errlen)
+ahci_port_opts(int n, const struct config *node, bool *atapi,
+	       struct ahci_port_opts *o, char *err, size_t errlen)
 {
 	const char *type = config_get(node, "type"), *bad = NULL;
 
-	if (config_is_leaf(node) ||
-	    config_foreach(node, ahci_check_port_key, &bad)) {
+	if (config_is_leaf(node)) {
+		snprintf(err, errlen,
+			 "port %d: a value, where port.%d.type, port.%d.path "
+			 "and other settings belong",
+			 n, n, n);
+		return -1;
+	}
+	if (config_foreach(node, ahci_check_port_key, &bad)) {
 		snprintf(err, errlen,
 			 "port %d: unknown option '%s' (type, path, ro, "
 			 "nocache, direct, sectorsize, nodelete, nmrr, ser, "
 			 "rev, model)",
-			 n, bad ? bad : "");
+			 n, bad);
 		return -1;
 	}
 	if (!type || (strcmp(type, "hd") && strcmp(type, "cd"))) {
@@ -2549,7 +2560,6 @@ ahci_port_opts(struct pci_devinst *pi, int n, const struct config *node,
 		return -1;
 	}
 	*atapi = !strcmp(type, "cd");
-	(void)pi;
 	if (ahci_opt_string(node, "ser", 20, NULL, &o->ser, err, errlen) < 0 ||
 	    ahci_opt_string(node, "rev", 8, "001", &o->rev, err, errlen) < 0 ||
 	    ahci_opt_string(node, "model", 40,
@@ -2594,7 +2604,7 @@ ahci_port_init(struct ahci_softc *sc, int n, const struct config *node,
 	char ser[32], msg[512];
 	bool atapi;
 
-	if (ahci_port_opts(sc->pi, n, node, &atapi, &o, err, errlen) < 0)
+	if (ahci_port_opts(n, node, &atapi, &o, err, errlen) < 0)
 		return -1;
 	p = calloc(1, sizeof(*p));
 	if (!p) {

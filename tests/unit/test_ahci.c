@@ -1043,6 +1043,10 @@ test_read_log(void **state)
 	expect_abort(f, 0, ata(f, 0, READ_LOG_EXT, 0x13, 1, 0, 512), ABRT);
 	expect_abort(f, 0, ata(f, 0, READ_LOG_EXT, 0x00, 0, 0, 512), ABRT);
 	expect_abort(f, 0, ata(f, 0, READ_LOG_EXT, 0x00, 2, 0, 1024), ABRT);
+	expect_abort(f, 0,
+		     ata(f, 0, READ_LOG_EXT,
+			 0x30 | 0xffULL << 8 | 0xffULL << 32, 2, 0, 1024),
+		     ABRT);
 	fx_free(f);
 }
 
@@ -1526,6 +1530,23 @@ test_resets(void **state)
 	assert_int_equal(rfis(f, 0, 0x40)[4], 1);
 	assert_int_equal(rfis(f, 0, 0x40)[12], 1);
 	assert_int_equal(prd_reg(f, 0, P_SCTL), 0x300);
+	/* The device's settings went back to their defaults. */
+	pwr(f, 0, P_CMD, CMD_FRE | CMD_ST);
+	expect_ok(f, 0, ata(f, 0, SET_MULTIPLE, 0, 8, 0, 0));
+	expect_ok(f, 0, ata(f, 0, SET_FEATURES, 0, 0x42, 0x03, 0));
+	identify(f, 0);
+	assert_int_equal(word(f, 59), 0x108);
+	assert_int_equal(word(f, 88), 0x047f);
+	pwr(f, 0, P_CMD, CMD_FRE);
+	assert_true(wait_reg(f, 0, P_CMD, CMD_CR, 0));
+	pwr(f, 0, P_SCTL, 1);
+	pwr(f, 0, P_SCTL, 0);
+	pwr(f, 0, P_CMD, CMD_FRE | CMD_ST);
+	identify(f, 0);
+	assert_int_equal(word(f, 59), 0);
+	assert_int_equal(word(f, 88), 0x407f);
+	pwr(f, 0, P_CMD, CMD_FRE);
+	assert_true(wait_reg(f, 0, P_CMD, CMD_CR, 0));
 	/* DET 4: offline, then back. */
 	pwr(f, 0, P_SCTL, 4);
 	assert_int_equal(prd_reg(f, 0, P_SSTS), 4);
@@ -1657,6 +1678,7 @@ test_options(void **state)
 			"port 0: type 'zip' (hd or cd)");
 	expect_kv_error("device=ahci-hd path=IMG", "unknown option 'path'");
 	expect_kv_error("device=ahci port=1", "unknown option 'port'");
+	expect_kv_error("device=ahci port.3=x", "port 3: a value, where");
 	expect_kv_error("device=ahci port.0.type=hd port.0.path=IMG "
 			"port.0.x.y=1",
 			"port 0: unknown option 'x'");
@@ -2058,7 +2080,8 @@ test_bad_fis_area(void **state)
 	(void)state;
 	port_start(f, 0);
 	pwr(f, 0, P_CMD, CMD_SUD);
-	pwr(f, 0, P_FB, (uint32_t)MEMSIZE); /* 256-byte aligned: just past RAM */
+	pwr(f, 0, P_FB,
+	    (uint32_t)MEMSIZE); /* 256-byte aligned: just past RAM */
 	pwr(f, 0, P_CMD, CMD_FRE | CMD_ST);
 	pwr(f, 0, P_IS, ~0u);
 	expect_fatal(f, 0, ata(f, 0, READ_DMA_EXT, 0, 1, 0, 512), IS_HBFS);
