@@ -2,8 +2,8 @@
  * grub-bhyve: load a kernel into a VM instance the way grub2-bhyve does,
  * for bhyve to run.
  *
- *   grub-bhyve [-m DEVICE.MAP] [-r ROOT] [-M SIZE] [-c CONS] [-d DIR]
- *              [-g CFG] [-n] [-S] [-e] [-h] VMNAME
+ *   grub-bhyve [-m DEVICE.MAP] [-r ROOT] [-H HOSTDIR] [-M SIZE] [-c CONS]
+ *              [-d DIR] [-g CFG] [-n] [-S] [-e] [-h] VMNAME
  *
  * It (re-)creates instance VMNAME with SIZE of fresh memory (bhyve -m
  * syntax, default 256M; an existing instance gets new memory and loses its
@@ -15,7 +15,12 @@
  * the end of the input (or exit) without a boot exits 1.
  *
  *   -m  device.map: "(hd0) /path/disk.img" lines (see grub_dev.h)
- *   -r  the root device for plain paths: host (the default), hd0, ...
+ *   -r  the root device for plain paths: host (the default), hd0,
+ *       hd0,msdos1, hd0,gpt2, cd0, lvm/VG-LV
+ *   -H  (host) is the host directory HOSTDIR and what lies beneath it.
+ *       Without -H, (host) is the whole host file system when the root
+ *       is host (as grub2-bhyve's -r host) and off when the root is a
+ *       guest device: a guest's grub.cfg cannot read host files.
  *   -n  no "console=ttyS0" at the front of Linux command lines
  *   -e  no 80x25 VGA text screen in Linux's boot_params
  *   -S  wire guest memory (accepted; nothing to do on Linux)
@@ -27,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "grub_dev.h"
@@ -37,7 +43,7 @@
 #define DEFAULT_MEM "256M"
 
 struct opts {
-	const char *devmap, *root, *cons, *dir, *cfg, *vmname;
+	const char *devmap, *root, *hostdir, *cons, *dir, *cfg, *vmname;
 	uint64_t memsize;
 	bool no_cons, no_vga;
 };
@@ -45,11 +51,14 @@ struct opts {
 static void
 usage(FILE *f)
 {
-	fputs("usage: grub-bhyve [-m DEVICE.MAP] [-r ROOT] [-M SIZE] "
-	      "[-c CONS] [-d DIR] [-g CFG]\n"
-	      "                  [-n] [-S] [-e] [-h] VMNAME\n"
+	fputs("usage: grub-bhyve [-m DEVICE.MAP] [-r ROOT] [-H HOSTDIR] "
+	      "[-M SIZE] [-c CONS] [-d DIR]\n"
+	      "                  [-g CFG] [-n] [-S] [-e] [-h] VMNAME\n"
 	      "  -m  device map: lines like '(hd0) /path/disk.img'\n"
-	      "  -r  root device for paths without one (default host)\n"
+	      "  -r  root device for paths without one (default host): "
+	      "hd0,msdos1, cd0, lvm/vg-root...\n"
+	      "  -H  (host) is this host directory only (without -H: the "
+	      "host's files with -r host, none with a guest root)\n"
 	      "  -M  guest memory, as bhyve -m: K/M/G/T suffix, none = MiB "
 	      "(default " DEFAULT_MEM ")\n"
 	      "  -c  console for the shell: a tty path or stdio (default)\n"
@@ -81,6 +90,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	static const struct option longopts[] = {
 	    {"device-map", required_argument, NULL, 'm'},
 	    {"root", required_argument, NULL, 'r'},
+	    {"hostdir", required_argument, NULL, 'H'},
 	    {"memory", required_argument, NULL, 'M'},
 	    {"cons-dev", required_argument, NULL, 'c'},
 	    {"directory", required_argument, NULL, 'd'},
@@ -94,7 +104,7 @@ parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	while ((c = getopt_long(argc, argv, "m:r:M:c:d:g:nSevh", longopts,
+	while ((c = getopt_long(argc, argv, "m:r:H:M:c:d:g:nSevh", longopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'm':
@@ -102,6 +112,9 @@ parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'r':
 			o->root = optarg;
+			break;
+		case 'H':
+			o->hostdir = optarg;
 			break;
 		case 'M':
 			mem = optarg;
@@ -142,6 +155,36 @@ parse_args(int argc, char **argv, struct opts *o)
 		     mem);
 	if (o->root && !*o->root)
 		fail("empty root device: use e.g. -r host or -r hd0,msdos1");
+}
+
+/*
+ * What (host) reaches: beneath -H DIR; all of the host with a host root
+ * (-r host, or no -r); nothing when the root is a guest device.
+ */
+static void
+set_host_access(const struct opts *o, struct gdev_map *map)
+{
+	struct stat st;
+	const char *root = o->root ? o->root : "host";
+
+	if (root[0] == '(')
+		root++;
+	if (o->hostdir) {
+		if (stat(o->hostdir, &st) < 0 || !S_ISDIR(st.st_mode))
+			fail("-H %s: not a directory: give the host directory "
+			     "that (host) may read",
+			     o->hostdir);
+		if (strlen(o->hostdir) >= sizeof(map->host_dir))
+			fail("-H %s: the path is too long", o->hostdir);
+		map->host = GDEV_HOST_DIR;
+		snprintf(map->host_dir, sizeof(map->host_dir), "%s",
+			 o->hostdir);
+	} else if (!strncmp(root, "host", 4) &&
+		   (root[4] == '\0' || root[4] == ')' || root[4] == ',')) {
+		map->host = GDEV_HOST_ALL;
+	} else {
+		map->host = GDEV_HOST_OFF;
+	}
 }
 
 /* Drop an old instance's memory and boot state so it starts clean. */
@@ -204,6 +247,7 @@ main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	if (o.devmap && gdev_map_load(&map, o.devmap, err, sizeof(err)) < 0)
 		fail("%s", err);
+	set_host_access(&o, &map);
 	open_console(o.cons, &gc.in_fd, &gc.out);
 	ctx = make_instance(&o);
 	gc.ctx = ctx;

@@ -21,6 +21,8 @@ load_file_copy(const struct load_file *f, uint64_t off, void *dst, uint64_t n,
 		off += k;
 		n -= k;
 	}
+	if (n > 0 && f->read)
+		return f->read(f->src, off, p, n, err, errlen);
 	while (n > 0) {
 		ssize_t r = f->fd < 0 ? 0 : pread(f->fd, p, n, (off_t)off);
 
@@ -44,6 +46,8 @@ load_file_close(struct load_file *f)
 {
 	if (f->fd >= 0)
 		close(f->fd);
+	if (f->release)
+		f->release(f->src);
 	free((void *)f->head);
 	free((void *)f->name);
 	*f = (struct load_file){.fd = -1};

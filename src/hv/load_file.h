@@ -3,7 +3,8 @@
  * first bytes in memory for the parsers, the rest read straight into
  * guest memory when loading, so a 35 MB vmlinux costs one copy and no
  * buffer of its size. A file wholly in memory (unit tests, fuzzing) has
- * fd -1.
+ * fd -1. A file inside a disk image (grub-bhyve's devices) has fd -1 and
+ * a reader instead: read() fetches what head lacks, release() frees src.
  */
 #ifndef LOAD_FILE_H
 #define LOAD_FILE_H
@@ -20,6 +21,10 @@ struct load_file {
 	uint64_t len;	  /* the whole file's length */
 	int fd;		  /* where the rest is; -1 when head is all of it */
 	const char *name; /* for errors */
+	int (*read)(void *src, uint64_t off, void *dst, uint64_t n, char *err,
+		    size_t errlen);
+	void (*release)(void *src);
+	void *src;
 };
 
 /* A file wholly in memory. */
@@ -40,7 +45,8 @@ load_file_mem(const void *data, uint64_t len)
 int load_file_copy(const struct load_file *f, uint64_t off, void *dst,
 		   uint64_t n, char *err, size_t errlen);
 
-/* Free the head and close the fd of a file gdev_open opened. */
+/* Free the head, close the fd or release the reader of a file gdev_open
+ * opened. */
 void load_file_close(struct load_file *f);
 
 #endif
