@@ -53,7 +53,7 @@
 #define NVME_ACL 3
 #define NVME_SQES 64
 #define NVME_CQES 16
-#define NVME_TEMP_K 296	     /* composite temperature: 23 C */
+#define NVME_TEMP_K 296	    /* composite temperature: 23 C */
 #define NVME_WCTEMP_K 0x157 /* 70 C */
 #define NVME_CCTEMP_K 0x175 /* 100 C */
 
@@ -64,7 +64,7 @@
 #define NVME_IOSLOTS_DEFAULT 8
 #define NVME_RAM_MAX_MIB (1u << 20)
 
-_Static_assert(NVME_SUBREQS * BLOCKIF_IOV_MAX >= NVME_MAX_SEGS,
+_Static_assert((NVME_SUBREQS * BLOCKIF_IOV_MAX) >= NVME_MAX_SEGS,
 	       "a command's segments fit its backend requests");
 _Static_assert(NVME_DSM_RANGES * 16 == NVME_PAGE, "DSM ranges fill a page");
 
@@ -196,17 +196,17 @@ struct nvme_sq {
 	uint32_t head; /* ours */
 	uint32_t tail; /* the guest's, from its doorbell */
 	uint16_t cqid;
-	int inflight;	/* commands the backend has */
-	bool starved;	/* stopped for a request slot or completion room */
-	bool deleting;	/* Delete I/O SQ waits for inflight to drain */
+	int inflight;  /* commands the backend has */
+	bool starved;  /* stopped for a request slot or completion room */
+	bool deleting; /* Delete I/O SQ waits for inflight to drain */
 	uint16_t delete_cid;
 };
 
 struct nvme_cq {
 	uint8_t *base;
 	uint32_t size;
-	uint32_t head; /* the guest's */
-	uint32_t tail; /* ours */
+	uint32_t head;	   /* the guest's */
+	uint32_t tail;	   /* ours */
 	uint32_t reserved; /* entries promised to fetched commands */
 	uint16_t phase;
 	uint16_t iv;
@@ -499,8 +499,8 @@ cq_has_room(const struct nvme_cq *cq)
  * tag, goes last so the guest never sees a half-written entry.
  */
 static void
-nvme_post(struct pci_nvme_softc *sc, uint16_t sqid, uint16_t cid,
-	  uint32_t dw0, uint16_t status)
+nvme_post(struct pci_nvme_softc *sc, uint16_t sqid, uint16_t cid, uint32_t dw0,
+	  uint16_t status)
 {
 	struct nvme_sq *sq = &sc->sq[sqid];
 	struct nvme_cq *cq = &sc->cq[sq->cqid];
@@ -705,8 +705,8 @@ nvme_bop(struct pci_nvme_softc *sc, struct blockif_req *br, enum nvme_op op)
 
 /* Queue one range request (no data) on the first backend request. */
 static int
-nvme_io_range(struct pci_nvme_softc *sc, struct nvme_ioreq *io,
-	      enum nvme_op op, uint64_t off, uint64_t len)
+nvme_io_range(struct pci_nvme_softc *sc, struct nvme_ioreq *io, enum nvme_op op,
+	      uint64_t off, uint64_t len)
 {
 	struct blockif_req *br = &io->br[0];
 
@@ -724,9 +724,9 @@ nvme_io_next(struct pci_nvme_softc *sc, struct nvme_ioreq *io)
 	if (io->err || io->gen != sc->gen)
 		return false;
 	if (io->op == OP_DELETE && ++io->range < io->nranges) {
-		io->err = nvme_io_range(sc, io, OP_DELETE,
-					io->ranges[io->range].off,
-					io->ranges[io->range].len);
+		io->err =
+		    nvme_io_range(sc, io, OP_DELETE, io->ranges[io->range].off,
+				  io->ranges[io->range].len);
 		return io->err == 0;
 	}
 	if (io->flush_after) {
@@ -1044,13 +1044,13 @@ nvme_identify_ctrl(struct pci_nvme_softc *sc, uint8_t *d)
 	put_ascii(d + 4, 20, sc->serial);
 	put_ascii(d + 24, 40, "bhyve-NVMe");
 	put_ascii(d + 64, 8, "1.0");
-	d[72] = 4;				   /* RAB */
+	d[72] = 4;    /* RAB */
 	d[73] = 0xfc; /* IEEE OUI 58-9C-FC, least significant first */
 	d[74] = 0x9c;
 	d[75] = 0x58;
 	d[77] = NVME_MDTS;
 	le32_put(d + 80, NVME_VS_1_4);
-	d[111] = 1;	   /* CNTRLTYPE: I/O controller */
+	d[111] = 1; /* CNTRLTYPE: I/O controller */
 	d[258] = NVME_ACL;
 	d[259] = NVME_AERL;
 	d[260] = 0x03; /* FRMW: one slot, read-only */
@@ -1147,8 +1147,8 @@ nvme_log_smart(struct pci_nvme_softc *sc, uint8_t *d)
 static uint16_t
 nvme_get_log(struct pci_nvme_softc *sc, const struct nvme_cmd *c)
 {
-	uint64_t len = (((uint64_t)(c->cdw11 & 0xffff) << 16 | c->cdw10 >> 16) +
-			1) * 4;
+	uint64_t len =
+	    (((uint64_t)(c->cdw11 & 0xffff) << 16 | c->cdw10 >> 16) + 1) * 4;
 	uint64_t off = c->cdw12 | (uint64_t)c->cdw13 << 32;
 	uint8_t d[512] = {0};
 	size_t size = sizeof(d);
@@ -1183,7 +1183,7 @@ nvme_get_log(struct pci_nvme_softc *sc, const struct nvme_cmd *c)
 	st = nvme_copy(sc, c, d + off, len, true);
 	/* Read without RAE: events of its type come again (§5.2). */
 	if (st == ST_OK && ev >= 0 && !(c->cdw10 & (1u << 15)))
-		sc->ev_masked &= (uint8_t)~(1u << ev);
+		sc->ev_masked &= (uint8_t) ~(1u << ev);
 	return st;
 }
 
@@ -1228,8 +1228,7 @@ nvme_feat_temp(struct pci_nvme_softc *sc, uint32_t cdw11, bool set,
 
 /* Interrupt Vector Configuration: IV in 15:0, CD (no coalescing) bit 16. */
 static uint16_t
-nvme_feat_iv(struct pci_nvme_softc *sc, uint32_t cdw11, bool set,
-	     uint32_t *dw0)
+nvme_feat_iv(struct pci_nvme_softc *sc, uint32_t cdw11, bool set, uint32_t *dw0)
 {
 	uint32_t iv = cdw11 & 0xffff;
 	bool cd = cdw11 & 0x10000;
@@ -1319,8 +1318,8 @@ nvme_get_features(struct pci_nvme_softc *sc, const struct nvme_cmd *c,
 	case 3:
 		/* Supported and changeable; error recovery per namespace. */
 		st = nvme_feature(sc, c, false, &def, &dummy);
-		*dw0 = 0x4 | ((c->cdw10 & 0xff) == FEAT_ERROR_RECOVERY ? 0x2
-									: 0);
+		*dw0 =
+		    0x4 | ((c->cdw10 & 0xff) == FEAT_ERROR_RECOVERY ? 0x2 : 0);
 		return st;
 	default:
 		return ST_INVALID_FIELD;
@@ -1374,8 +1373,11 @@ nvme_create_cq(struct pci_nvme_softc *sc, const struct nvme_cmd *c)
 	if ((st = nvme_queue_mem(sc, c, (size_t)size * NVME_CQES, &base)))
 		return st;
 	cq = &sc->cq[qid];
-	*cq = (struct nvme_cq){.base = base, .size = size, .phase = 1,
-			       .iv = iv, .ien = c->cdw11 & 2};
+	*cq = (struct nvme_cq){.base = base,
+			       .size = size,
+			       .phase = 1,
+			       .iv = iv,
+			       .ien = c->cdw11 & 2};
 	sc->ioq_made = true;
 	return ST_OK;
 }
@@ -1399,8 +1401,8 @@ nvme_create_sq(struct pci_nvme_softc *sc, const struct nvme_cmd *c)
 		return ST_INVALID_FIELD;
 	if ((st = nvme_queue_mem(sc, c, (size_t)size * NVME_SQES, &base)))
 		return st;
-	sc->sq[qid] = (struct nvme_sq){.base = base, .size = size,
-				       .cqid = (uint16_t)cqid};
+	sc->sq[qid] = (struct nvme_sq){
+	    .base = base, .size = size, .cqid = (uint16_t)cqid};
 	sc->cq[cqid].nsq++;
 	sc->ioq_made = true;
 	return ST_OK;
@@ -1434,6 +1436,10 @@ nvme_delete_cq(struct pci_nvme_softc *sc, const struct nvme_cmd *c)
 		return ST_INVALID_QID;
 	if (sc->cq[qid].nsq > 0)
 		return ST_QUEUE_DELETION;
+	/* Off the interrupt list too: a new queue of this id starts clean. */
+	for (int i = 0; i < sc->ndue; i++)
+		if (sc->due[i] == qid)
+			sc->due[i] = sc->due[--sc->ndue];
 	sc->cq[qid] = (struct nvme_cq){0};
 	return ST_OK;
 }
@@ -1681,7 +1687,8 @@ nvme_reset_begin(struct pci_nvme_softc *sc)
 static void
 nvme_enable(struct pci_nvme_softc *sc)
 {
-	uint32_t sqs = (sc->aqa & 0xfff) + 1, cqs = ((sc->aqa >> 16) & 0xfff) + 1;
+	uint32_t sqs = (sc->aqa & 0xfff) + 1,
+		 cqs = ((sc->aqa >> 16) & 0xfff) + 1;
 	uint8_t *sq, *cq;
 
 	if (sc->csts & CSTS_CFS)
@@ -1697,14 +1704,18 @@ nvme_enable(struct pci_nvme_softc *sc)
 	}
 	sq = nvme_map(sc, sc->asq, (size_t)sqs * NVME_SQES);
 	cq = nvme_map(sc, sc->acq, (size_t)cqs * NVME_CQES);
-	if (CC_CSS(sc->cc) != 0 || CC_MPS(sc->cc) != 0 ||
-	    CC_AMS(sc->cc) != 0 || sqs < 2 || cqs < 2 || !sq || !cq) {
+	if (CC_CSS(sc->cc) != 0 || CC_MPS(sc->cc) != 0 || CC_AMS(sc->cc) != 0 ||
+	    sqs < 2 || cqs < 2 || !sq || !cq) {
 		sc->csts |= CSTS_CFS;
 		return;
 	}
 	sc->sq[0] = (struct nvme_sq){.base = sq, .size = sqs, .cqid = 0};
-	sc->cq[0] = (struct nvme_cq){.base = cq, .size = cqs, .phase = 1,
-				     .ien = true, .iv = 0, .nsq = 1};
+	sc->cq[0] = (struct nvme_cq){.base = cq,
+				     .size = cqs,
+				     .phase = 1,
+				     .ien = true,
+				     .iv = 0,
+				     .nsq = 1};
 	sc->ready = true;
 	sc->csts |= CSTS_RDY;
 }
@@ -1883,9 +1894,9 @@ pci_nvme_read(struct pci_devinst *pi, int baridx, uint64_t offset, int size)
 /* ---- set-up ---- */
 
 static const char *const nvme_keys[] = {
-    "device", "path",  "ram", "maxq",	 "qsz",	    "ioslots",
-    "sectsz", "ser",   "eui64", "dsm",	 "ro",	    "nocache",
-    "direct", "nodelete", "sectorsize",
+    "device",  "path",	  "ram",    "maxq",	"qsz",
+    "ioslots", "sectsz",  "ser",    "eui64",	"dsm",
+    "ro",      "nocache", "direct", "nodelete", "sectorsize",
 };
 
 static int
@@ -1923,7 +1934,7 @@ nvme_opt_uint(const struct config *node, const char *key, uint32_t min,
 		return 0;
 	errno = 0;
 	n = strtoull(v, &end, 10);
-	if (errno || end == v || *end || *v == '-' || n < min || n > max) {
+	if (errno || *v < '0' || *v > '9' || *end || n < min || n > max) {
 		snprintf(err, errlen, "bad %s '%s' (%u to %u)", key, v, min,
 			 max);
 		return -1;
@@ -1955,8 +1966,8 @@ nvme_opt_dsm(const struct config *node, enum nvme_dsm *out, char *err,
 
 /* ser: up to 20 printable ASCII characters (Identify SN). */
 static int
-nvme_opt_serial(struct pci_nvme_softc *sc, const struct config *node,
-		char *err, size_t errlen)
+nvme_opt_serial(struct pci_nvme_softc *sc, const struct config *node, char *err,
+		size_t errlen)
 {
 	const char *v = config_get(node, "ser");
 
@@ -1979,8 +1990,8 @@ nvme_opt_serial(struct pci_nvme_softc *sc, const struct config *node,
 
 /* eui64: any number strtoull takes; 0 or unset makes one up. */
 static int
-nvme_opt_eui64(struct pci_nvme_softc *sc, const struct config *node,
-	       char *err, size_t errlen)
+nvme_opt_eui64(struct pci_nvme_softc *sc, const struct config *node, char *err,
+	       size_t errlen)
 {
 	const char *v = config_get(node, "eui64");
 	const char *name = vm_name(sc->pi->pi_vmctx);
@@ -2033,8 +2044,8 @@ nvme_parse(struct pci_nvme_softc *sc, const struct config *node,
 		return -1;
 	*sectsz = 0;
 	if (config_get(node, "sectsz") &&
-	    (nvme_opt_uint(node, "sectsz", 512, 8192, 0, sectsz, err,
-			   errlen) < 0 ||
+	    (nvme_opt_uint(node, "sectsz", 512, 8192, 0, sectsz, err, errlen) <
+		 0 ||
 	     (*sectsz != 512 && *sectsz != 4096 && *sectsz != 8192))) {
 		snprintf(err, errlen, "bad sectsz '%s' (512, 4096 or 8192)",
 			 config_get(node, "sectsz"));
@@ -2054,9 +2065,9 @@ nvme_open_ram(struct pci_nvme_softc *sc, const struct config *node,
 
 	for (size_t i = 0; i < sizeof(disk_only) / sizeof(disk_only[0]); i++)
 		if (config_get(node, disk_only[i])) {
-			snprintf(err, errlen,
-				 "'%s' needs a disk image, not ram=",
-				 disk_only[i]);
+			snprintf(
+			    err, errlen,
+			    "'%s' needs a disk image, not ram=", disk_only[i]);
 			return -1;
 		}
 	if (nvme_opt_uint(node, "ram", 1, NVME_RAM_MAX_MIB, 0, &mib, err,
@@ -2150,8 +2161,8 @@ static void
 nvme_defaults(struct pci_nvme_softc *sc)
 {
 	/* MQES, CQR, TO 30 s, DSTRD 0, CSS NVM, MPSMIN = MPSMAX = 4 KiB. */
-	sc->cap = (uint64_t)(sc->qsz - 1) | 1ULL << 16 | 60ULL << 24 |
-		  1ULL << 37;
+	sc->cap =
+	    (uint64_t)(sc->qsz - 1) | 1ULL << 16 | 60ULL << 24 | 1ULL << 37;
 	sc->feat_default = (struct nvme_features){
 	    .temp_over = NVME_WCTEMP_K,
 	    .wce = sc->vwc ? 1 : 0,

@@ -87,9 +87,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (int i = 0; i < 2; i++) {
 		int s = devs[i].slot;
 
-		devs[i].bar0 =
-		    (pci_cfg_read(ctx, 0, s, 0, 0x10, 4) & ~0xfULL) |
-		    (uint64_t)pci_cfg_read(ctx, 0, s, 0, 0x14, 4) << 32;
+		devs[i].bar0 = (pci_cfg_read(ctx, 0, s, 0, 0x10, 4) & ~0xfULL) |
+			       (uint64_t)pci_cfg_read(ctx, 0, s, 0, 0x14, 4)
+				   << 32;
 		devs[i].msix_cap = find_msix(s);
 	}
 	return 0;
@@ -158,7 +158,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Operations first (they lead the input), then the memory. */
 	const uint8_t *ops = data;
-	size_t nbytes = (size_t)nops * 6 < size ? (size_t)nops * 6 : size - size % 6;
+	size_t nbytes =
+	    (size_t)nops * 6 < size ? (size_t)nops * 6 : size - size % 6;
 	data += nbytes;
 	size -= nbytes;
 	memset(mem + MEM_GPA, 0, room);

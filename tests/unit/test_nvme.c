@@ -357,8 +357,8 @@ cmd(uint8_t opc, uint32_t nsid)
 }
 
 static int
-create_cq(struct fx *f, uint16_t qid, uint32_t size, uint64_t gpa,
-	  uint16_t iv, uint32_t flags)
+create_cq(struct fx *f, uint16_t qid, uint32_t size, uint64_t gpa, uint16_t iv,
+	  uint32_t flags)
 {
 	struct sqe c = cmd(0x05, 0);
 
@@ -438,8 +438,8 @@ identify(struct fx *f, uint32_t cns, uint32_t nsid, uint64_t prp1,
 }
 
 static int
-get_log(struct fx *f, uint8_t lid, uint32_t bytes, uint64_t off,
-	uint32_t nsid, bool rae)
+get_log(struct fx *f, uint8_t lid, uint32_t bytes, uint64_t off, uint32_t nsid,
+	bool rae)
 {
 	struct sqe c = cmd(0x02, nsid);
 	uint32_t numd = bytes / 4 - 1;
@@ -454,8 +454,7 @@ get_log(struct fx *f, uint8_t lid, uint32_t bytes, uint64_t off,
 }
 
 static int
-feature(struct fx *f, bool set, uint32_t cdw10, uint32_t cdw11,
-	uint32_t *dw0)
+feature(struct fx *f, bool set, uint32_t cdw10, uint32_t cdw11, uint32_t *dw0)
 {
 	struct sqe c = cmd(set ? 0x09 : 0x0a, 0);
 	struct cqe e;
@@ -533,8 +532,7 @@ test_identity(void **state)
 	(void)state;
 	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, 0, 2), 0xfb5d);
 	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, 2, 2), 0x0a0a);
-	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, 8, 4) >> 8,
-			 0x010802);
+	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, 8, 4) >> 8, 0x010802);
 	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, 0x2c, 2), 0xfb5d);
 	/* BAR 0: 64-bit memory, at least 16 KiB. */
 	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, 0x10, 4) & 0x7, 4);
@@ -599,7 +597,7 @@ test_enable_reset_shutdown(void **state)
 	wr(f, R_CC, CC_ENABLE | 1u << 4); /* another command set */
 	assert_int_equal(rd(f, R_CSTS) & 3, 2);
 	wr(f, R_CC, 0);
-	wr(f, R_AQA, 0x001f007f); /* 128 entries: 8 KiB */
+	wr(f, R_AQA, 0x001f007f);	     /* 128 entries: 8 KiB */
 	wr64(f, R_ASQ, MEMSIZE - 0x1000ULL); /* runs past RAM */
 	wr(f, R_CC, CC_ENABLE);
 	assert_int_equal(rd(f, R_CSTS) & 3, 2);
@@ -944,8 +942,7 @@ test_regress_log_page_bounds(void **state)
 	assert_int_equal(get_log(f, 2, 512, 2, 0, false), S_INVALID_FIELD);
 	assert_int_equal(get_log(f, 2, 512, 0xfffffffffffffffcULL, 0, false),
 			 S_INVALID_FIELD);
-	assert_int_equal(get_log(f, 1, 512, 64 + 4, 0, false),
-			 S_INVALID_FIELD);
+	assert_int_equal(get_log(f, 1, 512, 64 + 4, 0, false), S_INVALID_FIELD);
 	assert_int_equal(get_log(f, 1, 512, 0x100000000ULL, 0, false),
 			 S_INVALID_FIELD);
 	/* NUMD of 2^32 dwords: far more than MDTS. */
@@ -1086,9 +1083,9 @@ test_read_write(void **state)
 	read_image(f, 10 * 512, buf, 512);
 	assert_memory_equal(buf, data, 512);
 	/* Two pages: PRP1 at an offset, PRP2 the next (separate) page. */
-	assert_int_equal(io_rw(f, false, 100, 8, DATA_GPA + 0x800,
-			       DATA_GPA + 0x10000),
-			 S_OK);
+	assert_int_equal(
+	    io_rw(f, false, 100, 8, DATA_GPA + 0x800, DATA_GPA + 0x10000),
+	    S_OK);
 	for (int s = 0; s < 4; s++)
 		expect_sector(data + 0x800 + 512 * s, 100 + s);
 	for (int s = 4; s < 8; s++)
@@ -1143,24 +1140,24 @@ test_regress_prp_list_edges(void **state)
 	/* 5 pages: PRP1 plus a list of 4 that exactly fills its page. */
 	for (int i = 0; i < 4; i++)
 		tail4[i] = DATA_GPA + 0x10000ULL * (i + 1);
-	assert_int_equal(
-	    io_rw(f, false, 0, 40, DATA_GPA, LIST_GPA + PAGE - 32), S_OK);
+	assert_int_equal(io_rw(f, false, 0, 40, DATA_GPA, LIST_GPA + PAGE - 32),
+			 S_OK);
 	for (int i = 0; i < 4; i++)
 		expect_sector(data + 0x10000 * (i + 1), 8 * (i + 1));
 	/* 6 pages: the fourth slot chains to a list page of its own. */
 	tail4[3] = LIST_GPA + 2 * PAGE;
 	list[2 * PAGE / 8] = DATA_GPA + 0x40000;
 	list[2 * PAGE / 8 + 1] = DATA_GPA + 0x50000;
-	assert_int_equal(
-	    io_rw(f, false, 0, 48, DATA_GPA, LIST_GPA + PAGE - 32), S_OK);
+	assert_int_equal(io_rw(f, false, 0, 48, DATA_GPA, LIST_GPA + PAGE - 32),
+			 S_OK);
 	expect_sector(data + 0x40000, 32);
 	expect_sector(data + 0x50000, 40);
 	/* A list starting in its page's last slot chains at once. */
 	list[PAGE / 8 - 1] = LIST_GPA + 3 * PAGE;
 	list[3 * PAGE / 8] = DATA_GPA + 0x60000;
 	list[3 * PAGE / 8 + 1] = DATA_GPA + 0x70000;
-	assert_int_equal(
-	    io_rw(f, false, 16, 24, DATA_GPA, LIST_GPA + PAGE - 8), S_OK);
+	assert_int_equal(io_rw(f, false, 16, 24, DATA_GPA, LIST_GPA + PAGE - 8),
+			 S_OK);
 	expect_sector(data + 0x60000, 24);
 	expect_sector(data + 0x70000, 32);
 	/* Guest address 0 is RAM like any other. */
@@ -1214,8 +1211,9 @@ test_regress_prp_hostile(void **state)
 	for (int i = 0; i < 511; i++)
 		list[i] = DATA_GPA;
 	list[511] = LIST_GPA + 8;
-	assert_int_equal(io_rw(f, true, 0, 2048, DATA_GPA, LIST_GPA + PAGE - 16),
-			 S_PRP_OFFSET);
+	assert_int_equal(
+	    io_rw(f, true, 0, 2048, DATA_GPA, LIST_GPA + PAGE - 16),
+	    S_PRP_OFFSET);
 	list[511] = LIST_GPA;
 	assert_int_equal(
 	    io_rw(f, false, 0, 2048, DATA_GPA, LIST_GPA + PAGE - 16), S_OK);
@@ -1521,8 +1519,8 @@ test_interrupts(void **state)
 	/* A queue without IEN raises nothing. */
 	assert_int_equal(create_cq(f, 2, 16, IOQ_GPA + 0x6000, 0, 1), S_OK);
 	assert_int_equal(create_sq(f, 2, 16, IOQ_GPA + 0x4000, 2, 1), S_OK);
-	f->q[2] = (struct q){IOQ_GPA + 0x4000, IOQ_GPA + 0x6000, 16, 16,
-			     0, 0, 1, 0};
+	f->q[2] =
+	    (struct q){IOQ_GPA + 0x4000, IOQ_GPA + 0x6000, 16, 16, 0, 0, 1, 0};
 	int pulses = vm_mock_irq_pulses(f->ctx, irq);
 	c = rw(false, 0, 1, DATA_GPA, 0);
 	assert_int_equal(run(f, 2, &c, NULL), S_OK);
@@ -1536,8 +1534,8 @@ test_interrupts(void **state)
 			 S_INVALID_IV);
 	assert_int_equal(create_cq(f, 1, 16, IOQ_GPA + 0x6000, 5, 3), S_OK);
 	assert_int_equal(create_sq(f, 1, 16, IOQ_GPA + 0x4000, 1, 1), S_OK);
-	f->q[1] = (struct q){IOQ_GPA + 0x4000, IOQ_GPA + 0x6000, 16, 16,
-			     0, 0, 1, 0};
+	f->q[1] =
+	    (struct q){IOQ_GPA + 0x4000, IOQ_GPA + 0x6000, 16, 16, 0, 0, 1, 0};
 	int before = vm_mock_msi_count(f->ctx, NULL, NULL);
 	assert_int_equal(io_rw(f, false, 0, 1, DATA_GPA, 0), S_OK);
 	assert_true(vm_mock_msi_count(f->ctx, NULL, &msg) > before);
@@ -1570,8 +1568,8 @@ test_cq_full(void **state)
 	enable(f);
 	assert_int_equal(create_cq(f, 1, 2, IOQ_GPA + 0x6000, 0, 3), S_OK);
 	assert_int_equal(create_sq(f, 1, 16, IOQ_GPA + 0x4000, 1, 1), S_OK);
-	f->q[1] = (struct q){IOQ_GPA + 0x4000, IOQ_GPA + 0x6000, 16, 2,
-			     0, 0, 1, 0};
+	f->q[1] =
+	    (struct q){IOQ_GPA + 0x4000, IOQ_GPA + 0x6000, 16, 2, 0, 0, 1, 0};
 	for (int i = 0; i < 6; i++) {
 		c = rw(false, (uint64_t)i, 1, DATA_GPA + 0x1000ULL * i, 0);
 		push(f, 1, &c);
@@ -1613,8 +1611,8 @@ test_ioslots(void **state)
 	ioq(f, 2, 64);
 	for (int i = 0; i < 40; i++) {
 		int q = 1 + i % 2;
-		c = rw(i % 3 == 0, (uint64_t)i * 4, 4,
-		       DATA_GPA + 0x1000ULL * i, 0);
+		c = rw(i % 3 == 0, (uint64_t)i * 4, 4, DATA_GPA + 0x1000ULL * i,
+		       0);
 		push(f, q, &c);
 	}
 	ring(f, 1);
@@ -1672,8 +1670,8 @@ test_delete_and_reset_in_flight(void **state)
 		ioq(f, 1, 64);
 		for (int i = 0; i < 16; i++) {
 			c = rw(false, (uint64_t)i * 64, 64,
-			       DATA_GPA + 0x8000ULL * i, DATA_GPA + 0x8000ULL * i
-							     + 0x1000);
+			       DATA_GPA + 0x8000ULL * i,
+			       DATA_GPA + 0x8000ULL * i + 0x1000);
 			c.prp2 = LIST_GPA;
 			push(f, 1, &c);
 		}
@@ -1807,8 +1805,8 @@ test_regress_doorbells(void **state)
 static void
 test_regress_queue_ids(void **state)
 {
-	static const uint32_t ids[] = {0, 3, 4, 5, 0x7fff, 0x8000, 0xfffe,
-				       0xffff};
+	static const uint32_t ids[] = {0,      3,      4,      5,
+				       0x7fff, 0x8000, 0xfffe, 0xffff};
 	struct fx *f = fx_new("maxq=3");
 
 	(void)state;
@@ -1971,9 +1969,8 @@ test_options(void **state)
 	assert_string_equal(config_get(cfg, "pci.0.4.0.sectsz"), "4096");
 	assert_string_equal(config_get(cfg, "pci.0.4.0.dsm"), "enable");
 	assert_string_equal(config_get(cfg, "pci.0.4.0.ro"), "true");
-	assert_int_equal(pci_parse_slot(cfg, "5,nvme,ram=64,maxq=2", err,
-					sizeof(err)),
-			 0);
+	assert_int_equal(
+	    pci_parse_slot(cfg, "5,nvme,ram=64,maxq=2", err, sizeof(err)), 0);
 	assert_string_equal(config_get(cfg, "pci.0.5.0.ram"), "64");
 	assert_null(config_get(cfg, "pci.0.5.0.path"));
 	config_free(cfg);
@@ -1982,9 +1979,8 @@ test_options(void **state)
 		   "eui64=0x1122334455667788");
 	d = f->mem + BUF_GPA;
 	assert_int_equal(rd64(f, R_CAP) & 0xffff, 127);
-	assert_int_equal(pci_cfg_read(f->ctx, 0, SLOT, 0, cap_find(f, 0x11) + 2,
-				      2),
-			 4);
+	assert_int_equal(
+	    pci_cfg_read(f->ctx, 0, SLOT, 0, cap_find(f, 0x11) + 2, 2), 4);
 	enable(f);
 	assert_int_equal(identify(f, 1, 0, BUF_GPA, 0), S_OK);
 	assert_memory_equal(d + 4, "ABC                 ", 20);
@@ -1995,8 +1991,7 @@ test_options(void **state)
 	assert_int_equal(feature(f, true, 7, 9 | 9 << 16, NULL), S_OK);
 	assert_int_equal(create_cq(f, 4, 2, IOQ_GPA, 0, 3), S_OK);
 	assert_int_equal(create_cq(f, 5, 2, IOQ_GPA, 0, 3), S_INVALID_QID);
-	assert_int_equal(create_cq(f, 1, 129, IOQ_GPA, 0, 3),
-			 S_INVALID_QSIZE);
+	assert_int_equal(create_cq(f, 1, 129, IOQ_GPA, 0, 3), S_INVALID_QSIZE);
 	assert_int_equal(delete_q(f, 0x04, 4), S_OK);
 	ioq(f, 1, 128);
 	assert_int_equal(io_rw(f, false, 3, 1, DATA_GPA, 0), S_OK);
