@@ -1846,6 +1846,91 @@ test_regress_queue_ids(void **state)
 	fx_free(f);
 }
 
+/*
+ * What Linux's nvme driver does at probe and shutdown (drivers/nvme/host
+ * pci.c and core.c), for a 4-vCPU guest: the controller must come up with
+ * one I/O queue pair per CPU, each on its own MSI-X vector, and shut down
+ * cleanly.
+ */
+static void
+test_linux_probe(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	uint8_t *d = f->mem + BUF_GPA;
+	uint64_t msg;
+	uint32_t v;
+	struct sqe c;
+
+	(void)state;
+	/* nvme_pci_enable: CAP as two dwords; CSTS not all ones. */
+	v = rd(f, R_CAP);
+	assert_int_equal(v & 0xffff, 2047);
+	assert_int_equal(rd(f, R_CAP + 4) & 0xf, 0); /* DSTRD */
+	assert_true(rd(f, R_CSTS) != 0xffffffff);
+	msix_on(f, 17);
+	/* nvme_pci_configure_admin_queue: disable, queues, enable. */
+	wr(f, R_CC, 0);
+	assert_true(wait_csts(f, 1, 0));
+	memset(f->mem + ASQ_GPA, 0, 0x2000);
+	f->q[0] = (struct q){ASQ_GPA, ACQ_GPA, AQ_SIZE, AQ_SIZE, 0, 0, 1, 0};
+	wr(f, R_AQA, (AQ_SIZE - 1) << 16 | (AQ_SIZE - 1));
+	wr(f, R_ASQ, (uint32_t)ASQ_GPA);
+	wr(f, R_ASQ + 4, 0);
+	wr(f, R_ACQ, (uint32_t)ACQ_GPA);
+	wr(f, R_ACQ + 4, 0);
+	wr(f, R_CC, 6u << 16 | 4u << 20);
+	wr(f, R_CC, CC_ENABLE);
+	assert_true(wait_csts(f, 1, 1));
+	/* nvme_init_identify. */
+	assert_int_equal(identify(f, 1, 0, BUF_GPA, 0), S_OK);
+	assert_int_equal(*(uint32_t *)(d + 80), 0x00010400);
+	c = cmd(0x06, 0);
+	c.prp1 = BUF_GPA;
+	c.cdw10 = 0x06; /* CNS 06h, CSI 0: a 2.0 structure, refused */
+	assert_int_equal(adm(f, &c), S_INVALID_FIELD);
+	/* nvme_setup_io_queues: 4 CPUs, 4 queue pairs. */
+	assert_int_equal(feature(f, true, 7, 3 | 3 << 16, &v), S_OK);
+	assert_int_equal(v, 3 | 3 << 16);
+	for (int q = 1; q <= 4; q++) {
+		uint64_t sq = IOQ_GPA + 0x4000ULL * q, cq = sq + 0x2000;
+
+		memset(f->mem + sq, 0, 0x4000);
+		assert_int_equal(
+		    create_cq(f, (uint16_t)q, 64, cq, (uint16_t)q, 3), S_OK);
+		assert_int_equal(
+		    create_sq(f, (uint16_t)q, 64, sq, (uint16_t)q, 1 | 2 << 1),
+		    S_OK);
+		f->q[q] = (struct q){sq, cq, 64, 64, 0, 0, 1, 0};
+	}
+	/* nvme_scan_ns_list, nvme_identify_ns_descs, nvme_identify_ns. */
+	assert_int_equal(identify(f, 2, 0, BUF_GPA, 0), S_OK);
+	assert_int_equal(*(uint32_t *)d, 1);
+	assert_int_equal(identify(f, 3, 1, BUF_GPA, 0), S_OK);
+	assert_int_equal(identify(f, 0, 1, BUF_GPA, 0), S_OK);
+	assert_int_equal(*(uint64_t *)d, DISK_SECTORS);
+	/* nvme_start_ctrl: one AER outstanding. */
+	aer(f);
+	assert_true(quiet(f, 0));
+	/* Reads on every queue, each completing on its own vector. */
+	for (int q = 1; q <= 4; q++) {
+		c = cmd(0x00, 1);
+		assert_int_equal(run(f, q, &c, NULL), S_OK);
+		c = rw(false, (uint64_t)q, 1, DATA_GPA, 0);
+		assert_int_equal(run(f, q, &c, NULL), S_OK);
+		vm_mock_msi_count(f->ctx, NULL, &msg);
+		assert_int_equal(msg, 0x40 + q);
+		expect_sector(f->mem + DATA_GPA, (uint32_t)q);
+	}
+	/* nvme_dev_disable: delete the queues, then a normal shutdown. */
+	for (int q = 1; q <= 4; q++)
+		assert_int_equal(delete_q(f, 0x00, (uint16_t)q), S_OK);
+	for (int q = 1; q <= 4; q++)
+		assert_int_equal(delete_q(f, 0x04, (uint16_t)q), S_OK);
+	wr(f, R_CC, CC_ENABLE | 1u << 14);
+	assert_true(wait_csts(f, 0xc, 0x8));
+	fx_free(f);
+}
+
 /* ---- namespaces in memory ---- */
 
 static void
@@ -2066,6 +2151,7 @@ main(void)
 	    cmocka_unit_test(test_reenable_during_reset),
 	    cmocka_unit_test(test_regress_doorbells),
 	    cmocka_unit_test(test_regress_queue_ids),
+	    cmocka_unit_test(test_linux_probe),
 	    cmocka_unit_test(test_ram),
 	    cmocka_unit_test(test_options),
 	};
