@@ -155,6 +155,34 @@ def seeds():
     packet(s, 1, b"\x03\0\0\0\x12", 18, dma=False)
     out["atapi-sense"] = s
 
+    s = Seed(START1)
+    packet(s, 0, b"\x03\0\0\0\x12", 18, dma=False)
+    s.cmd(1, 1, h2d(0xEC), [(DATA + 0x1000, 512)])
+    out["atapi-request-sense"] = s
+
+    s = Seed(START1)
+    s.cmd(1, 0, h2d(0x08))
+    s.cmd(1, 1, h2d(0xEF, count=0x22, features=0x03))
+    s.cmd(1, 2, h2d(0xE5))
+    s.cmd(1, 3, h2d(0xE7))
+    out["atapi-ata"] = s
+
+    s = Seed(START0)
+    for slot, (sub, count) in enumerate([(0x02, 0), (0x82, 0), (0xAA, 0),
+                                         (0x55, 0), (0x66, 0), (0xCC, 0),
+                                         (0x03, 0x0C), (0x03, 0x01)]):
+        s.cmd(0, slot, h2d(0xEF, count=count, features=sub))
+    s.cmd(0, 8, h2d(0xE0))
+    s.cmd(0, 9, h2d(0xE1))
+    s.cmd(0, 10, h2d(0x70, lba=5))
+    s.cmd(0, 11, h2d(0x40, lba=5, count=3))
+    out["ata-misc"] = s
+
+    s = Seed(START0 | RO)
+    s.put(RANGES, struct.pack("<Q", 16 | 8 << 48))
+    s.cmd(0, 0, h2d(0x06, count=1, features=1), [(RANGES, 512)], hflags=HDR_W)
+    out["dsm-ro"] = s
+
     s = Seed(START0 | START1 | MSI | 0x30)
     s.cmd(0, 0, h2d(0x25, lba=1, count=1), [(DATA, 512)])
     packet(s, 0, b"\x28\0\0\0\0\x02\0\0\x01", 2048)

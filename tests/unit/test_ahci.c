@@ -1783,6 +1783,36 @@ test_read_only(void **state)
 	}
 }
 
+/* The backend fails: an image cut short under the disk (EIO). */
+static void
+test_io_errors(void **state)
+{
+	struct fx *f = fx_new("ahci,hd:IMG,cd:IMG2");
+	const uint8_t rd10[12] = {0x28, 0, 0, 0, 0x03, 0xe0, 0, 0, 1};
+	uint8_t c[20];
+	struct prd p = {DATA, 512};
+
+	(void)state;
+	port_start(f, 0);
+	port_start(f, 1);
+	assert_int_equal(truncate(f->image, 512 * 1024), 0);
+	assert_int_equal(truncate(f->image2, 2048 * 900), 0);
+	expect_ok(f, 0, ata(f, 0, READ_DMA_EXT, 1023, 1, 0, 512));
+	expect_abort(f, 0, ata(f, 0, READ_DMA_EXT, 1024, 1, 0, 512), 0x40);
+	/* Queued: the error log names the slot. */
+	fis_h2d(c, READ_FPDMA, 1500, 7 << 3, 1);
+	put_cmd(f, 0, 7, c, NULL, &p, 1, 0);
+	pwr(f, 0, P_IS, ~0u);
+	assert_true(issue(f, 0, 7, true) & IS_TFES);
+	assert_int_equal(rfis(f, 0, 0x58)[3], 0x40);
+	port_restart(f, 0);
+	expect_ok(f, 0, ata(f, 0, READ_LOG_EXT, 0x10, 1, 0, 512));
+	assert_int_equal(f->mem[DATA], 7);
+	/* ATAPI: MEDIUM ERROR, UNRECOVERED READ ERROR. */
+	expect_sense(f, 1, packet(f, 1, rd10, 2048, true), 0x03, 0x11);
+	fx_free(f);
+}
+
 /* ---- a hostile guest ---- */
 
 static void
@@ -2216,6 +2246,7 @@ main(void)
 	    cmocka_unit_test(test_image_size),
 	    cmocka_unit_test(test_default_serial),
 	    cmocka_unit_test(test_read_only),
+	    cmocka_unit_test(test_io_errors),
 	    cmocka_unit_test(test_bad_command_list),
 	    cmocka_unit_test(test_bad_command_table),
 	    cmocka_unit_test(test_bad_fis),
