@@ -166,7 +166,7 @@ shell_errors_body()
 	printf 'ls\nls (hd0)\n' >cmds
 	grub t-err -M 32M -m "$(pwd)/good.map" <cmds
 	expect_grub_out "(host) (hd0)"
-	expect_grub_out "not supported yet"
+	expect_grub_out "Device hd0: No known filesystem detected"
 }
 
 atf_test_case menu_default
