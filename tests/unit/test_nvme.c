@@ -2083,6 +2083,22 @@ test_options(void **state)
 	expect_sector(f->mem + DATA_GPA, 24);
 	fx_free(f);
 
+	/* nocache: O_DIRECT, even for buffers at odd (dword) offsets. */
+	f = fx_new("nocache");
+	enable(f);
+	ioq(f, 1, 16);
+	fill(f->mem + DATA_GPA + 0x204, 4096, 7);
+	assert_int_equal(
+	    io_rw(f, true, 33, 8, DATA_GPA + 0x204, DATA_GPA + 0x3000), S_OK);
+	assert_int_equal(
+	    io_rw(f, false, 33, 8, DATA_GPA + 0x10204, DATA_GPA + 0x13000),
+	    S_OK);
+	assert_memory_equal(f->mem + DATA_GPA + 0x10204,
+			    f->mem + DATA_GPA + 0x204, 4096 - 0x204);
+	assert_memory_equal(f->mem + DATA_GPA + 0x13000,
+			    f->mem + DATA_GPA + 0x3000, 0x204);
+	fx_free(f);
+
 	f = fx_new("direct,sectorsize=4096");
 	enable(f);
 	assert_int_equal(identify(f, 1, 0, BUF_GPA, 0), S_OK);
