@@ -32,11 +32,11 @@ gsh_open_file(struct gsh *sh, const char *name, size_t head_max,
 }
 
 int
-gsh_read_file(struct gsh *sh, const char *name, uint8_t **data, size_t *len,
-	      char *err, size_t errlen)
+gsh_read_file(struct gsh *sh, const char *name, uint64_t max, uint8_t **data,
+	      size_t *len, char *err, size_t errlen)
 {
-	return gdev_read(sh->cfg.map, gsh_root(sh), name, guest_mem(sh), data,
-			 len, err, errlen);
+	return gdev_read(sh->cfg.map, gsh_root(sh), name, max, data, len, err,
+			 errlen);
 }
 
 static void
@@ -104,6 +104,19 @@ linux_cmdline(struct gsh *sh, int argc, char **argv)
 	return b.s;
 }
 
+/* The test seam (grub_shell.h): the hook instead of the files. */
+static int
+hooked(struct gsh *sh, int argc, char **argv, enum gsh_kind kind)
+{
+	int r = sh->cfg.load_hook(sh->cfg.hook_arg, gsh_root(sh), argc, argv);
+
+	if (r == GSH_OK)
+		sh->loaded.kind = kind;
+	else if (sh->loaded.kind != GSH_NONE)
+		sh->loaded.broken = true;
+	return r == GSH_OK ? GSH_OK : GSH_ERROR;
+}
+
 static int
 cmd_linux(struct gsh *sh, int argc, char **argv)
 {
@@ -114,6 +127,8 @@ cmd_linux(struct gsh *sh, int argc, char **argv)
 	if (argc < 2)
 		return gsh_error(sh, "filename expected");
 	gsh_unload(sh);
+	if (sh->cfg.load_hook)
+		return hooked(sh, argc, argv, GSH_LINUX);
 	/* Headers now; the kernel itself goes to guest memory at boot. */
 	if (gsh_open_file(sh, argv[1], LOAD_FILE_HEAD, &ld->image, err,
 			  sizeof(err)) < 0)
@@ -144,6 +159,8 @@ cmd_initrd(struct gsh *sh, int argc, char **argv)
 		return gsh_error(sh, "filename expected");
 	if (ld->kind != GSH_LINUX)
 		return gsh_error(sh, "you need to load the kernel first");
+	if (sh->cfg.load_hook)
+		return hooked(sh, argc, argv, GSH_LINUX);
 	b = calloc(argc, sizeof(*b));
 	v = calloc(argc, sizeof(*v));
 	if (!b || !v)
@@ -165,6 +182,7 @@ cmd_initrd(struct gsh *sh, int argc, char **argv)
 	free(v);
 	if (r != GSH_OK) {
 		free_blobs(b, argc - 1);
+		ld->broken = true;
 		return r;
 	}
 	free_blobs(ld->extra, ld->nextra);
@@ -184,6 +202,8 @@ cmd_multiboot(struct gsh *sh, int argc, char **argv)
 	if (argc < 2)
 		return gsh_error(sh, "filename expected");
 	gsh_unload(sh);
+	if (sh->cfg.load_hook)
+		return hooked(sh, argc, argv, GSH_MULTIBOOT);
 	if (gsh_open_file(sh, argv[1], SIZE_MAX, &f, err, sizeof(err)) < 0)
 		return gsh_error(sh, "%s", err);
 	if (mb_check(sh->cfg.ctx, f.head, f.head_len, err, sizeof(err)) < 0) {
@@ -212,11 +232,18 @@ cmd_module(struct gsh *sh, int argc, char **argv)
 		return gsh_error(sh, "filename expected");
 	if (ld->kind != GSH_MULTIBOOT)
 		return gsh_error(sh, "you need to load the kernel first");
-	if (ld->nextra == MB_MAX_MODS)
+	if (sh->cfg.load_hook)
+		return hooked(sh, argc, argv, GSH_MULTIBOOT);
+	if (ld->nextra == MB_MAX_MODS) {
+		ld->broken = true;
 		return gsh_error(sh, "too many modules (at most %d)",
 				 MB_MAX_MODS);
-	if (gsh_open_file(sh, argv[1], SIZE_MAX, &b.file, err, sizeof(err)) < 0)
+	}
+	if (gsh_open_file(sh, argv[1], SIZE_MAX, &b.file, err, sizeof(err)) <
+	    0) {
+		ld->broken = true;
 		return gsh_error(sh, "%s", err);
+	}
 	join_args(&cl, argc - 1, argv + 1);
 	b.cmdline = cl.s;
 	ld->extra = realloc(ld->extra, (ld->nextra + 1) * sizeof(*ld->extra));
@@ -268,9 +295,13 @@ boot_multiboot(struct gsh *sh, char *err, size_t errlen)
 int
 gsh_boot(struct gsh *sh)
 {
-	char err[ERRLEN];
+	char err[ERRLEN], *boot[] = {"boot", NULL};
 	int r;
 
+	if (sh->cfg.load_hook && sh->loaded.kind != GSH_NONE) {
+		r = sh->cfg.load_hook(sh->cfg.hook_arg, gsh_root(sh), 1, boot);
+		return r == GSH_OK ? GSH_BOOTED : r;
+	}
 	switch (sh->loaded.kind) {
 	case GSH_LINUX:
 		r = boot_linux(sh, err, sizeof(err));
@@ -298,9 +329,9 @@ cmd_set(struct gsh *sh, int argc, char **argv)
 	int r = GSH_OK;
 
 	if (argc == 1) {
-		for (int i = 0; i < sh->nvars; i++)
-			fprintf(sh->cfg.out, "%s=%s\n", sh->vars[i].name,
-				sh->vars[i].value);
+		for (int i = 0; i < sh->env->n; i++)
+			fprintf(sh->out, "%s=%s\n", sh->env->v[i].name,
+				sh->env->v[i].value);
 		return GSH_OK;
 	}
 	for (int i = 1; i < argc; i++) {
@@ -317,16 +348,8 @@ cmd_set(struct gsh *sh, int argc, char **argv)
 static int
 cmd_unset(struct gsh *sh, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		for (int j = 0; j < sh->nvars; j++) {
-			if (strcmp(sh->vars[j].name, argv[i]))
-				continue;
-			free(sh->vars[j].name);
-			free(sh->vars[j].value);
-			sh->vars[j] = sh->vars[--sh->nvars];
-			break;
-		}
-	}
+	for (int i = 1; i < argc; i++)
+		gsh_unset(sh, argv[i]);
 	return GSH_OK;
 }
 
@@ -374,27 +397,27 @@ cmd_echo(struct gsh *sh, int argc, char **argv)
 	}
 	for (int first = i; i < argc && !stop; i++) {
 		if (i > first)
-			fputc(' ', sh->cfg.out);
+			fputc(' ', sh->out);
 		if (escapes)
-			echo_escaped(sh->cfg.out, argv[i], &stop);
+			echo_escaped(sh->out, argv[i], &stop);
 		else
-			fputs(argv[i], sh->cfg.out);
+			fputs(argv[i], sh->out);
 	}
 	if (newline && !stop)
-		fputc('\n', sh->cfg.out);
+		fputc('\n', sh->out);
 	return GSH_OK;
 }
 
-/* A script file's text, NUL terminated. */
-static char *
-read_script(struct gsh *sh, const char *name)
+char *
+gsh_read_script(struct gsh *sh, const char *name)
 {
 	char err[ERRLEN];
 	uint8_t *data;
 	size_t len;
 	char *text;
 
-	if (gsh_read_file(sh, name, &data, &len, err, sizeof(err)) < 0) {
+	if (gsh_read_file(sh, name, GSH_MAX_SCRIPT, &data, &len, err,
+			  sizeof(err)) < 0) {
 		gsh_error(sh, "%s", err);
 		return NULL;
 	}
@@ -405,6 +428,7 @@ read_script(struct gsh *sh, const char *name)
 	return text;
 }
 
+/* configfile: a new context and menu (GRUB's normal/main.c). */
 static int
 cmd_configfile(struct gsh *sh, int argc, char **argv)
 {
@@ -413,30 +437,27 @@ cmd_configfile(struct gsh *sh, int argc, char **argv)
 
 	if (argc != 2)
 		return gsh_error(sh, "filename expected");
-	text = read_script(sh, argv[1]);
+	text = gsh_read_script(sh, argv[1]);
 	if (!text)
 		return GSH_ERROR;
-	r = gsh_run_config(sh, text);
+	r = gsh_config_menu(sh, text, true);
 	free(text);
 	return r;
 }
 
+/* source: this context, this menu; $1... are its arguments. */
 static int
 cmd_source(struct gsh *sh, int argc, char **argv)
 {
 	char *text;
 	int r;
 
-	if (argc != 2)
+	if (argc < 2)
 		return gsh_error(sh, "filename expected");
-	if (sh->depth >= 16)
-		return gsh_error(sh, "too deeply nested");
-	text = read_script(sh, argv[1]);
+	text = gsh_read_script(sh, argv[1]);
 	if (!text)
 		return GSH_ERROR;
-	sh->depth++;
-	r = gsh_exec(sh, text);
-	sh->depth--;
+	r = gsh_exec_scope(sh, text, argc - 2, argv + 2);
 	free(text);
 	return r;
 }
@@ -450,11 +471,12 @@ cmd_cat(struct gsh *sh, int argc, char **argv)
 
 	if (argc != 2)
 		return gsh_error(sh, "filename expected");
-	if (gsh_read_file(sh, argv[1], &data, &len, err, sizeof(err)) < 0)
+	if (gsh_read_file(sh, argv[1], guest_mem(sh), &data, &len, err,
+			  sizeof(err)) < 0)
 		return gsh_error(sh, "%s", err);
-	fwrite(data, 1, len, sh->cfg.out);
+	fwrite(data, 1, len, sh->out);
 	if (len && data[len - 1] != '\n')
-		fputc('\n', sh->cfg.out);
+		fputc('\n', sh->out);
 	free(data);
 	return GSH_OK;
 }
@@ -474,52 +496,91 @@ cmd_ls(struct gsh *sh, int argc, char **argv)
 	}
 	if (i == argc)
 		return gdev_ls(sh->cfg.map, gsh_root(sh), NULL, all, long_fmt,
-			       sh->cfg.out, err, sizeof(err));
+			       sh->out, err, sizeof(err));
 	for (; i < argc; i++)
 		if (gdev_ls(sh->cfg.map, gsh_root(sh), argv[i], all, long_fmt,
-			    sh->cfg.out, err, sizeof(err)) < 0)
+			    sh->out, err, sizeof(err)) < 0)
 			r = gsh_error(sh, "%s", err);
 	return r;
 }
 
-/* search --file finds files on (host); labels and UUIDs need disks. */
+/*
+ * A grubenv file (GRUB's lib/envblk.c): "# GRUB Environment Block", then
+ * NAME=VALUE lines ('\' escapes the next character), '#' padding.
+ */
 static int
-cmd_search(struct gsh *sh, int argc, char **argv)
+load_envblk(struct gsh *sh, const char *text, size_t len, int nwanted,
+	    char **wanted)
 {
-	const char *type = NULL, *var = NULL, *name = NULL;
+	static const char sig[] = "# GRUB Environment Block\n";
+	const char *p = text + strlen(sig), *end = text + len;
+	struct sbuf name = {0}, value = {0};
+	int r = GSH_OK;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	if (len < strlen(sig) || memcmp(text, sig, strlen(sig)))
+		return gsh_error(sh, "invalid environment block");
+	while (p < end) {
+		bool want = nwanted == 0;
+		const char *eq;
 
-		if (!strcmp(a, "-f") || !strcmp(a, "--file"))
-			type = "file";
-		else if (!strcmp(a, "-l") || !strcmp(a, "--label"))
-			type = "label";
-		else if (!strcmp(a, "-u") || !strcmp(a, "--fs-uuid"))
-			type = "uuid";
-		else if (!strcmp(a, "-s") || !strcmp(a, "--set"))
-			var = "root";
-		else if (!strncmp(a, "--set=", 6))
-			var = a + 6;
-		else if (!strcmp(a, "-n") || !strcmp(a, "--no-floppy") ||
-			 !strncmp(a, "--hint", 6))
+		if (*p == '#' || *p == '\n' ||
+		    !(eq = memchr(p, '=', end - p)) ||
+		    memchr(p, '\n', eq - p)) {
+			const char *nl = memchr(p, '\n', end - p);
+
+			p = nl ? nl + 1 : end;
 			continue;
-		else if (a[0] == '-')
-			return gsh_error(sh, "unknown argument '%s'", a);
-		else
-			name = a;
+		}
+		sb_reset(&name);
+		sb_putn(&name, p, eq - p);
+		sb_reset(&value);
+		sb_putn(&value, "", 0);
+		/* The value: to an unescaped newline. */
+		for (p = eq + 1; p < end && *p != '\n'; p++)
+			sb_putc(&value, *p == '\\' && p + 1 < end ? *++p : *p);
+		p++;
+		for (int i = 0; i < nwanted; i++)
+			want |= !strcmp(wanted[i], name.s);
+		if (want && gsh_set(sh, name.s, value.s) != GSH_OK)
+			r = GSH_ERROR;
 	}
-	if (!name)
-		return gsh_error(sh, "one argument expected");
-	if (!type)
-		return gsh_error(sh, "unspecified search type");
-	if (strcmp(type, "file") || name[0] != '/' ||
-	    !gdev_exists(sh->cfg.map, "host", name))
-		return gsh_error(sh, "no such device: %s", name);
-	if (var)
-		return gsh_set(sh, var, "host");
-	fputs(" host\n", sh->cfg.out);
-	return GSH_OK;
+	sb_free(&name);
+	sb_free(&value);
+	return r;
+}
+
+/* load_env [-f FILE] [--skip-sig] [NAME...]: $prefix/grubenv by default. */
+static int
+cmd_load_env(struct gsh *sh, int argc, char **argv)
+{
+	const char *file = NULL, *prefix = gsh_get(sh, "prefix");
+	struct sbuf path = {0};
+	char err[ERRLEN];
+	uint8_t *data;
+	size_t len;
+	int i = 1, r;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) &&
+		    i + 1 < argc)
+			file = argv[++i];
+		else if (!strncmp(argv[i], "--file=", 7))
+			file = argv[i] + 7;
+		else if (strcmp(argv[i], "-s") && strcmp(argv[i], "--skip-sig"))
+			return gsh_error(sh, "unknown argument '%s'", argv[i]);
+	}
+	if (!file) {
+		sb_puts(&path, prefix ? prefix : "");
+		sb_puts(&path, "/grubenv");
+		file = path.s;
+	}
+	r = gsh_read_file(sh, file, 64 * 1024, &data, &len, err, sizeof(err));
+	sb_free(&path);
+	if (r < 0)
+		return gsh_error(sh, "%s", err);
+	r = load_envblk(sh, (char *)data, len, argc - i, argv + i);
+	free(data);
+	return r;
 }
 
 static int
@@ -531,7 +592,7 @@ cmd_exit(struct gsh *sh, int argc, char **argv)
 	return GSH_EXIT;
 }
 
-/* Module loading and display set-up: nothing to do here. */
+/* Module loading, display and terminal set-up, sleep: nothing to do. */
 static int
 cmd_nop(struct gsh *sh, int argc, char **argv)
 {
@@ -541,6 +602,23 @@ cmd_nop(struct gsh *sh, int argc, char **argv)
 	return GSH_OK;
 }
 
+/* false, keystatus (no key is down), hwmatch (nothing matches). */
+static int
+cmd_false(struct gsh *sh, int argc, char **argv)
+{
+	(void)sh;
+	(void)argc;
+	(void)argv;
+	return GSH_FALSE;
+}
+
+static int
+cmd_unsupported(struct gsh *sh, int argc, char **argv)
+{
+	(void)argc;
+	return gsh_error(sh, "%s is not supported by grub-bhyve", argv[0]);
+}
+
 static int cmd_help(struct gsh *sh, int argc, char **argv);
 
 static const struct {
@@ -548,33 +626,76 @@ static const struct {
 	cmd_fn fn;
 	const char *help;
 } cmds[] = {
+    {"[", gsh_cmd_test, "EXPRESSION ]: as test"},
+    {"background_color", cmd_nop, NULL},
+    {"background_image", cmd_nop, NULL},
     {"boot", cmd_boot, "boot what linux/multiboot loaded"},
+    {"break", gsh_cmd_break, "[N]: leave N loops"},
     {"cat", cmd_cat, "FILE: print a file"},
     {"configfile", cmd_configfile, "FILE: run a config file and its menu"},
+    {"continue", gsh_cmd_break, "[N]: the next turn of the Nth loop"},
+    {"cryptomount", cmd_unsupported, NULL},
     {"echo", cmd_echo, "[-n] [-e] ARGS: print the arguments"},
     {"exit", cmd_exit, "leave without booting"},
+    {"export", gsh_cmd_export, "NAME...: pass variables to submenus"},
+    {"false", cmd_false, "fail"},
+    {"fwsetup", cmd_unsupported, NULL},
     {"halt", cmd_exit, NULL},
     {"help", cmd_help, "list the commands"},
+    {"hwmatch", cmd_false, NULL},
     {"initrd", cmd_initrd, "FILE...: initrds for the Linux kernel"},
+    {"initrd16", cmd_initrd, NULL},
+    {"initrdefi", cmd_initrd, NULL},
     {"insmod", cmd_nop, "MODULE: accepted (everything is built in)"},
-    {"linux", cmd_linux, "FILE [ARGS...]: load a Linux kernel (bzImage)"},
-    {"load_env", cmd_nop, NULL},
+    {"keystatus", cmd_false, NULL},
+    {"linux", cmd_linux, "FILE [ARGS...]: load a Linux kernel"},
+    {"linux16", cmd_linux, NULL},
+    {"linuxefi", cmd_linux, NULL},
+    {"load_env", cmd_load_env, "[-f FILE] [NAME...]: read a grubenv"},
     {"loadfont", cmd_nop, NULL},
     {"ls", cmd_ls, "[-l] [-a] [DEV|FILE]...: list devices or files"},
     {"module", cmd_module, "FILE [ARGS...]: a multiboot module"},
     {"multiboot", cmd_multiboot, "FILE [ARGS...]: load a multiboot kernel"},
+    {"play", cmd_nop, NULL},
     {"quit", cmd_exit, NULL},
     {"reboot", cmd_exit, NULL},
+    {"return", gsh_cmd_return, "[N]: leave a function"},
     {"rmmod", cmd_nop, NULL},
-    {"save_env", cmd_nop, NULL},
-    {"search", cmd_search, "--file|--label|--fs-uuid [--set=VAR] NAME"},
+    {"save_env", cmd_nop, "NAME...: accepted (the disk stays as it is)"},
+    {"search", gsh_cmd_search,
+     "--file|--label|--fs-uuid [--set=VAR] NAME: find a device"},
+    {"search.file", gsh_cmd_search, NULL},
+    {"search.fs_label", gsh_cmd_search, NULL},
+    {"search.fs_uuid", gsh_cmd_search, NULL},
     {"serial", cmd_nop, NULL},
     {"set", cmd_set, "[NAME=VALUE]...: set variables, or list them"},
+    {"shift", gsh_cmd_shift, "[N]: drop the first N of $1..."},
+    {"sleep", cmd_nop, NULL},
     {"source", cmd_source, "FILE: run a script in this context"},
+    {"terminal", cmd_nop, NULL},
     {"terminal_input", cmd_nop, NULL},
     {"terminal_output", cmd_nop, NULL},
+    {"test", gsh_cmd_test, "EXPRESSION: GRUB's test"},
+    {"true", cmd_nop, "succeed"},
     {"unset", cmd_unset, "NAME...: remove variables"},
 };
+
+/*
+ * What grub-mkconfig's scripts define as functions: a config that calls
+ * one it never defined gets a no-op, not an error (a defined function of
+ * the name runs instead; builtins come first, as in GRUB).
+ */
+static bool
+is_mkconfig_function(const char *name)
+{
+	static const char *const names[] = {
+	    "gfxmode", "initrdfail", "load_video", "recordfail", "savedefault"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+		if (!strcmp(names[i], name))
+			return true;
+	return false;
+}
 
 static int
 cmd_help(struct gsh *sh, int argc, char **argv)
@@ -583,11 +704,12 @@ cmd_help(struct gsh *sh, int argc, char **argv)
 	(void)argv;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (cmds[i].help)
-			fprintf(sh->cfg.out, "  %-11s %s\n", cmds[i].name,
+			fprintf(sh->out, "  %-11s %s\n", cmds[i].name,
 				cmds[i].help);
-	fputs("  menuentry \"TITLE\" { COMMANDS }, submenu, function NAME "
-	      "{ ... }; NAME=VALUE; $NAME\n",
-	      sh->cfg.out);
+	fputs("  if/elif/else/fi, while/until/for ... do/done, function NAME "
+	      "{ ... },\n  menuentry \"TITLE\" { COMMANDS }, submenu; "
+	      "NAME=VALUE; $NAME\n",
+	      sh->out);
 	return GSH_OK;
 }
 
@@ -606,5 +728,7 @@ gsh_command(struct gsh *sh, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(cmds[i].name, argv[0]))
 			return cmds[i].fn(sh, argc, argv);
-	return gsh_error(sh, "can't find command '%s'", argv[0]);
+	if (is_mkconfig_function(argv[0]))
+		return GSH_OK;
+	return gsh_error(sh, "can't find command '%.200s'", argv[0]);
 }

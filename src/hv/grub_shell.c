@@ -1,8 +1,8 @@
 /*
- * grub-bhyve's script interpreter: lexer, variables, blocks, menus and the
- * command line (see grub_shell.h). The commands are in grub_cmds.c.
+ * grub-bhyve's shell: its life cycle, output, menus, the command line
+ * and the root device's grub.cfg (see grub_shell.h). The interpreter is
+ * grub_script.c; the commands are grub_cmds.c.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -12,561 +12,50 @@
 
 #include "grub_shell_int.h"
 
-#define MAX_DEPTH 16 /* configfile/source/function recursion */
 #define MENU_CMDLINE (-2)
+#define MAX_FALLBACKS 8
 
-/* ---- strings ---- */
+/* ---- output ---- */
 
-void
-sb_putn(struct sbuf *b, const char *s, size_t n)
+/* Everything printed goes through here: at most GSH_MAX_OUTPUT a run. */
+static ssize_t
+out_write(void *cookie, const char *buf, size_t n)
 {
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
+	struct gsh *sh = cookie;
+	size_t k = n < sh->out_left ? n : sh->out_left;
 
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		p = realloc(b->s, cap);
-		if (!p)
-			abort();
-		b->s = p;
-		b->cap = cap;
+	fwrite(buf, 1, k, sh->cfg.out);
+	sh->out_left -= k;
+	if (k < n && !sh->out_cut) {
+		sh->out_cut = true;
+		fprintf(sh->cfg.out,
+			"\nerror: more than %d KiB of output: the rest is "
+			"not shown.\n",
+			GSH_MAX_OUTPUT / 1024);
 	}
-	memcpy(b->s + b->n, s, n);
-	b->n += n;
-	b->s[b->n] = '\0';
+	return (ssize_t)n;
 }
 
-void
-sb_putc(struct sbuf *b, char c)
+static void
+flush(struct gsh *sh)
 {
-	sb_putn(b, &c, 1);
-}
-
-void
-sb_puts(struct sbuf *b, const char *s)
-{
-	sb_putn(b, s, strlen(s));
-}
-
-void
-sb_reset(struct sbuf *b)
-{
-	b->n = 0;
-	if (b->s)
-		b->s[0] = '\0';
-}
-
-void
-sb_free(struct sbuf *b)
-{
-	free(b->s);
-	*b = (struct sbuf){0};
-}
-
-const char *
-sb_str(struct sbuf *b)
-{
-	return b->s ? b->s : "";
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *
-xstrndup(const char *s, size_t n)
-{
-	char *p = strndup(s, n);
-
-	if (!p)
-		abort();
-	return p;
-}
-
-/* Grow an array of n elements of size sz to hold one more. */
-static void *
-grow(void *v, int n, int *cap, size_t sz)
-{
-	if (n < *cap)
-		return v;
-	*cap = *cap ? *cap * 2 : 8;
-	v = realloc(v, *cap * sz);
-	if (!v)
-		abort();
-	return v;
-}
-
-/* ---- variables ---- */
-
-static struct gsh_var *
-find_var(struct gsh *sh, const char *name)
-{
-	for (int i = 0; i < sh->nvars; i++)
-		if (!strcmp(sh->vars[i].name, name))
-			return &sh->vars[i];
-	return NULL;
-}
-
-const char *
-gsh_get(struct gsh *sh, const char *name)
-{
-	struct gsh_var *v = find_var(sh, name);
-
-	return v ? v->value : NULL;
-}
-
-static bool
-valid_name(const char *s, size_t n)
-{
-	if (n == 0 || isdigit((unsigned char)s[0]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
-			return false;
-	return true;
+	fflush(sh->out);
+	fflush(sh->cfg.out);
 }
 
 int
-gsh_set(struct gsh *sh, const char *name, const char *value)
+gsh_error(struct gsh *sh, const char *fmt, ...)
 {
-	struct gsh_var *v;
-	size_t n = strlen(value);
+	va_list ap;
 
-	if (!valid_name(name, strlen(name)))
-		return gsh_error(sh, "invalid variable name '%s'", name);
-	/* As GRUB: root=(hd0,1) is stored as hd0,1. */
-	if (!strcmp(name, "root") && value[0] == '(' && n > 1 &&
-	    value[n - 1] == ')') {
-		value++;
-		n -= 2;
-	}
-	v = find_var(sh, name);
-	if (!v) {
-		sh->vars =
-		    grow(sh->vars, sh->nvars, &sh->capvars, sizeof(*sh->vars));
-		v = &sh->vars[sh->nvars++];
-		v->name = xstrdup(name);
-	} else {
-		free(v->value);
-	}
-	v->value = xstrndup(value, n);
-	return GSH_OK;
-}
-
-/* ---- lexer ---- */
-
-enum tok {
-	T_EOF,
-	T_WORD,
-	T_SEP, /* newline or ';' */
-	T_LBRACE,
-	T_RBRACE,
-	T_BADQUOTE,
-};
-
-struct lexer {
-	struct gsh *sh; /* NULL: scan only, no expansion */
-	const char *s;
-	size_t i;
-	size_t tok_start;
-	struct sbuf w;
-};
-
-static bool
-ends_word(char c)
-{
-	return c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
-	       c == ';';
-}
-
-/* $NAME or ${NAME} at s[i] == '$'. */
-static void
-lex_dollar(struct lexer *lx)
-{
-	const char *s = lx->s + lx->i + 1;
-	const char *name = s, *val;
-	bool brace = *s == '{';
-	char *key;
-	size_t n;
-
-	if (brace) {
-		name = s + 1;
-		n = strcspn(name, "}\n");
-		if (name[n] != '}') {
-			sb_putc(&lx->w, '$');
-			lx->i++;
-			return;
-		}
-	} else {
-		for (n = 0; isalnum((unsigned char)name[n]) || name[n] == '_';)
-			n++;
-		if (n == 0 && (name[0] == '?' || name[0] == '#'))
-			n = 1;
-	}
-	if (n == 0) {
-		sb_putc(&lx->w, '$');
-		lx->i++;
-		return;
-	}
-	lx->i += 1 + n + (brace ? 2 : 0);
-	if (!lx->sh)
-		return;
-	key = xstrndup(name, n);
-	val = gsh_get(lx->sh, key);
-	free(key);
-	if (val)
-		sb_puts(&lx->w, val);
-}
-
-/* Inside "...": $ expands, \ escapes " \ $ and newline. */
-static bool
-lex_dquote(struct lexer *lx)
-{
-	const char *s = lx->s;
-
-	lx->i++;
-	while (s[lx->i] && s[lx->i] != '"') {
-		if (s[lx->i] == '\\' && s[lx->i + 1] &&
-		    strchr("\"\\$\n", s[lx->i + 1])) {
-			if (s[lx->i + 1] != '\n')
-				sb_putc(&lx->w, s[lx->i + 1]);
-			lx->i += 2;
-		} else if (s[lx->i] == '$') {
-			lex_dollar(lx);
-		} else {
-			sb_putc(&lx->w, s[lx->i++]);
-		}
-	}
-	if (!s[lx->i])
-		return false;
-	lx->i++;
-	return true;
-}
-
-static enum tok
-lex_word(struct lexer *lx)
-{
-	const char *s = lx->s;
-
-	sb_reset(&lx->w);
-	sb_putn(&lx->w, "", 0);
-	while (!ends_word(s[lx->i])) {
-		char c = s[lx->i];
-
-		if (c == '\\') {
-			if (s[lx->i + 1] && s[lx->i + 1] != '\n')
-				sb_putc(&lx->w, s[lx->i + 1]);
-			lx->i += s[lx->i + 1] ? 2 : 1;
-		} else if (c == '\'') {
-			size_t n = strcspn(s + lx->i + 1, "'");
-
-			if (!s[lx->i + 1 + n])
-				return T_BADQUOTE;
-			sb_putn(&lx->w, s + lx->i + 1, n);
-			lx->i += n + 2;
-		} else if (c == '"') {
-			if (!lex_dquote(lx))
-				return T_BADQUOTE;
-		} else if (c == '$') {
-			lex_dollar(lx);
-		} else {
-			sb_putc(&lx->w, c);
-			lx->i++;
-		}
-	}
-	return T_WORD;
-}
-
-static enum tok
-lex_next(struct lexer *lx)
-{
-	const char *s = lx->s;
-
-	for (;;) {
-		while (s[lx->i] == ' ' || s[lx->i] == '\t' || s[lx->i] == '\r')
-			lx->i++;
-		if (s[lx->i] == '\\' && s[lx->i + 1] == '\n') {
-			lx->i += 2;
-			continue;
-		}
-		if (s[lx->i] != '#')
-			break;
-		lx->i += strcspn(s + lx->i, "\n");
-	}
-	lx->tok_start = lx->i;
-	switch (s[lx->i]) {
-	case '\0':
-		return T_EOF;
-	case '\n':
-	case ';':
-		lx->i++;
-		return T_SEP;
-	case '{':
-	case '}':
-		if (ends_word(s[lx->i + 1]))
-			return s[lx->i++] == '{' ? T_LBRACE : T_RBRACE;
-		break;
-	}
-	return lex_word(lx);
-}
-
-/*
- * After a '{': the block's text up to its matching '}' (in *body), or
- * T_EOF / T_BADQUOTE when it never closes.
- */
-static enum tok
-lex_block(struct lexer *lx, char **body)
-{
-	struct lexer scan = {NULL, lx->s, lx->i, 0, {0}};
-	size_t start = lx->i;
-	int depth = 1;
-	enum tok t;
-
-	while ((t = lex_next(&scan)) != T_EOF && t != T_BADQUOTE) {
-		if (t == T_LBRACE)
-			depth++;
-		if (t == T_RBRACE && --depth == 0)
-			break;
-	}
-	sb_free(&scan.w);
-	if (depth)
-		return t == T_BADQUOTE ? T_BADQUOTE : T_EOF;
-	*body = xstrndup(lx->s + start, scan.tok_start - start);
-	lx->i = scan.i;
-	return T_RBRACE;
-}
-
-static bool
-is_block_word(const char *w)
-{
-	return !strcmp(w, "menuentry") || !strcmp(w, "submenu") ||
-	       !strcmp(w, "function");
-}
-
-bool
-gsh_incomplete(const char *text)
-{
-	struct lexer lx = {NULL, text, 0, 0, {0}};
-	bool start = true, header = false;
-	int depth = 0;
-	enum tok t;
-
-	while ((t = lex_next(&lx)) != T_EOF && t != T_BADQUOTE) {
-		if (t == T_WORD && start && is_block_word(sb_str(&lx.w)))
-			header = true;
-		if (t == T_LBRACE) {
-			depth++;
-			header = false;
-		} else if (t == T_RBRACE && depth > 0) {
-			depth--;
-		}
-		start = t == T_SEP || t == T_LBRACE || t == T_RBRACE;
-		if (t == T_SEP && lx.s[lx.tok_start] == ';')
-			header = false;
-	}
-	sb_free(&lx.w);
-	return t == T_BADQUOTE || depth > 0 || header;
-}
-
-/* ---- blocks ---- */
-
-struct argv {
-	char **v;
-	int n, cap;
-};
-
-static void
-argv_push(struct argv *a, const char *s)
-{
-	a->v = grow(a->v, a->n + 1, &a->cap, sizeof(*a->v));
-	a->v[a->n++] = xstrdup(s);
-	a->v[a->n] = NULL;
-}
-
-static void
-argv_clear(struct argv *a)
-{
-	for (int i = 0; i < a->n; i++)
-		free(a->v[i]);
-	a->n = 0;
-}
-
-/* menuentry's title: the first argument that is not an option. */
-static const char *
-entry_title(int argc, char **argv)
-{
-	static const char *const with_arg[] = {"--class", "--users", "--hotkey",
-					       "--id"};
-
-	for (int i = 1; i < argc; i++) {
-		bool skip = false;
-
-		if (strncmp(argv[i], "--", 2)) {
-			return argv[i];
-		}
-		for (size_t j = 0; j < sizeof(with_arg) / sizeof(*with_arg);
-		     j++)
-			if (!strcmp(argv[i], with_arg[j]))
-				skip = true;
-		i += skip;
-	}
-	return NULL;
-}
-
-static int
-define_block(struct gsh *sh, int argc, char **argv, char *body)
-{
-	const char *title;
-
-	if (!strcmp(argv[0], "function")) {
-		if (argc != 2 || !valid_name(argv[1], strlen(argv[1]))) {
-			free(body);
-			return gsh_error(sh, "syntax error: function NAME { "
-					     "... }");
-		}
-		sh->funcs = grow(sh->funcs, sh->nfuncs, &sh->capfuncs,
-				 sizeof(*sh->funcs));
-		sh->funcs[sh->nfuncs++] =
-		    (struct gsh_func){xstrdup(argv[1]), body};
-		return GSH_OK;
-	}
-	title = entry_title(argc, argv);
-	if (!title) {
-		free(body);
-		return gsh_error(sh, "%s needs a title", argv[0]);
-	}
-	sh->menu->v = grow(sh->menu->v, sh->menu->n, &sh->menu->cap,
-			   sizeof(*sh->menu->v));
-	sh->menu->v[sh->menu->n++] = (struct gsh_entry){
-	    xstrdup(title), body, !strcmp(argv[0], "submenu")};
-	return GSH_OK;
-}
-
-/* ---- execution ---- */
-
-static int exec_text(struct gsh *sh, const char *text);
-
-static int
-call_function(struct gsh *sh, const char *name, bool *found)
-{
-	int r;
-
-	*found = false;
-	for (int i = 0; i < sh->nfuncs; i++) {
-		if (strcmp(sh->funcs[i].name, name))
-			continue;
-		*found = true;
-		if (sh->depth >= MAX_DEPTH)
-			return gsh_error(sh, "too deeply nested");
-		sh->depth++;
-		r = exec_text(sh, sh->funcs[i].body);
-		sh->depth--;
-		return r;
-	}
-	return GSH_OK;
-}
-
-static int
-run(struct gsh *sh, struct argv *a)
-{
-	const char *eq = strchr(a->v[0], '=');
-	bool found;
-	int r;
-
-	if (a->n == 1 && eq && valid_name(a->v[0], eq - a->v[0])) {
-		char *name = xstrndup(a->v[0], eq - a->v[0]);
-
-		r = gsh_set(sh, name, eq + 1);
-		free(name);
-		return r;
-	}
-	if (!gsh_is_builtin(a->v[0])) {
-		r = call_function(sh, a->v[0], &found);
-		if (found)
-			return r;
-	}
-	return gsh_command(sh, a->n, a->v);
-}
-
-/* A '{' after words: a block definition (or a syntax error). */
-static int
-exec_block(struct gsh *sh, struct lexer *lx, struct argv *a)
-{
-	char *body = NULL;
-	enum tok t = lex_block(lx, &body);
-
-	if (t != T_RBRACE) {
-		/* The rest of the text is inside the broken block. */
-		lx->i += strlen(lx->s + lx->i);
-		return gsh_error(sh, "syntax error: %s",
-				 t == T_BADQUOTE ? "unterminated quote"
-						 : "missing '}'");
-	}
-	if (a->n == 0 || !is_block_word(a->v[0])) {
-		free(body);
-		return gsh_error(sh, "syntax error: unexpected '{'");
-	}
-	return define_block(sh, a->n, a->v, body);
-}
-
-/* A block's header may end its line: "menuentry 'x'\n{" (GRUB too). */
-static bool
-in_block_header(const struct lexer *lx, const struct argv *a)
-{
-	return a->n && is_block_word(a->v[0]) && lx->s[lx->tok_start] == '\n';
-}
-
-static int
-exec_text(struct gsh *sh, const char *text)
-{
-	struct lexer lx = {sh, text, 0, 0, {0}};
-	struct argv a = {0};
-	int r = GSH_OK;
-
-	for (;;) {
-		enum tok t = lex_next(&lx);
-
-		if (t == T_WORD) {
-			argv_push(&a, sb_str(&lx.w));
-			continue;
-		}
-		if (t == T_SEP && in_block_header(&lx, &a))
-			continue;
-		if (t == T_LBRACE) {
-			r = exec_block(sh, &lx, &a);
-			argv_clear(&a);
-		} else if (t == T_RBRACE) {
-			r = gsh_error(sh, "syntax error: unexpected '}'");
-			argv_clear(&a);
-		} else if (t == T_BADQUOTE) {
-			r = gsh_error(sh, "syntax error: unterminated quote");
-			break;
-		} else if (t == T_EOF && a.n && is_block_word(a.v[0])) {
-			r = gsh_error(sh, "syntax error: missing '{'");
-		} else if (a.n) {
-			r = run(sh, &a);
-			argv_clear(&a);
-		}
-		if (r == GSH_BOOTED || r == GSH_EXIT || t == T_EOF)
-			break;
-	}
-	argv_clear(&a);
-	free(a.v);
-	sb_free(&lx.w);
-	return r;
-}
-
-int
-gsh_exec(struct gsh *sh, const char *script)
-{
-	return exec_text(sh, script);
+	fputs("error: ", sh->out);
+	va_start(ap, fmt);
+	vfprintf(sh->out, fmt, ap);
+	va_end(ap);
+	fputs(".\n", sh->out);
+	flush(sh);
+	sh->errors++;
+	return GSH_ERROR;
 }
 
 /* ---- input ---- */
@@ -612,25 +101,154 @@ read_line(struct gsh_reader *in, struct sbuf *line, int timeout_ms)
 	}
 }
 
-/* ---- menus ---- */
+/* ---- menu entries ---- */
 
+static void
+entry_free(struct gsh_entry *e)
+{
+	free(e->title);
+	free(e->id);
+	free(e->body);
+	for (int i = 0; i < e->nargs; i++)
+		free(e->args[i]);
+	free(e->args);
+	*e = (struct gsh_entry){0};
+}
+
+static struct gsh_entry
+entry_dup(const struct gsh_entry *e)
+{
+	struct gsh_entry d = {gsh_strdup(e->title),
+			      e->id ? gsh_strdup(e->id) : NULL,
+			      gsh_strdup(e->body),
+			      calloc(e->nargs + 1, sizeof(char *)),
+			      e->nargs,
+			      e->submenu};
+
+	if (!d.args)
+		abort();
+	for (int i = 0; i < e->nargs; i++)
+		d.args[i] = gsh_strdup(e->args[i]);
+	return d;
+}
+
+static void
+menu_free(struct gsh_menu *m)
+{
+	for (int i = 0; i < m->n; i++)
+		entry_free(&m->v[i]);
+	free(m->v);
+	*m = (struct gsh_menu){0};
+}
+
+/* menuentry/submenu options that take a value (GRUB's menuentry.c). */
+static bool
+option_with_value(const char *a)
+{
+	static const char *const opts[] = {"--class", "--users", "--hotkey",
+					   "--id", "--source"};
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(*opts); i++)
+		if (!strcmp(a, opts[i]))
+			return true;
+	return false;
+}
+
+int
+gsh_add_entry(struct gsh *sh, bool submenu, int argc, char **argv,
+	      const char *body)
+{
+	struct gsh_entry e = {.submenu = submenu};
+	bool options = true;
+
+	e.args = calloc(argc + 1, sizeof(char *));
+	if (!e.args)
+		abort();
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (options && !strcmp(a, "--")) {
+			options = false;
+		} else if (options && !strncmp(a, "--id=", 5)) {
+			free(e.id);
+			e.id = gsh_strdup(a + 5);
+		} else if (options && option_with_value(a)) {
+			if (!strcmp(a, "--id") && i + 1 < argc) {
+				free(e.id);
+				e.id = gsh_strdup(argv[i + 1]);
+			}
+			i++;
+		} else if (options && !strncmp(a, "--", 2)) {
+			continue; /* --unrestricted, --class=C, ... */
+		} else {
+			e.args[e.nargs++] = gsh_strdup(a);
+		}
+	}
+	if (e.nargs == 0) {
+		entry_free(&e);
+		return gsh_error(sh, "%s needs a title", argv[0]);
+	}
+	if (sh->menu->n >= GSH_MAX_ENTRIES) {
+		entry_free(&e);
+		return gsh_error(sh, "too many menu entries (at most %d)",
+				 GSH_MAX_ENTRIES);
+	}
+	e.title = gsh_strdup(e.args[0]);
+	e.body = gsh_strdup(body);
+	sh->menu->v = gsh_grow(sh->menu->v, sh->menu->n, &sh->menu->cap,
+			       sizeof(*sh->menu->v));
+	sh->menu->v[sh->menu->n++] = e;
+	return GSH_OK;
+}
+
+/* ---- choosing an entry ---- */
+
+/* The entry one part of $default names: a number, an --id or a title. */
 static int
-menu_default(struct gsh *sh, const struct gsh_menu *m)
+find_entry(const struct gsh_menu *m, const char *d, size_t n)
+{
+	if (n > 0 && n < 10 && strspn(d, "0123456789") >= n) {
+		long v = strtol(d, NULL, 10);
+
+		return v < m->n ? (int)v : -1;
+	}
+	for (int i = 0; i < m->n; i++)
+		if (m->v[i].id && strlen(m->v[i].id) == n &&
+		    !strncmp(m->v[i].id, d, n))
+			return i;
+	for (int i = 0; i < m->n; i++)
+		if (strlen(m->v[i].title) == n && !strncmp(m->v[i].title, d, n))
+			return i;
+	return -1;
+}
+
+/*
+ * The default entry; *rest (malloc'ed or NULL) is what $default says
+ * after its first '>', for the submenu the entry opens.
+ */
+static int
+menu_default(struct gsh *sh, const struct gsh_menu *m, char **rest)
 {
 	const char *d = gsh_get(sh, "default");
-	char *end;
-	long v;
+	size_t n;
+	int i;
 
+	*rest = NULL;
+	/* GRUB_DEFAULT=saved: $saved_entry from load_env, if any. */
+	if (d && !strcmp(d, "saved"))
+		d = gsh_get(sh, "saved_entry");
 	if (!d || !*d)
 		return 0;
-	v = strtol(d, &end, 10);
-	if (*end == '\0' && v >= 0 && v < m->n)
-		return (int)v;
-	for (int i = 0; i < m->n; i++)
-		if (!strcmp(m->v[i].title, d))
-			return i;
-	fprintf(sh->cfg.out, "No menu entry '%s': using entry 0.\n", d);
-	return 0;
+	n = strcspn(d, ">");
+	i = find_entry(m, d, n);
+	if (i < 0) {
+		fprintf(sh->out, "No menu entry '%.*s': using entry 0.\n",
+			(int)(n > 200 ? 200 : n), d);
+		return 0;
+	}
+	if (d[n] == '>')
+		*rest = gsh_strdup(d + n + 1);
+	return i;
 }
 
 /* Seconds to wait; -1 for ever. */
@@ -649,27 +267,31 @@ menu_timeout(struct gsh *sh)
 	return v > 86400 ? 86400 : (int)v;
 }
 
+/* The user's choice at a terminal; *typed when it was not a timeout. */
 static int
-menu_choose(struct gsh *sh, const struct gsh_menu *m, int def, int timeout)
+menu_choose(struct gsh *sh, const struct gsh_menu *m, int def, int timeout,
+	    bool *typed)
 {
-	FILE *out = sh->cfg.out;
 	struct sbuf line = {0};
 	int r, choice = def;
 	char *end;
 	long v;
 
-	fprintf(out,
+	fprintf(sh->out,
 		"Enter a number to boot that entry, Enter for entry %d, "
 		"'c' for a command line",
 		def);
 	if (timeout > 0)
-		fprintf(out, " (entry %d boots in %d s)", def, timeout);
-	fputs(".\n", out);
+		fprintf(sh->out, " (entry %d boots in %d s)", def, timeout);
+	fputs(".\n", sh->out);
 	for (;;) {
-		fflush(out);
+		flush(sh);
 		r = read_line(&sh->in, &line,
 			      timeout > 0 ? timeout * 1000 : -1);
-		if (r != RD_LINE || !line.n)
+		if (r != RD_LINE)
+			break;
+		*typed = true;
+		if (!line.n)
 			break;
 		if (!strcmp(line.s, "c")) {
 			choice = MENU_CMDLINE;
@@ -680,7 +302,7 @@ menu_choose(struct gsh *sh, const struct gsh_menu *m, int def, int timeout)
 			choice = (int)v;
 			break;
 		}
-		fprintf(out, "No entry '%s': choose 0 to %d.\n", line.s,
+		fprintf(sh->out, "No entry '%.40s': choose 0 to %d.\n", line.s,
 			m->n - 1);
 		timeout = -1;
 	}
@@ -688,72 +310,177 @@ menu_choose(struct gsh *sh, const struct gsh_menu *m, int def, int timeout)
 	return choice;
 }
 
-static int run_config_menu(struct gsh *sh, const char *text);
-
-static int
-run_entry(struct gsh *sh, const struct gsh_entry *e)
+/* timeout_style=hidden or countdown: did a line come before the timeout? */
+static bool
+menu_wanted(struct gsh *sh, int timeout)
 {
-	int errors = sh->errors, r;
+	struct sbuf line = {0};
+	bool r;
 
-	if (e->submenu)
-		return run_config_menu(sh, e->body);
-	r = exec_text(sh, e->body);
-	if (r == GSH_BOOTED || r == GSH_EXIT)
-		return r;
-	/* GRUB boots what an entry loaded, if nothing went wrong. */
-	if (sh->errors == errors && sh->loaded.kind != GSH_NONE)
-		return gsh_boot(sh);
-	if (sh->errors == errors)
-		return gsh_error(sh, "you need to load the kernel first");
-	return GSH_ERROR;
+	fprintf(sh->out, "Press Enter within %d s for the menu.\n", timeout);
+	flush(sh);
+	r = read_line(&sh->in, &line, timeout * 1000) == RD_LINE;
+	sb_free(&line);
+	return r;
+}
+
+static int run_entry(struct gsh *sh, const struct gsh_entry *e,
+		     const char *rest, bool auto_boot);
+
+/* Entries $fallback names, after entry failed: the first that boots. */
+static int
+run_fallbacks(struct gsh *sh, const struct gsh_menu *m, int failed, int r)
+{
+	const char *fb = gsh_get(sh, "fallback");
+	char *list = gsh_strdup(fb ? fb : ""), *save = NULL, *w = list;
+
+	for (int n = 0; n < MAX_FALLBACKS && sh->ctl == CTL_NONE; n++) {
+		char *tok = strtok_r(w, " \t", &save);
+		struct gsh_entry e;
+		int i;
+
+		w = NULL;
+		if (!tok)
+			break;
+		i = find_entry(m, tok, strcspn(tok, ">"));
+		if (i < 0 || i == failed)
+			continue;
+		fprintf(sh->out, "Falling back to '%s'\n\n", m->v[i].title);
+		e = entry_dup(&m->v[i]);
+		r = run_entry(sh, &e, NULL, true);
+		entry_free(&e);
+		if (r == GSH_BOOTED || r == GSH_EXIT)
+			break;
+	}
+	free(list);
+	return r;
 }
 
 static int
 run_menu(struct gsh *sh, const struct gsh_menu *m)
 {
-	int def = menu_default(sh, m), timeout = menu_timeout(sh), choice;
-	FILE *out = sh->cfg.out;
+	char *rest;
+	int def = menu_default(sh, m, &rest), timeout = menu_timeout(sh);
+	const char *style = gsh_get(sh, "timeout_style");
+	bool hidden =
+	    sh->quiet_menu || (style && (!strcmp(style, "hidden") ||
+					 !strcmp(style, "countdown")));
+	bool typed = false;
+	int choice = def, r;
+	struct gsh_entry e;
 
-	fputs("\n    grub-bhyve menu\n\n", out);
-	for (int i = 0; i < m->n; i++)
-		fprintf(out, " %c %d  %s%s\n", i == def ? '*' : ' ', i,
-			m->v[i].title, m->v[i].submenu ? " >" : "");
-	fputc('\n', out);
-	choice = def;
-	if (sh->cfg.interactive && timeout != 0)
-		choice = menu_choose(sh, m, def, timeout);
-	if (choice == MENU_CMDLINE)
-		return GSH_OK;
-	fprintf(out, "Booting '%s'\n\n", m->v[choice].title);
-	fflush(out);
-	return run_entry(sh, &m->v[choice]);
-}
-
-static void
-menu_free(struct gsh_menu *m)
-{
-	for (int i = 0; i < m->n; i++) {
-		free(m->v[i].title);
-		free(m->v[i].body);
+	sh->quiet_menu = false;
+	if (hidden && sh->cfg.interactive && timeout != 0 &&
+	    (timeout < 0 || menu_wanted(sh, timeout))) {
+		hidden = false;
+		timeout = -1;
 	}
-	free(m->v);
-	*m = (struct gsh_menu){0};
+	if (!hidden) {
+		fputs("\n    grub-bhyve menu\n\n", sh->out);
+		for (int i = 0; i < m->n; i++)
+			fprintf(sh->out, " %c %d  %s%s\n", i == def ? '*' : ' ',
+				i, m->v[i].title, m->v[i].submenu ? " >" : "");
+		fputc('\n', sh->out);
+		if (sh->cfg.interactive && timeout != 0)
+			choice = menu_choose(sh, m, def, timeout, &typed);
+	}
+	if (choice == MENU_CMDLINE) {
+		free(rest);
+		return GSH_OK;
+	}
+	fprintf(sh->out, "Booting '%s'\n\n", m->v[choice].title);
+	flush(sh);
+	/* The entry may add to the menu while it runs: run a copy. */
+	e = entry_dup(&m->v[choice]);
+	r = run_entry(sh, &e, typed ? NULL : rest, !typed);
+	entry_free(&e);
+	free(rest);
+	if (!typed && r != GSH_BOOTED && r != GSH_EXIT)
+		r = run_fallbacks(sh, m, choice, r);
+	return r;
 }
 
+/* A submenu: its entries in a new menu and context (GRUB's menu.c). */
 static int
-run_config_menu(struct gsh *sh, const char *text)
+run_submenu(struct gsh *sh, const struct gsh_entry *e, const char *rest,
+	    bool auto_boot)
 {
 	struct gsh_menu m = {0}, *saved = sh->menu;
 	int r;
 
-	if (sh->depth >= MAX_DEPTH)
+	if (sh->depth >= GSH_MAX_DEPTH)
 		return gsh_error(sh, "too deeply nested");
 	sh->depth++;
+	gsh_env_open(sh);
 	sh->menu = &m;
-	r = exec_text(sh, text);
-	if (r != GSH_BOOTED && r != GSH_EXIT && m.n > 0)
+	if (rest)
+		gsh_set(sh, "default", rest);
+	if (auto_boot)
+		gsh_set(sh, "timeout", "0");
+	r = gsh_exec_scope(sh, e->body, e->nargs, e->args);
+	/* Opened by $default, as GRUB: straight to its entry, unlisted. */
+	sh->quiet_menu = auto_boot;
+	if (sh->ctl == CTL_NONE && m.n > 0)
+		r = run_menu(sh, &m);
+	sh->quiet_menu = false;
+	sh->menu = saved;
+	gsh_env_close(sh);
+	sh->depth--;
+	menu_free(&m);
+	return r;
+}
+
+/*
+ * An entry boots what it loaded, as GRUB does; other errors on the way
+ * (a search that found nothing) were printed and passed over, but not a
+ * failed initrd or module: that kernel would not come up.
+ */
+static int
+run_entry(struct gsh *sh, const struct gsh_entry *e, const char *rest,
+	  bool auto_boot)
+{
+	int errors = sh->errors, r;
+
+	gsh_set(sh, "chosen", e->title);
+	if (e->submenu)
+		return run_submenu(sh, e, rest, auto_boot);
+	gsh_unload(sh);
+	r = gsh_exec_scope(sh, e->body, e->nargs, e->args);
+	if (sh->ctl == CTL_STOP)
+		return r;
+	if (sh->loaded.kind != GSH_NONE && !sh->loaded.broken)
+		return gsh_boot(sh);
+	if (sh->loaded.broken)
+		return gsh_error(sh,
+				 "not booting '%s': its initrd or module "
+				 "did not load",
+				 e->title);
+	if (sh->errors == errors)
+		return gsh_error(sh, "you need to load the kernel first");
+	return GSH_ERROR;
+}
+
+int
+gsh_config_menu(struct gsh *sh, const char *text, bool new_env)
+{
+	struct gsh_menu m = {0}, *saved = sh->menu;
+	int r;
+
+	if (sh->depth >= GSH_MAX_DEPTH)
+		return gsh_error(sh, "too deeply nested");
+	sh->depth++;
+	if (new_env)
+		gsh_env_open(sh);
+	sh->menu = &m;
+	r = gsh_exec_text(sh, text);
+	/* A return at a config's top level ends the file, not the run. */
+	if (sh->ctl != CTL_STOP)
+		sh->ctl = CTL_NONE;
+	if (sh->ctl == CTL_NONE && m.n > 0)
 		r = run_menu(sh, &m);
 	sh->menu = saved;
+	if (new_env)
+		gsh_env_close(sh);
 	sh->depth--;
 	menu_free(&m);
 	return r;
@@ -762,7 +489,15 @@ run_config_menu(struct gsh *sh, const char *text)
 int
 gsh_run_config(struct gsh *sh, const char *script)
 {
-	return run_config_menu(sh, script);
+	gsh_budget_reset(sh);
+	return gsh_config_menu(sh, script, false);
+}
+
+int
+gsh_exec(struct gsh *sh, const char *script)
+{
+	gsh_budget_reset(sh);
+	return gsh_exec_text(sh, script);
 }
 
 int
@@ -777,6 +512,18 @@ gsh_menu_title(struct gsh *sh, int i)
 	return i >= 0 && i < sh->menu->n ? sh->menu->v[i].title : NULL;
 }
 
+const char *
+gsh_menu_id(struct gsh *sh, int i)
+{
+	return i >= 0 && i < sh->menu->n ? sh->menu->v[i].id : NULL;
+}
+
+bool
+gsh_menu_is_submenu(struct gsh *sh, int i)
+{
+	return i >= 0 && i < sh->menu->n && sh->menu->v[i].submenu;
+}
+
 /* ---- the command line ---- */
 
 int
@@ -787,22 +534,31 @@ gsh_repl(struct gsh *sh)
 
 	for (;;) {
 		if (sh->cfg.interactive) {
-			fputs(text.n ? "> " : "grub> ", sh->cfg.out);
-			fflush(sh->cfg.out);
+			fputs(text.n ? "> " : "grub> ", sh->out);
+			flush(sh);
 		}
+		gsh_budget_reset(sh);
 		if (read_line(&sh->in, &line, -1) != RD_LINE) {
 			/* A block left open at the end: say so. */
 			if (text.n &&
-			    exec_text(sh, sb_str(&text)) == GSH_BOOTED)
+			    gsh_exec_text(sh, sb_str(&text)) == GSH_BOOTED)
 				r = GSH_BOOTED;
 			break;
 		}
 		sb_puts(&text, sb_str(&line));
 		sb_putc(&text, '\n');
+		if (text.n > GSH_MAX_TYPED) {
+			gsh_error(sh,
+				  "more than %d KiB typed without the end "
+				  "of a command: dropped",
+				  GSH_MAX_TYPED / 1024);
+			sb_reset(&text);
+			continue;
+		}
 		if (gsh_incomplete(text.s))
 			continue;
-		r = exec_text(sh, text.s);
-		fflush(sh->cfg.out);
+		r = gsh_exec_text(sh, text.s);
+		flush(sh);
 		sb_reset(&text);
 		if (r == GSH_BOOTED || r == GSH_EXIT)
 			break;
@@ -821,37 +577,74 @@ gsh_root(struct gsh *sh)
 	return r && *r ? r : "host";
 }
 
-/* The root device's grub.cfg, if there is one. */
+/* "(ROOT)DIR" without a trailing '/'. */
+static void
+root_dir(struct gsh *sh, const char *dir, struct sbuf *b)
+{
+	sb_reset(b);
+	sb_puts(b, "(");
+	sb_puts(b, gsh_root(sh));
+	sb_puts(b, ")");
+	if (dir[0] != '/')
+		sb_putc(b, '/');
+	sb_puts(b, dir);
+	while (b->n > 1 && b->s[b->n - 1] == '/' && b->s[b->n - 2] != ')')
+		b->s[--b->n] = '\0';
+}
+
+static bool
+is_missing(const char *err)
+{
+	return !strncmp(err, "file '", 6) && strstr(err, "' not found");
+}
+
+/*
+ * The root device's grub.cfg: in -d's directory, else the first of the
+ * places distributions put it. $prefix and $config_directory name its
+ * directory, as in GRUB.
+ */
 static int
 run_root_config(struct gsh *sh)
 {
-	const char *dir = sh->cfg.cfg_dir ? sh->cfg.cfg_dir : "/boot/grub";
+	static const char *const dirs[] = {"/boot/grub", "/grub",
+					   "/boot/grub2"};
 	const char *name = sh->cfg.cfg_name ? sh->cfg.cfg_name : "grub.cfg";
-	struct sbuf path = {0};
+	int ndirs = sh->cfg.cfg_dir ? 1 : 3, r = GSH_OK;
+	struct sbuf dir = {0}, path = {0};
 	char err[GDEV_PATH_MAX + 256];
 	uint8_t *data;
 	size_t len;
-	int r = GSH_OK;
 
-	sb_puts(&path, "(");
-	sb_puts(&path, gsh_root(sh));
-	sb_puts(&path, ")");
-	if (dir[0] != '/')
+	for (int i = 0; i < ndirs; i++) {
+		root_dir(sh, sh->cfg.cfg_dir ? sh->cfg.cfg_dir : dirs[i], &dir);
+		sb_reset(&path);
+		sb_puts(&path, dir.s);
 		sb_putc(&path, '/');
-	sb_puts(&path, dir);
-	if (path.s[path.n - 1] != '/')
-		sb_putc(&path, '/');
-	sb_puts(&path, name);
-	if (gsh_read_file(sh, path.s, &data, &len, err, sizeof(err)) == 0) {
-		char *text = xstrndup((char *)data, len);
+		sb_puts(&path, name);
+		if (gsh_read_file(sh, path.s, GSH_MAX_SCRIPT, &data, &len, err,
+				  sizeof(err)) == 0) {
+			char *text = strndup((char *)data, len);
 
-		free(data);
-		r = gsh_run_config(sh, text);
-		free(text);
-	} else if (!strstr(err, "not found")) {
-		/* Not a missing file: say why the menu cannot be read. */
-		gsh_error(sh, "%s", err);
+			free(data);
+			if (!text)
+				abort();
+			gsh_set(sh, "prefix", dir.s);
+			gsh_set(sh, "config_directory", dir.s);
+			gsh_set(sh, "config_file", path.s);
+			gsh_export(sh, "config_directory");
+			gsh_export(sh, "config_file");
+			r = gsh_run_config(sh, text);
+			free(text);
+			break;
+		}
+		if (!is_missing(err)) {
+			/* Not a missing file: say why the menu cannot be
+			 * read. */
+			gsh_error(sh, "%s", err);
+			break;
+		}
 	}
+	sb_free(&dir);
 	sb_free(&path);
 	return r;
 }
@@ -866,31 +659,71 @@ gsh_main(struct gsh *sh)
 	if (sh->cfg.interactive)
 		fputs("\ngrub-bhyve: load a kernel (linux/initrd, multiboot/"
 		      "module), then boot; 'help' lists the commands.\n\n",
-		      sh->cfg.out);
+		      sh->out);
 	return gsh_repl(sh);
 }
 
 /* ---- life cycle ---- */
 
+/*
+ * What GRUB 2.06's normal mode sets before it reads grub.cfg: the
+ * platform, and the features grub-mkconfig's scripts test for.
+ */
+static void
+set_grub_vars(struct gsh *sh)
+{
+	static const char *const features[] = {
+	    "feature_200_final",
+	    "feature_all_video_module",
+	    "feature_chainloader_bpb",
+	    "feature_default_font_path",
+	    "feature_menuentry_id",
+	    "feature_menuentry_options",
+	    "feature_nativedisk_cmd",
+	    "feature_ntldr",
+	    "feature_platform_search_hint",
+	    "feature_timeout_style",
+	};
+
+	gsh_set(sh, "grub_platform", "pc");
+	gsh_set(sh, "grub_cpu", "i386");
+	gsh_export(sh, "grub_platform");
+	gsh_export(sh, "grub_cpu");
+	for (size_t i = 0; i < sizeof(features) / sizeof(*features); i++) {
+		gsh_set(sh, features[i], "y");
+		gsh_export(sh, features[i]);
+	}
+}
+
 struct gsh *
 gsh_create(const struct gsh_config *c)
 {
 	struct gsh *sh = calloc(1, sizeof(*sh));
+	cookie_io_functions_t io = {.write = out_write};
 	struct sbuf prefix = {0};
 
 	if (!sh)
 		return NULL;
 	sh->cfg = *c;
+	sh->env = calloc(1, sizeof(*sh->env));
+	sh->out = fopencookie(sh, "w", io);
+	if (!sh->env || !sh->out) {
+		free(sh->env);
+		free(sh);
+		return NULL;
+	}
+	setvbuf(sh->out, NULL, _IONBF, 0);
 	sh->menu = &sh->top;
 	sh->loaded.image.fd = -1; /* nothing loaded */
 	sh->in.fd = c->in_fd;
+	gsh_budget_reset(sh);
 	gsh_set(sh, "root", c->root ? c->root : "host");
-	sb_puts(&prefix, "(");
-	sb_puts(&prefix, gsh_root(sh));
-	sb_puts(&prefix, ")");
-	sb_puts(&prefix, c->cfg_dir ? c->cfg_dir : "/boot/grub");
+	root_dir(sh, c->cfg_dir ? c->cfg_dir : "/boot/grub", &prefix);
 	gsh_set(sh, "prefix", prefix.s);
+	gsh_export(sh, "root");
+	gsh_export(sh, "prefix");
 	sb_free(&prefix);
+	set_grub_vars(sh);
 	return sh;
 }
 
@@ -900,31 +733,15 @@ gsh_free(struct gsh *sh)
 	if (!sh)
 		return;
 	gsh_unload(sh);
-	for (int i = 0; i < sh->nvars; i++) {
-		free(sh->vars[i].name);
-		free(sh->vars[i].value);
-	}
-	free(sh->vars);
+	while (sh->env->up)
+		gsh_env_close(sh);
+	gsh_env_free(sh->env);
 	for (int i = 0; i < sh->nfuncs; i++) {
 		free(sh->funcs[i].name);
 		free(sh->funcs[i].body);
 	}
 	free(sh->funcs);
 	menu_free(&sh->top);
+	fclose(sh->out);
 	free(sh);
-}
-
-int
-gsh_error(struct gsh *sh, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("error: ", sh->cfg.out);
-	va_start(ap, fmt);
-	vfprintf(sh->cfg.out, fmt, ap);
-	va_end(ap);
-	fputs(".\n", sh->cfg.out);
-	fflush(sh->cfg.out);
-	sh->errors++;
-	return GSH_ERROR;
 }
