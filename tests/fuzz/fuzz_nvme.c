@@ -5,7 +5,9 @@
  * Input:
  *   byte 0      flags: bit 0 MSI-X on, bit 1 the RAM namespace (slot 5)
  *               instead of the disk (slot 4), bit 2 read-only disk,
- *               bit 3 two-entry admin queues, bits 4-5 extra backend runs
+ *               bit 3 two-entry admin queues, bits 4-5 extra backend runs,
+ *               bit 6 a completer thread finishes requests as they come
+ *               (as block_if's workers), racing the register writes
  *   byte 1      count of register operations that follow
  *   6 bytes     each operation: a 16-bit offset into BAR 0 (bit 15: run
  *               the backend instead, bit 14: an 8-byte write, bit 13: a
@@ -17,9 +19,10 @@
  * Each run disables the controller, lays the memory out, enables it with
  * the admin queues above, applies the operations, then completes whatever
  * reached the (fake, synchronous) backend and disables it again, so the
- * next run starts from a reset controller. The fake backend aborts on any
- * buffer outside guest memory or range outside the disk; ASan and UBSan do
- * the rest.
+ * next run starts from a reset controller. Runs with the completer thread
+ * are not repeatable; they look for what the device's lock misses. The
+ * fake backend aborts on any buffer outside guest memory or range outside
+ * the disk; ASan and UBSan do the rest.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -129,6 +132,7 @@ setup_msix(int d, bool on)
 static void
 quiesce(uint64_t bar0)
 {
+	fake_blockif_threaded(false); /* drains, then stops the thread */
 	fake_blockif_run();
 	wr(bar0, 0x14, 4, 0);
 	fake_blockif_run();
@@ -155,6 +159,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	quiesce(bar0);
 	setup_msix(d, flags & 1);
 	fake_blockif_set_ro(flags & 4);
+	fake_blockif_threaded(flags & 0x40);
 
 	/* Operations first (they lead the input), then the memory. */
 	const uint8_t *ops = data;
