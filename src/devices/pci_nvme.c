@@ -20,9 +20,15 @@
  * buffers must lie in guest RAM, and each bad value ends as the status the
  * spec gives it (or as an asynchronous event for a bad doorbell write).
  *
+ * Not here: SGLs, metadata and protection information, fused commands,
+ * more than one namespace or its management, Format NVM, firmware
+ * updates, a controller memory buffer (their commands and fields are
+ * refused with Invalid Opcode or Invalid Field); interrupt coalescing
+ * settings are kept but every completion interrupts.
+ *
  * Locking: one mutex per controller covers registers, queues and requests.
- * vCPU threads take it for every BAR access; the block backend's worker
- * takes it in the completion callback, where it posts the completion entry
+ * vCPU threads take it for every BAR access; the block backend's workers
+ * take it in the completion callback, where it posts the completion entry
  * and feeds the submission queues that waited for a free request slot or
  * for room in their completion queue.
  */
@@ -1971,9 +1977,14 @@ nvme_opt_serial(struct pci_nvme_softc *sc, const struct config *node, char *err,
 {
 	const char *v = config_get(node, "ser");
 
-	if (!v) {
+	if (!v && sc->pi->pi_bus == 0) { /* bhyve's */
 		snprintf(sc->serial, sizeof(sc->serial), "NVME-%d-%d",
 			 sc->pi->pi_slot, sc->pi->pi_func);
+		return 0;
+	}
+	if (!v) { /* the serial names the subsystem (SUBNQN): unique */
+		snprintf(sc->serial, sizeof(sc->serial), "NVME-%d-%d-%d",
+			 sc->pi->pi_bus, sc->pi->pi_slot, sc->pi->pi_func);
 		return 0;
 	}
 	for (const char *p = v; *p; p++)
