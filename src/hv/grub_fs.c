@@ -223,7 +223,9 @@ gfs_lookup(const struct gfs *fs, const char *path, struct gfs_node *n,
 			continue;
 		}
 		if (depth == GFS_DEPTH_MAX) {
-			snprintf(err, errlen, "'%s' is too deep", path);
+			snprintf(err, errlen,
+				 "too deep (over %d directories): '%s'",
+				 GFS_DEPTH_MAX, path);
 			goto out;
 		}
 		stack[++depth] = f.node;

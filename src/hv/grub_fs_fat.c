@@ -115,6 +115,28 @@ next_cluster(struct fatfs *f, uint32_t *c, char *err, size_t errlen)
 	return 1;
 }
 
+/*
+ * Brent's cycle detection over a chain: a loop is found within a few
+ * times its length, not only once the walk passes the cluster count.
+ */
+struct cycle {
+	uint32_t mark;
+	uint64_t power, lam;
+};
+
+static bool
+cycle_step(struct cycle *y, uint32_t c)
+{
+	if (c == y->mark)
+		return true;
+	if (++y->lam == y->power) {
+		y->mark = c;
+		y->power *= 2;
+		y->lam = 0;
+	}
+	return false;
+}
+
 static uint64_t
 cluster_off(const struct fatfs *f, uint32_t c)
 {
@@ -131,6 +153,7 @@ chain_read(struct fatfs *f, uint32_t first, uint64_t off, uint8_t *buf,
 {
 	uint32_t c = first;
 	uint64_t steps = 0;
+	struct cycle y = {first, 1, 0};
 
 	if (!valid_cluster(f, c)) {
 		snprintf(err, errlen, "fat: bad first cluster %u", c);
@@ -139,7 +162,7 @@ chain_read(struct fatfs *f, uint32_t first, uint64_t off, uint8_t *buf,
 	while (off >= f->clsize) {
 		int r = next_cluster(f, &c, err, errlen);
 
-		if (r <= 0 || ++steps > f->clusters) {
+		if (r <= 0 || ++steps > f->clusters || cycle_step(&y, c)) {
 			if (r == 0)
 				snprintf(err, errlen,
 					 "fat: the cluster chain ends before "
@@ -163,7 +186,8 @@ chain_read(struct fatfs *f, uint32_t first, uint64_t off, uint8_t *buf,
 			r = next_cluster(f, &c, err, errlen);
 			if (r < 0)
 				return -1;
-			if (++steps > f->clusters) {
+			if (r > 0 &&
+			    (++steps > f->clusters || cycle_step(&y, c))) {
 				snprintf(err, errlen,
 					 "fat: the cluster chain loops");
 				return -1;
@@ -360,6 +384,7 @@ walk_dir(struct fatfs *f, const struct gfs_node *dir, struct dir_walk *w,
 	uint8_t *buf;
 	uint32_t c;
 	uint64_t bytes = 0, steps = 0;
+	struct cycle y = {(uint32_t)dir->a, 1, 0};
 	int r = 0;
 
 	if (f->bits != 32 && dir->a == 0) {
@@ -399,7 +424,8 @@ walk_dir(struct fatfs *f, const struct gfs_node *dir, struct dir_walk *w,
 		r = next_cluster(f, &c, err, errlen);
 		if (r <= 0)
 			break;
-		if (++steps > f->clusters || bytes >= DIR_MAX_BYTES) {
+		if (++steps > f->clusters || bytes >= DIR_MAX_BYTES ||
+		    cycle_step(&y, c)) {
 			snprintf(err, errlen, "fat: the directory's cluster "
 				 "chain loops or is too long");
 			r = -1;
