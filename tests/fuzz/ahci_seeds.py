@@ -59,9 +59,9 @@ class Seed:
         if ncq:
             self.sact |= 1 << slot
 
-    def reg(self, off, size, value):
+    def reg(self, off, size, value, when=0):
         sz = {1: 0, 2: 1, 4: 2, 8: 3}[size]
-        self.ops += struct.pack("<HBIB", off, sz, value & 0xFFFFFFFF, 0)
+        self.ops += struct.pack("<HBIB", off, sz, value & 0xFFFFFFFF, when)
 
     def bytes(self):
         nops = len(self.ops) // 8
@@ -196,6 +196,18 @@ def seeds():
     s.reg(0x114, 2, 0xFFFF)     # a word write to PxIE
     s.cmd(0, 0, h2d(0x25, lba=1, count=1), [(DATA, 512)])
     out["registers"] = s
+
+    # Requests in flight when ST clears (round 1), the HBA resets (2) or
+    # PxCLB moves (3); each round issues the slots again.
+    s = Seed(START0 | 0x30)
+    s.cmd(0, 0, h2d(0x25, lba=8, count=16), [(DATA, 8192)])
+    s.cmd(0, 1, h2d(0x60, lba=64, count=1 << 3, features=4),
+          [(DATA + 0x4000, 2048)], ncq=True)
+    s.reg(0x118, 4, 0x16, when=1)
+    s.reg(0x118, 4, 0x17, when=1)
+    s.reg(0x004, 4, 0x01, when=2)
+    s.reg(0x100, 4, 0x100000, when=3)
+    out["in-flight"] = s
     return out
 
 

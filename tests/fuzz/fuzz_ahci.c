@@ -9,7 +9,9 @@
  *   byte 1      count of register writes that follow
  *   8 bytes     each write: offset (2 bytes, into ABAR), size (1, 2, 4,
  *               8 from the low 2 bits), value (4 bytes, repeated for 8),
- *               one byte unused
+ *               when (0: before the commands are issued, k: in round k,
+ *               after the issue and before the backend completes anything:
+ *               a stop, reset or new pointer with requests in flight)
  *   12 bytes    PxSACT for port 0, then PxCI for ports 0 and 1
  *   the rest    guest memory from 0x10000 on (up to 32 KiB): command
  *               lists at 0x10000 (port 0) and 0x10400 (port 1), received
@@ -17,10 +19,11 @@
  *               data, wherever the headers and PRDs point
  *
  * Each run resets the HBA, starts the ports as a driver would, applies
- * the register writes, issues the commands, completes what reached the
- * (fake, synchronous) backend, and issues the same slots again for each
- * extra round. The fake backend aborts on any buffer outside guest memory
- * or request past the disk; ASan and UBSan do the rest.
+ * the register writes for round 0, then for each round issues the
+ * commands, applies that round's writes and completes what reached the
+ * (fake, synchronous) backend; later rounds issue the same slots again. The
+ * fake backend aborts on any buffer outside guest memory or request past the
+ * disk; ASan and UBSan do the rest.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -129,10 +132,24 @@ issue(const uint8_t *ci)
 	port_wr(1, 0x38, le32_get(ci + 8));
 }
 
+/* The writes for round k (each write: 8 bytes, see above). */
+static void
+apply_writes(const uint8_t *ops, int nops, int k)
+{
+	for (int i = 0; i < nops; i++, ops += 8) {
+		uint64_t off = le16_get(ops) & 0x1fff;
+		uint64_t v = le32_get(ops + 3);
+
+		if ((ops[7] & 3) == k)
+			wr(off, 1 << (ops[2] & 3), v | v << 32);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t flags, nops, ci[12] = {0};
+	const uint8_t *ops;
 	size_t n;
 
 	if (size < 2)
@@ -151,21 +168,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (flags & (1 << p))
 			port_start(p, !(flags & 0x40));
 
-	for (int i = 0; i < nops && size >= 8; i++, data += 8, size -= 8) {
-		uint64_t off = le16_get(data) & 0x1fff;
-		int sz = 1 << (data[2] & 3);
-		uint64_t v = le32_get(data + 3);
-
-		wr(off, sz, v | v << 32);
-	}
+	if (nops > size / 8)
+		nops = (uint8_t)(size / 8);
+	ops = data;
+	data += 8 * (size_t)nops;
+	size -= 8 * (size_t)nops;
 	n = size < sizeof(ci) ? size : sizeof(ci);
 	memcpy(ci, data, n);
 	data += n;
 	size -= n;
 	memcpy(mem + MEM_BASE, data, size < MEM_MAX ? size : MEM_MAX);
 
+	apply_writes(ops, nops, 0);
 	for (int k = 0; k <= ((flags >> 4) & 3); k++) {
 		issue(ci);
+		if (k)
+			apply_writes(ops, nops, k);
 		fake_blockif_run();
 	}
 	(void)rd(0x08);
