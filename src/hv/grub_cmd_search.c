@@ -151,6 +151,7 @@ gsh_cmd_search(struct gsh *sh, int argc, char **argv)
 		return r;
 	if (s.by == BY_FILE && s.name[0] != '/')
 		return gsh_error(sh, "invalid file name '%s'", s.name);
+	gsh_charge(sh, GSH_STEPS_PROBE);
 	n = gdev_list(sh->cfg.map, &v);
 	/* Each hint may name a device once more. */
 	idx = calloc((size_t)n * (MAX_HINTS + 1) + 1, sizeof(*idx));

@@ -43,6 +43,7 @@ file_info(struct gsh *sh, const char *name, bool *exists, bool *dir,
 
 	*exists = *dir = false;
 	*size = 0;
+	gsh_charge(sh, GSH_STEPS_FILE);
 	if (gdev_open(sh->cfg.map, gsh_root(sh), name, UINT64_MAX, 0, &f, err,
 		      sizeof(err)) == 0) {
 		*exists = true;

@@ -27,6 +27,7 @@ int
 gsh_open_file(struct gsh *sh, const char *name, size_t head_max,
 	      struct load_file *f, char *err, size_t errlen)
 {
+	gsh_charge(sh, GSH_STEPS_FILE);
 	return gdev_open(sh->cfg.map, gsh_root(sh), name, guest_mem(sh),
 			 head_max, f, err, errlen);
 }
@@ -35,6 +36,7 @@ int
 gsh_read_file(struct gsh *sh, const char *name, uint64_t max, uint8_t **data,
 	      size_t *len, char *err, size_t errlen)
 {
+	gsh_charge(sh, GSH_STEPS_FILE);
 	return gdev_read(sh->cfg.map, gsh_root(sh), name, max, data, len, err,
 			 errlen);
 }
@@ -494,6 +496,7 @@ cmd_ls(struct gsh *sh, int argc, char **argv)
 		all |= strchr(argv[i], 'a') != NULL;
 		long_fmt |= strchr(argv[i], 'l') != NULL;
 	}
+	gsh_charge(sh, GSH_STEPS_PROBE);
 	if (i == argc)
 		return gdev_ls(sh->cfg.map, gsh_root(sh), NULL, all, long_fmt,
 			       sh->out, err, sizeof(err));

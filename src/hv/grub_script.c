@@ -291,6 +291,12 @@ gsh_budget_reset(struct gsh *sh)
 	sh->ctl = CTL_NONE;
 }
 
+void
+gsh_charge(struct gsh *sh, long n)
+{
+	sh->steps_left = sh->steps_left > n ? sh->steps_left - n : 0;
+}
+
 static void
 stop(struct gsh *sh, int status)
 {
@@ -307,8 +313,10 @@ step(struct gsh *sh)
 		return true;
 	}
 	if (sh->ctl != CTL_STOP) {
-		gsh_error(sh, "the script ran %d commands: stopped",
-			  GSH_MAX_STEPS);
+		gsh_error(sh,
+			  "the script ran too long (%d commands, a file "
+			  "access counting %d): stopped",
+			  GSH_MAX_STEPS, GSH_STEPS_FILE);
 		stop(sh, GSH_ERROR);
 	}
 	return false;

@@ -577,13 +577,13 @@ gsh_root(struct gsh *sh)
 	return r && *r ? r : "host";
 }
 
-/* "(ROOT)DIR" without a trailing '/'. */
+/* "(DEV)DIR" without a trailing '/'. */
 static void
-root_dir(struct gsh *sh, const char *dir, struct sbuf *b)
+dev_dir(const char *dev, const char *dir, struct sbuf *b)
 {
 	sb_reset(b);
 	sb_puts(b, "(");
-	sb_puts(b, gsh_root(sh));
+	sb_puts(b, dev);
 	sb_puts(b, ")");
 	if (dir[0] != '/')
 		sb_putc(b, '/');
@@ -599,53 +599,102 @@ is_missing(const char *err)
 }
 
 /*
- * The root device's grub.cfg: in -d's directory, else the first of the
- * places distributions put it. $prefix and $config_directory name its
- * directory, as in GRUB.
+ * dev's grub.cfg: in -d's directory, else the first of the places
+ * distributions put it (a separate /boot partition has it in /grub). 1
+ * with its text and directory, 0 when there is none, -1 with why the
+ * device cannot be read in err.
  */
 static int
-run_root_config(struct gsh *sh)
+find_config(struct gsh *sh, const char *dev, char **text, struct sbuf *dir,
+	    char *err, size_t errlen)
 {
 	static const char *const dirs[] = {"/boot/grub", "/grub",
 					   "/boot/grub2"};
 	const char *name = sh->cfg.cfg_name ? sh->cfg.cfg_name : "grub.cfg";
-	int ndirs = sh->cfg.cfg_dir ? 1 : 3, r = GSH_OK;
-	struct sbuf dir = {0}, path = {0};
-	char err[GDEV_PATH_MAX + 256];
+	int ndirs = sh->cfg.cfg_dir ? 1 : 3, r = 0;
+	struct sbuf path = {0};
 	uint8_t *data;
 	size_t len;
 
-	for (int i = 0; i < ndirs; i++) {
-		root_dir(sh, sh->cfg.cfg_dir ? sh->cfg.cfg_dir : dirs[i], &dir);
+	for (int i = 0; i < ndirs && r == 0; i++) {
+		dev_dir(dev, sh->cfg.cfg_dir ? sh->cfg.cfg_dir : dirs[i], dir);
 		sb_reset(&path);
-		sb_puts(&path, dir.s);
+		sb_puts(&path, dir->s);
 		sb_putc(&path, '/');
 		sb_puts(&path, name);
 		if (gsh_read_file(sh, path.s, GSH_MAX_SCRIPT, &data, &len, err,
-				  sizeof(err)) == 0) {
-			char *text = strndup((char *)data, len);
-
+				  errlen) == 0) {
+			*text = strndup((char *)data, len);
 			free(data);
-			if (!text)
+			if (!*text)
 				abort();
-			gsh_set(sh, "prefix", dir.s);
-			gsh_set(sh, "config_directory", dir.s);
-			gsh_set(sh, "config_file", path.s);
-			gsh_export(sh, "config_directory");
-			gsh_export(sh, "config_file");
-			r = gsh_run_config(sh, text);
-			free(text);
-			break;
-		}
-		if (!is_missing(err)) {
-			/* Not a missing file: say why the menu cannot be
-			 * read. */
-			gsh_error(sh, "%s", err);
-			break;
+			r = 1;
+		} else if (!is_missing(err)) {
+			r = -1;
 		}
 	}
-	sb_free(&dir);
 	sb_free(&path);
+	return r;
+}
+
+/*
+ * A whole disk as the root (-r hd0): the first of its partitions that
+ * holds a grub.cfg, as the disk's own boot loader would know it.
+ */
+static bool
+find_partition_config(struct gsh *sh, const char *disk, char **text,
+		      struct sbuf *dir)
+{
+	char err[GDEV_PATH_MAX + 256];
+	struct gdev_fsinfo *v;
+	int n = gdev_list(sh->cfg.map, &v);
+	size_t len = strlen(disk);
+	bool found = false;
+
+	for (int i = 0; i < n && !found; i++) {
+		if (!v[i].partition || !v[i].readable ||
+		    strncmp(v[i].dev, disk, len) || v[i].dev[len] != ',')
+			continue;
+		found =
+		    find_config(sh, v[i].dev, text, dir, err, sizeof(err)) == 1;
+		if (found)
+			gsh_set(sh, "root", v[i].dev);
+	}
+	free(v);
+	return found;
+}
+
+/*
+ * The root device's grub.cfg, run with its menu. $prefix and
+ * $config_directory name its directory, as in GRUB.
+ */
+static int
+run_root_config(struct gsh *sh)
+{
+	char err[GDEV_PATH_MAX + 256], *text = NULL;
+	char *root = gsh_strdup(gsh_root(sh));
+	struct sbuf dir = {0};
+	int found = find_config(sh, root, &text, &dir, err, sizeof(err));
+	int r = GSH_OK;
+
+	if (found < 1 && !strchr(root, ',') && strcmp(root, "host") &&
+	    find_partition_config(sh, root, &text, &dir))
+		found = 1;
+	if (found < 0)
+		gsh_error(sh, "%s", err); /* why there is no menu */
+	if (found == 1) {
+		gsh_set(sh, "prefix", dir.s);
+		gsh_set(sh, "config_directory", dir.s);
+		gsh_export(sh, "config_directory");
+		sb_putc(&dir, '/');
+		sb_puts(&dir, sh->cfg.cfg_name ? sh->cfg.cfg_name : "grub.cfg");
+		gsh_set(sh, "config_file", dir.s);
+		gsh_export(sh, "config_file");
+		r = gsh_run_config(sh, text);
+	}
+	free(text);
+	free(root);
+	sb_free(&dir);
 	return r;
 }
 
@@ -718,7 +767,7 @@ gsh_create(const struct gsh_config *c)
 	sh->in.fd = c->in_fd;
 	gsh_budget_reset(sh);
 	gsh_set(sh, "root", c->root ? c->root : "host");
-	root_dir(sh, c->cfg_dir ? c->cfg_dir : "/boot/grub", &prefix);
+	dev_dir(gsh_root(sh), c->cfg_dir ? c->cfg_dir : "/boot/grub", &prefix);
 	gsh_set(sh, "prefix", prefix.s);
 	gsh_export(sh, "root");
 	gsh_export(sh, "prefix");

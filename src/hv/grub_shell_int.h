@@ -26,7 +26,9 @@
 #define GSH_MAX_LINE (256 * 1024)    /* one command's expanded words */
 #define GSH_MAX_FUNCS 256	     /* function definitions */
 #define GSH_MAX_ENTRIES 256	     /* menu entries in one menu */
-#define GSH_MAX_STEPS 100000	     /* commands and loop turns per run */
+#define GSH_MAX_STEPS 20000	     /* commands and loop turns per run */
+#define GSH_STEPS_FILE 10	     /* what a file access costs of them */
+#define GSH_STEPS_PROBE 100	     /* what probing every device costs */
 #define GSH_MAX_OUTPUT (1024 * 1024) /* bytes printed per run */
 #define GSH_MAX_SCRIPT (1024 * 1024) /* grub.cfg, configfile, source */
 #define GSH_MAX_TYPED (64 * 1024)    /* an unfinished block at grub> */
@@ -170,6 +172,9 @@ int gsh_exec_scope(struct gsh *sh, const char *text, int nargs, char **args);
 
 /* Start a run's budgets (commands and output) afresh. */
 void gsh_budget_reset(struct gsh *sh);
+
+/* Take n more steps from the run's budget (file access, probing). */
+void gsh_charge(struct gsh *sh, long n);
 
 /* Variables: set (checked against the bounds), export, remove. */
 int gsh_export(struct gsh *sh, const char *name);

@@ -12,7 +12,11 @@
 #     grub-bhyve "linux", "initrd" and "boot" commands;
 #   - otherwise it boots the first disk (or the installation ISO) through
 #     grub-bhyve with a device.map built from the -d disks: (hd0), (hd1)...
-#     and (cd0), with the console on -C.
+#     and (cd0), with the console on -C. The ISO boots with -r cd0 when
+#     the first disk has no boot sector yet or -i says so (the Handbook's
+#     install: vmrun.sh -c 1 -m 1024M -d linux.img -i -I install.iso NAME);
+#     the disk boots with -r hd0, and grub-bhyve runs the grub.cfg of the
+#     partition that holds one (/boot/grub, or /grub on a separate /boot).
 # Differences from FreeBSD's: no root needed (VM instances of other users
 # live in their runtime directory); no default tap device (-t adds one);
 # no default disk when booting a kernel with -k; -r bounds the restarts.
@@ -335,10 +339,11 @@ run_loader() {
 	if [ -n "${loader_vars}" ]; then
 		errmsg "-e is for -k boots; ignored"
 	fi
+	# The installed disk: grub-bhyve finds the partition with grub.cfg.
 	if [ "${need_install}" -eq 1 ]; then
 		root=cd0
 	else
-		root=hd0,msdos1
+		root=hd0
 	fi
 	dopt=""
 	if [ -n "${host_base}" ] && [ "${disk_total}" -eq 0 ]; then

@@ -3,7 +3,9 @@
 # grub-bhyve: it loads our multiboot guest (fixtures/guests/mbhello.S) with
 # multiboot/module/boot and bhyve runs it; its shell prints GRUB's error
 # texts through a pipe and exits 1 when the input ends without a boot; a
-# grub.cfg on (host) with two entries and default=1 boots the second.
+# grub.cfg on (host) with two entries and default=1 boots the second;
+# vmrun.sh's install path (-i -I) boots the medium, then the installed disk
+# (with a stub bhyve: that case needs no KVM).
 #
 # Each case uses a private instance directory (BHYVE_VMM_DIR under the
 # case's work directory) and -d pointing into the work directory, so no
@@ -207,9 +209,73 @@ EOF
 	    fail_with_output "the first entry booted"
 }
 
+atf_test_case vmrun_install
+vmrun_install_head()
+{
+	atf_set descr "vmrun.sh's install path as the Handbook writes it:" \
+	    "-d linux.img -i -I install.iso runs the medium's grub.cfg" \
+	    "(-r cd0) and gives bhyve the medium as ahci-cd; once the disk" \
+	    "is installed, the next run boots the grub.cfg grub-bhyve finds" \
+	    "on its first partition (-r hd0). bhyve is a stub: no KVM needed"
+}
+vmrun_install_body()
+{
+	setup
+	command -v mkfs.ext4 >/dev/null ||
+	    atf_fail "mkfs.ext4 is missing: apt-get install e2fsprogs"
+	# bhyve's stand-in: its arguments to bhyve.args, then "powered off".
+	printf '#!/bin/sh\necho "$*" >>"$STUB_ARGS"\nexit 1\n' >bhyve-stub
+	chmod +x bhyve-stub
+	STUB_ARGS=$(pwd)/bhyve.args
+	export STUB_ARGS
+	# The install medium: an ext4 image stands in for the ISO (grub-bhyve
+	# reads whatever file system (cd0) holds).
+	mkdir -p iso/boot/grub disk/boot/grub
+	cp "$GUESTS/mbhello.elf" iso/
+	cp "$GUESTS/mbhello.elf" disk/boot/
+	printf 'set timeout=5\nmenuentry Install {\n multiboot /mbhello.elf inst\n}\n' \
+	    >iso/boot/grub/grub.cfg
+	printf 'set default=1\nmenuentry Old { true; }\nmenuentry Installed {\n multiboot /boot/mbhello.elf disk\n}\n' \
+	    >disk/boot/grub/grub.cfg
+	mkfs.ext4 -q -F -d iso install.iso 4M >/dev/null 2>&1 &&
+	    mkfs.ext4 -q -F -d disk root.img 4M >/dev/null 2>&1 ||
+	    atf_fail "mkfs.ext4 -d failed"
+
+	BHYVE=$(pwd)/bhyve-stub timeout 120 "$BIN/vmrun.sh" -c 1 -m 64M \
+	    -d linux.img -i -I install.iso t-vmrun </dev/null >gout 2>gerr
+	rc=$?
+	[ "$rc" -eq 1 ] || fail_with_output "vmrun.sh exited $rc, expected" \
+	    "1 (the stub bhyve's power-off)"
+	expect_grub_out "Booting 'Install'"
+	grep -q ',ahci-cd,install.iso' bhyve.args ||
+	    fail_with_output "bhyve did not get the medium as ahci-cd"
+	grep -q ',virtio-blk,linux.img' bhyve.args ||
+	    fail_with_output "bhyve did not get the disk"
+	[ "$(stat -c %s linux.img)" -eq $((8 << 30)) ] ||
+	    fail_with_output "vmrun.sh did not create an 8G linux.img"
+
+	# "Install": an MBR with partition 1 (type 0x83, from LBA 2048, 8192
+	# sectors) holding the root file system.
+	printf '\203' | dd of=linux.img bs=1 seek=450 conv=notrunc 2>/dev/null
+	printf '\000\010\000\000\000\040\000\000' |
+	    dd of=linux.img bs=1 seek=454 conv=notrunc 2>/dev/null
+	printf '\125\252' | dd of=linux.img bs=1 seek=510 conv=notrunc 2>/dev/null
+	dd if=root.img of=linux.img bs=1M seek=1 conv=notrunc 2>/dev/null
+	: >bhyve.args
+	BHYVE=$(pwd)/bhyve-stub timeout 120 "$BIN/vmrun.sh" -c 1 -m 64M \
+	    -d linux.img -I install.iso t-vmrun </dev/null >gout 2>gerr
+	rc=$?
+	[ "$rc" -eq 1 ] || fail_with_output "vmrun.sh exited $rc on the" \
+	    "installed disk, expected 1"
+	expect_grub_out "Booting 'Installed'"
+	! grep -q ahci-cd bhyve.args ||
+	    fail_with_output "the installed disk's run still had the medium"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case multiboot
 	atf_add_test_case shell_errors
 	atf_add_test_case menu_default
+	atf_add_test_case vmrun_install
 }

@@ -742,6 +742,109 @@ test_ubuntu_config(void **state)
 	free(text);
 }
 
+/*
+ * A disk image: an MBR whose first partition (from 1 MiB) is an ext4 file
+ * system made from dir/fs (mkfs.ext4 -d, as e2fsprogs makes images
+ * without root), with the given UUID.
+ */
+static void
+make_disk(struct fx *f, const char *uuid)
+{
+	char cmd[512];
+	uint8_t mbr[512] = {0};
+	struct stat st;
+
+	snprintf(cmd, sizeof(cmd),
+		 "mkfs.ext4 -q -F -U %s -d %s/fs %s/fs.img 4M >/dev/null 2>&1",
+		 uuid, f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(stat(tmp(f, "fs.img"), &st), 0);
+	/* Partition 1: type 0x83 at LBA 2048, the file system's size. */
+	mbr[0x1be + 4] = 0x83;
+	mbr[0x1be + 8] = 0x00;
+	mbr[0x1be + 9] = 0x08;
+	mbr[0x1be + 12] = (uint8_t)(st.st_size / 512);
+	mbr[0x1be + 13] = (uint8_t)(st.st_size / 512 >> 8);
+	mbr[0x1be + 14] = (uint8_t)(st.st_size / 512 >> 16);
+	mbr[510] = 0x55;
+	mbr[511] = 0xaa;
+	write_file(tmp(f, "disk.img"), mbr, sizeof(mbr));
+	snprintf(cmd, sizeof(cmd),
+		 "dd if=%s/fs.img of=%s/disk.img bs=1M seek=1 conv=notrunc "
+		 "status=none",
+		 f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* grub-bhyve -m MAP -r ROOT: gsh_main on a disk image, as a new user. */
+static int
+main_on_disk(struct fx *f, const char *root)
+{
+	char line[256], err[256];
+	struct gsh_config c = f->cfg;
+	struct gsh *sh;
+	int r;
+
+	memset(&f->map, 0, sizeof(f->map));
+	snprintf(line, sizeof(line), "(hd0) %s/disk.img", f->dir);
+	assert_int_equal(gdev_map_add_line(&f->map, line, err, sizeof(err)), 0);
+	f->map.host = GDEV_HOST_OFF;
+	c.root = root;
+	c.cfg_dir = NULL;
+	c.in_fd = -1;
+	sh = gsh_create(&c);
+	assert_non_null(sh);
+	r = gsh_main(sh);
+	gsh_free(sh);
+	return r;
+}
+
+static void
+test_guest_disk_config(void **state)
+{
+	struct fx *f = *state;
+	char *text = read_fixture("debian-grub.cfg");
+	const char *got;
+
+	mkdir(tmp(f, "fs"), 0755);
+	mkdir(tmp(f, "fs/boot"), 0755);
+	mkdir(tmp(f, "fs/boot/grub"), 0755);
+	write_file(tmp(f, "fs/boot/grub/grub.cfg"), text, strlen(text));
+	make_disk(f, UUID);
+	/* -r hd0,msdos1: the search by UUID finds the partition too. */
+	loads(f);
+	if (main_on_disk(f, "hd0,msdos1") != GSH_BOOTED)
+		fail_msg("no boot: %s", output(f));
+	got = output(f);
+	assert_null(strstr(got, "error"));
+	expect_has(got, "Booting 'Debian GNU/Linux'\n");
+	assert_string_equal(loads(f),
+			    "hd0,msdos1| linux /boot/vmlinuz-6.1.0-18-amd64 "
+			    "root=/dev/vda1 ro quiet\n"
+			    "hd0,msdos1| initrd /boot/intel-ucode.img "
+			    "/boot/initrd.img-6.1.0-18-amd64\n"
+			    "hd0,msdos1| boot\n");
+	/* -r hd0: the partition holding a grub.cfg is found. */
+	assert_int_equal(main_on_disk(f, "hd0"), GSH_BOOTED);
+	assert_null(strstr(output(f), "error"));
+	expect_has(loads(f), "hd0,msdos1| boot\n");
+	/* A separate /boot: its grub.cfg is /grub/grub.cfg; a UUID that is
+	 * not there leaves the root grub-mkconfig set. */
+	{
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/fs/* && mkdir %s/fs/grub",
+			 f->dir, f->dir);
+		assert_int_equal(system(cmd), 0);
+	}
+	write_file(tmp(f, "fs/grub/grub.cfg"), text, strlen(text));
+	make_disk(f, "0badc0de-5e5f-4b0e-9d63-2f1e2a6b8c01");
+	assert_int_equal(main_on_disk(f, "hd0"), GSH_BOOTED);
+	expect_has(output(f), "error: no such device: " UUID ".\n");
+	expect_has(loads(f), "hd0,msdos1| linux /boot/vmlinuz-6.1.0-18");
+	free(text);
+}
+
 /* ---- bounds on hostile scripts ---- */
 
 static void
@@ -775,7 +878,13 @@ test_limits(void **state)
 	expect_has(output(f), "error: too deeply nested.\n");
 	/* An endless loop stops after GSH_MAX_STEPS commands. */
 	expect_out(f, "while true; do x=1; done; echo not reached\n", GSH_ERROR,
-		   "error: the script ran 100000 commands: stopped.\n");
+		   "error: the script ran too long (20000 commands, a file "
+		   "access counting 10): stopped.\n");
+	/* The fuzzer's slow input: file tests in an endless loop cost
+	 * more. */
+	expect_out(f, "while [ -d / -a -e / ]; do i=3; done\n", GSH_ERROR,
+		   "error: the script ran too long (20000 commands, a file "
+		   "access counting 10): stopped.\n");
 	/* Values double until they are too long. */
 	assert_int_equal(gsh_exec(f->sh,
 				  "a=0123456789abcdef\n"
@@ -920,6 +1029,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_debian_saved_config, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_ubuntu_config, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_guest_disk_config, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limits_functions, setup,
