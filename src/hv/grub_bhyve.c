@@ -7,9 +7,11 @@
  *
  * It (re-)creates instance VMNAME with SIZE of fresh memory (bhyve -m
  * syntax, default 256M; an existing instance gets new memory and loses its
- * boot state), runs ROOT's DIR/CFG (default (host)/boot/grub/grub.cfg) if
- * there is one, then reads GRUB commands from the console (CONS: a
- * terminal such as /dev/nmdm0A or /dev/pts/N, or "stdio", the default),
+ * boot state), runs ROOT's DIR/CFG (default: grub.cfg in /boot/grub,
+ * /grub or /boot/grub2; with a whole disk as ROOT, on its first partition
+ * that has one) if there is one, then reads GRUB commands from the
+ * console (CONS: a terminal such as /dev/nmdm0A or /dev/pts/N, or
+ * "stdio", the default),
  * with a "grub> " prompt on a terminal. `boot` leaves the loaded kernel in
  * the instance's memory and vCPU 0 at its entry, and grub-bhyve exits 0;
  * the end of the input (or exit) without a boot exits 1.
@@ -62,8 +64,8 @@ usage(FILE *f)
 	      "  -M  guest memory, as bhyve -m: K/M/G/T suffix, none = MiB "
 	      "(default " DEFAULT_MEM ")\n"
 	      "  -c  console for the shell: a tty path or stdio (default)\n"
-	      "  -d  directory of grub.cfg on the root device (default "
-	      "/boot/grub)\n"
+	      "  -d  directory of grub.cfg on the root device (default: "
+	      "/boot/grub, /grub, /boot/grub2)\n"
 	      "  -g  name of grub.cfg (default grub.cfg)\n"
 	      "  -n  no console=ttyS0 at the front of Linux command lines\n"
 	      "  -e  no VGA text screen size in Linux's boot parameters\n"
