@@ -11,6 +11,9 @@
  *   sectorsize  LOGICAL[/PHYSICAL] sector sizes the guest sees
  *   nodelete    refuse discard (TRIM, DSM deallocate): blockif_candelete
  *               is false and blockif_delete fails with EOPNOTSUPP
+ *   engine      threads (default: worker threads with preadv/pwritev) or
+ *               io_uring (reads, writes and flushes on a ring restricted
+ *               to the image, submitted from the caller's thread)
  *
  * Every disk device (virtio-blk, ahci, nvme) uses it. Requests carry
  * byte offsets and lengths; devices check them against blockif_size()
