@@ -754,7 +754,9 @@ ahci_short_prdt(struct ahci_port *p, struct ahci_ioreq *io)
 /*
  * The next piece of a read or write: up to BLOCKIF_IOV_MAX buffers from
  * the PRDT. When more pieces follow, the last buffer is cut so the piece
- * ends on a sector boundary if it can (O_DIRECT images need aligned I/O).
+ * ends on a sector boundary where it can: an O_DIRECT (nocache) image
+ * takes whole sectors at sector offsets only, and a PRDT too fragmented
+ * for that fails there (EINVAL, an aborted command) rather than here.
  */
 static int
 ahci_rw_queue(struct ahci_port *p, struct ahci_ioreq *io)

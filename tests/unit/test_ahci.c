@@ -3,10 +3,25 @@
  * the HBA up through ABAR (BAR 5), lays command lists, command tables and
  * PRDTs out in mock guest memory, and checks what the device writes back
  * (received FISes, PxTFD, PxIS, PxCI, PxSACT, PRDBC, data, interrupts) and
- * what lands in the image files. The hostile-guest tests cover each class
- * of bug bhyve's AHCI emulation has had: structures outside guest RAM,
- * unchecked PRDT and ATAPI lengths, bad command FISes, ranges past the end
- * of the disk, slots issued again while running.
+ * what lands in the image files.
+ *
+ * The hostile-guest tests, one per class of bug AHCI emulations (bhyve's
+ * among them) have had:
+ *   command list outside RAM            test_bad_command_list
+ *   command table / PRDT outside RAM    test_bad_command_table
+ *   not a Register H2D FIS, short CFL   test_bad_fis
+ *   PRD outside RAM, odd byte count     test_bad_prds
+ *   PRDT shorter or longer than the data, PRDTL 0   test_prdt_sizes
+ *   more PRDs than iovecs, tiny PRDs    test_prdt_fragmented
+ *   LBA + count past the end (28, 48-bit, NCQ)      test_lba_range
+ *   TRIM ranges past the end, count 0   test_dsm_hostile
+ *   received-FIS area outside RAM       test_bad_fis_area
+ *   ATAPI allocation and transfer lengths           test_atapi_lengths
+ *   a slot issued again while it runs   test_slot_reissue
+ *   ST cleared or HBA reset with I/O in flight      test_stop_in_flight
+ *   sizes and alignments of register accesses, read-only registers,
+ *   ports that do not exist             test_register_access,
+ *                                       test_pci_identity
  */
 #include <errno.h>
 #include <setjmp.h>
