@@ -863,6 +863,41 @@ test_read_write(void **state)
 	fx_free(f);
 }
 
+/* nocache (O_DIRECT) and direct images: odd buffers, many pieces. */
+static void
+test_nocache(void **state)
+{
+	struct fx *f = fx_new("ahci-hd,IMG,nocache,direct");
+	struct prd p[300];
+	uint8_t c[20];
+
+	(void)state;
+	port_start(f, 0);
+	/* 8 sectors from two buffers at odd (word) addresses. */
+	for (int i = 0; i < 4096; i++)
+		f->mem[DATA + 0x206 + i] = (uint8_t)(i * 7);
+	p[0] = (struct prd){DATA + 0x206, 1000};
+	p[1] = (struct prd){DATA + 0x206 + 1000, 3096};
+	fis_h2d(c, WRITE_DMA_EXT, 33, 8, 0);
+	put_cmd(f, 0, 0, c, NULL, p, 2, HDR_W);
+	expect_ok(f, 0, issue(f, 0, 0, false));
+	p[0] = (struct prd){DATA2 + 0x12, 4096};
+	fis_h2d(c, READ_DMA_EXT, 33, 8, 0);
+	put_cmd(f, 0, 0, c, NULL, p, 1, 0);
+	expect_ok(f, 0, issue(f, 0, 0, false));
+	assert_memory_equal(f->mem + DATA2 + 0x12, f->mem + DATA + 0x206, 4096);
+	/* 300 sectors in 300 page-aligned buffers: three requests. */
+	for (int i = 0; i < 300; i++)
+		p[i] = (struct prd){DATA + 0x1000 * (uint64_t)i, 512};
+	fis_h2d(c, READ_DMA_EXT, 600, 300, 0);
+	put_cmd_at(f, 0, 0, BIG_CT, c, NULL, p, 300, 0);
+	expect_ok(f, 0, issue(f, 0, 0, false));
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(sector_tag(f, DATA + 0x1000 * (uint64_t)i),
+				 600 + i);
+	fx_free(f);
+}
+
 /* An NCQ command in slot (the tag is the slot). */
 static void
 put_ncq(struct fx *f, int port, int slot, bool write, uint64_t lba,
@@ -2243,6 +2278,7 @@ main(void)
 	    cmocka_unit_test(test_register_access),
 	    cmocka_unit_test(test_identify),
 	    cmocka_unit_test(test_read_write),
+	    cmocka_unit_test(test_nocache),
 	    cmocka_unit_test(test_ncq),
 	    cmocka_unit_test(test_flush_trim),
 	    cmocka_unit_test(test_set_features),
