@@ -98,6 +98,19 @@ blockif_legacy_config(struct config *node, const char *opts, char *err,
 	return pci_parse_legacy_config(node, comma + 1, err, errlen);
 }
 
+bool
+blockif_is_option(const char *key)
+{
+	static const char *const keys[] = {"path",	 "ro",	     "nocache",
+					   "direct",	 "sectorsize", "nodelete",
+					   "engine"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(key, keys[i]))
+			return true;
+	return false;
+}
+
 static bool
 is_pow2(long v)
 {

@@ -47,6 +47,16 @@ struct blockif_req {
 struct blockif_ctxt;
 
 /*
+ * Whether key is one of the settings above: every disk device accepts
+ * them all, besides its own (its unknown-option check asks here).
+ */
+bool blockif_is_option(const char *key);
+/* The settings, for a device's "unknown option" line. */
+#define BLOCKIF_OPTIONS_HELP                                                   \
+	"path, ro, nocache, direct, sectorsize=L[/P], nodelete, "              \
+	"engine=threads|io_uring"
+
+/*
  * -s SLOT,EMUL,PATH[,opt...]: the first word is the path, the rest are
  * key=value settings or bare flags (bhyve's blockif_legacy_config).
  */

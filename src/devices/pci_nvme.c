@@ -1899,10 +1899,9 @@ pci_nvme_read(struct pci_devinst *pi, int baridx, uint64_t offset, int size)
 
 /* ---- set-up ---- */
 
+/* Its own keys; block_if's (blockif_is_option) besides. */
 static const char *const nvme_keys[] = {
-    "device",  "path",	  "ram",    "maxq",	"qsz",
-    "ioslots", "sectsz",  "ser",    "eui64",	"dsm",
-    "ro",      "nocache", "direct", "nodelete", "sectorsize",
+    "device", "ram", "maxq", "qsz", "ioslots", "sectsz", "ser", "eui64", "dsm",
 };
 
 static int
@@ -1910,6 +1909,8 @@ nvme_check_key(const struct config *c, void *arg)
 {
 	const char *name = config_node_name(c);
 
+	if (config_is_leaf(c) && blockif_is_option(name))
+		return 0;
 	for (size_t i = 0; i < sizeof(nvme_keys) / sizeof(nvme_keys[0]); i++)
 		if (config_is_leaf(c) && !strcmp(name, nvme_keys[i]))
 			return 0;
@@ -2037,9 +2038,8 @@ nvme_parse(struct pci_nvme_softc *sc, const struct config *node,
 
 	if (config_foreach(node, nvme_check_key, &bad)) {
 		snprintf(err, errlen,
-			 "unknown option '%s' (path or ram=MiB, maxq, qsz, "
-			 "ioslots, sectsz, ser, eui64, dsm, ro, nocache, "
-			 "direct, nodelete)",
+			 "unknown option '%s' (ram=MiB, maxq, qsz, ioslots, "
+			 "sectsz, ser, eui64, dsm, " BLOCKIF_OPTIONS_HELP ")",
 			 bad);
 		return -1;
 	}

@@ -438,17 +438,19 @@ pci_vtblk_cfgwrite(void *vsc, int offset, int size, uint32_t val)
 
 /* ---- set-up ---- */
 
-static const char *const vtblk_keys[] = {
-    "device",	  "path", "ro",	      "nocache", "direct",
-    "sectorsize", "ser",  "nodelete", /* bhyve's: we never offer discard anyway
-				       */
-};
+/*
+ * Its own keys; block_if's (blockif_is_option) besides. nodelete is
+ * accepted as bhyve's: this device offers no discard anyway.
+ */
+static const char *const vtblk_keys[] = {"device", "ser"};
 
 static int
 vtblk_check_key(const struct config *c, void *arg)
 {
 	const char *name = config_node_name(c);
 
+	if (config_is_leaf(c) && blockif_is_option(name))
+		return 0;
 	for (size_t i = 0; i < sizeof(vtblk_keys) / sizeof(vtblk_keys[0]); i++)
 		if (config_is_leaf(c) && !strcmp(name, vtblk_keys[i]))
 			return 0;
@@ -525,8 +527,8 @@ pci_vtblk_init(struct pci_devinst *pi, struct config *node)
 
 	if (config_foreach(node, vtblk_check_key, &bad)) {
 		snprintf(err, sizeof(err),
-			 "unknown option '%s' (path, ro, nocache, direct, "
-			 "sectorsize=L[/P], ser=S)",
+			 "unknown option '%s' (" BLOCKIF_OPTIONS_HELP
+			 ", ser=S)",
 			 bad);
 		return vtblk_fail(pi, err);
 	}
