@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
-#include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +22,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "block_if.h"
@@ -58,18 +56,6 @@ struct blockif_ctxt {
 	int bc_psectsz;
 	int bc_psectoff;
 	char *bc_path;
-	/*
-	 * engine=io_uring: reads, writes and flushes go to a ring from the
-	 * caller's thread, and a completion thread calls back; everything
-	 * else (discard, zeroing, bounced O_DIRECT, requests that fail their
-	 * checks) still goes to the workers.
-	 */
-	bool bc_uring;
-	struct io_uring bc_ring;
-	pthread_mutex_t bc_sqmtx;
-	pthread_cond_t bc_sqcond;
-	int bc_inflight; /* requests on the ring (bc_sqmtx) */
-	pthread_t bc_cqthr;
 	pthread_t bc_thr[BLOCKIF_NUMTHR];
 	int bc_nthr; /* started */
 	pthread_mutex_t bc_mtx;
@@ -102,8 +88,7 @@ bool
 blockif_is_option(const char *key)
 {
 	static const char *const keys[] = {"path",	 "ro",	     "nocache",
-					   "direct",	 "sectorsize", "nodelete",
-					   "engine"};
+					   "direct",	 "sectorsize", "nodelete"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (!strcmp(key, keys[i]))
@@ -239,8 +224,6 @@ apply_sectorsize(struct blockif_ctxt *bc, const char *v, char *err,
 }
 
 static void *blockif_thr(void *arg);
-static int uring_setup(struct blockif_ctxt *bc, char *err, size_t errlen);
-static void uring_stop(struct blockif_ctxt *bc);
 
 /* Workers take no process signals: the event loop has them. */
 static int
@@ -253,10 +236,7 @@ start_workers(struct blockif_ctxt *bc)
 	sigdelset(&all, SIGSEGV);
 	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	/* With the ring, the workers only take what it cannot. */
-	int n = bc->bc_uring ? 1 : BLOCKIF_NUMTHR;
-
-	while (bc->bc_nthr < n && rc == 0) {
+	while (bc->bc_nthr < BLOCKIF_NUMTHR && rc == 0) {
 		rc = pthread_create(&bc->bc_thr[bc->bc_nthr], NULL, blockif_thr,
 				    bc);
 		if (rc == 0)
@@ -293,7 +273,6 @@ blockif_open(const struct config *node, char *err, size_t errlen)
 {
 	const char *path = config_get(node, "path");
 	const char *ss = config_get(node, "sectorsize");
-	const char *engine = config_get(node, "engine");
 	struct blockif_ctxt *bc;
 	bool ro, nocache, direct, nodelete;
 	int flags = O_CLOEXEC;
@@ -341,20 +320,9 @@ blockif_open(const struct config *node, char *err, size_t errlen)
 	if (probe_image(bc, path, err, errlen) < 0 ||
 	    (ss && apply_sectorsize(bc, ss, err, errlen) < 0))
 		return open_fail(bc);
-	if (engine && strcmp(engine, "threads") != 0) {
-		if (strcmp(engine, "io_uring") != 0) {
-			snprintf(err, errlen,
-				 "bad engine '%s' (threads or io_uring)",
-				 engine);
-			return open_fail(bc);
-		}
-		if (uring_setup(bc, err, errlen) < 0)
-			return open_fail(bc);
-	}
 	pthread_mutex_init(&bc->bc_mtx, NULL);
 	pthread_cond_init(&bc->bc_cond, NULL);
 	if (start_workers(bc) != 0) {
-		uring_stop(bc);
 		stop_workers(bc);
 		pthread_mutex_destroy(&bc->bc_mtx);
 		pthread_cond_destroy(&bc->bc_cond);
@@ -369,7 +337,6 @@ blockif_close(struct blockif_ctxt *bc)
 {
 	if (!bc)
 		return;
-	uring_stop(bc);
 	stop_workers(bc);
 	pthread_mutex_destroy(&bc->bc_mtx);
 	pthread_cond_destroy(&bc->bc_cond);
@@ -422,8 +389,6 @@ blockif_queuesz(struct blockif_ctxt *bc)
 	return BLOCKIF_MAXREQ;
 }
 
-static bool uring_submit(struct blockif_ctxt *bc, struct blockif_req *br);
-
 static int
 blockif_enqueue(struct blockif_ctxt *bc, struct blockif_req *br, int op)
 {
@@ -431,8 +396,6 @@ blockif_enqueue(struct blockif_ctxt *bc, struct blockif_req *br, int op)
 		return EINVAL;
 	br->br_op = op;
 	br->br_next = NULL;
-	if (bc->bc_uring && uring_submit(bc, br))
-		return 0;
 	pthread_mutex_lock(&bc->bc_mtx);
 	if (bc->bc_tail)
 		bc->bc_tail->br_next = br;
@@ -574,13 +537,14 @@ blockif_bounce(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
 	return 0;
 }
 
-/* A read or write the disk can take: 0, or the errno it fails with. */
 static int
-rw_check(struct blockif_ctxt *bc, struct blockif_req *br)
+blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
 {
+	bool wr = br->br_op == BOP_WRITE;
+
 	size_t total = 0;
 
-	if (br->br_op == BOP_WRITE && bc->bc_rdonly)
+	if (wr && bc->bc_rdonly)
 		return EROFS;
 	/* The buffers hold exactly br_resid bytes: the range check holds. */
 	for (int i = 0; i < br->br_iovcnt; i++)
@@ -591,18 +555,6 @@ rw_check(struct blockif_ctxt *bc, struct blockif_req *br)
 	    br->br_offset > bc->bc_size ||
 	    br->br_resid > bc->bc_size - br->br_offset)
 		return EIO;
-	return 0;
-}
-
-static int
-blockif_rw(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
-{
-	bool wr = br->br_op == BOP_WRITE;
-
-	int rc = rw_check(bc, br);
-
-	if (rc)
-		return rc;
 	if (bc->bc_odirect && !aligned(br))
 		return bounce ? blockif_bounce(bc, br, bounce) : ENOMEM;
 	while (br->br_resid > 0) {
@@ -721,205 +673,6 @@ blockif_proc(struct blockif_ctxt *bc, struct blockif_req *br, char *bounce)
 		return blockif_zerorange(bc, br);
 	}
 	return EINVAL;
-}
-
-/* ---- engine=io_uring ---- */
-
-/* Queue br on the ring (lock held): false when the ring is full. */
-static bool
-uring_queue(struct blockif_ctxt *bc, struct blockif_req *br)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&bc->bc_ring);
-
-	if (!sqe)
-		return false;
-	switch (br->br_op) {
-	case BOP_READ:
-		io_uring_prep_readv(sqe, 0, br->br_iov, br->br_iovcnt,
-				    br->br_offset);
-		break;
-	case BOP_WRITE:
-		io_uring_prep_writev(sqe, 0, br->br_iov, br->br_iovcnt,
-				     br->br_offset);
-		break;
-	default:
-		io_uring_prep_fsync(sqe, 0, IORING_FSYNC_DATASYNC);
-	}
-	/* The ring may touch the image only (restrictions: fixed file 0). */
-	sqe->flags |= IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data(sqe, br);
-	if (io_uring_submit(&bc->bc_ring) < 0)
-		return false;
-	bc->bc_inflight++;
-	return true;
-}
-
-/*
- * Reads, writes and flushes that pass their checks go to the ring; the
- * rest (and whatever the ring cannot take now) to the workers, which
- * carry them out or fail them with the right errno on their own thread.
- */
-static bool
-uring_submit(struct blockif_ctxt *bc, struct blockif_req *br)
-{
-	bool ok;
-
-	if (br->br_op != BOP_FLUSH &&
-	    (br->br_op != BOP_READ && br->br_op != BOP_WRITE))
-		return false;
-	if (br->br_op != BOP_FLUSH &&
-	    (rw_check(bc, br) || (bc->bc_odirect && !aligned(br)) ||
-	     br->br_resid == 0))
-		return false;
-	pthread_mutex_lock(&bc->bc_sqmtx);
-	ok = uring_queue(bc, br);
-	pthread_mutex_unlock(&bc->bc_sqmtx);
-	return ok;
-}
-
-/* One completion: done, failed, or short and sent again for the rest. */
-static void
-uring_complete(struct blockif_ctxt *bc, struct blockif_req *br, int res)
-{
-	bool again = false;
-
-	pthread_mutex_lock(&bc->bc_sqmtx);
-	bc->bc_inflight--;
-	pthread_mutex_unlock(&bc->bc_sqmtx);
-	if (res > 0 && br->br_op != BOP_FLUSH) {
-		br->br_resid -= res;
-		br->br_offset += res;
-		iov_advance(br, (size_t)res);
-		if (br->br_resid > 0) {
-			pthread_mutex_lock(&bc->bc_sqmtx);
-			again = uring_queue(bc, br);
-			pthread_mutex_unlock(&bc->bc_sqmtx);
-			if (!again)
-				res = -EIO;
-		}
-	} else if (res == 0 && br->br_op != BOP_FLUSH) {
-		res = -EIO; /* the image shrank under us */
-	}
-	if (!again)
-		br->br_callback(br, res < 0 ? -res : 0);
-	pthread_mutex_lock(&bc->bc_sqmtx);
-	pthread_cond_broadcast(&bc->bc_sqcond);
-	pthread_mutex_unlock(&bc->bc_sqmtx);
-}
-
-static void *
-uring_thr(void *arg)
-{
-	struct blockif_ctxt *bc = arg;
-	struct io_uring_cqe *cqe;
-	char err[256];
-
-	pthread_setname_np(pthread_self(), "blk-uring");
-	if (sandbox_uring_thread(bc->bc_path, bc->bc_ring.ring_fd, err,
-				 sizeof(err)) < 0)
-		fprintf(stderr, "bhyve: warning: %s; the disk thread runs "
-				"without a sandbox\n",
-			err);
-	for (;;) {
-		struct blockif_req *br;
-		int res;
-
-		if (io_uring_wait_cqe(&bc->bc_ring, &cqe) < 0)
-			continue;
-		br = io_uring_cqe_get_data(cqe);
-		res = cqe->res;
-		io_uring_cqe_seen(&bc->bc_ring, cqe);
-		if (!br) /* blockif_close's NOP */
-			return NULL;
-		uring_complete(bc, br, res);
-	}
-}
-
-/*
- * io_uring_register by hand for the two calls Debian 12's liburing.so
- * (2.3) does not export, though its header declares them.
- */
-static int
-uring_register(struct io_uring *ring, unsigned op, const void *arg,
-	       unsigned n)
-{
-	long rc = syscall(__NR_io_uring_register, ring->ring_fd, op, arg, n);
-
-	return rc < 0 ? -errno : (int)rc;
-}
-
-/*
- * A ring that can only read, write and fsync our image (fixed file 0):
- * restrictions (IORING_REGISTER_RESTRICTIONS) before it is enabled.
- */
-static int
-uring_setup(struct blockif_ctxt *bc, char *err, size_t errlen)
-{
-	struct io_uring_restriction r[] = {
-	    {.opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_READV},
-	    {.opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_WRITEV},
-	    {.opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_FSYNC},
-	    {.opcode = IORING_RESTRICTION_SQE_OP, .sqe_op = IORING_OP_NOP},
-	    {.opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED,
-	     .sqe_flags = IOSQE_FIXED_FILE},
-	    {.opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED,
-	     .sqe_flags = IOSQE_FIXED_FILE},
-	};
-	int rc = io_uring_queue_init(BLOCKIF_MAXREQ, &bc->bc_ring,
-				     IORING_SETUP_R_DISABLED);
-
-	if (rc < 0) {
-		snprintf(err, errlen, "engine=io_uring: %s", strerror(-rc));
-		return -1;
-	}
-	if ((rc = io_uring_register_files(&bc->bc_ring, &bc->bc_fd, 1)) < 0 ||
-	    (rc = uring_register(&bc->bc_ring, IORING_REGISTER_RESTRICTIONS, r,
-				 sizeof(r) / sizeof(r[0]))) < 0 ||
-	    (rc = uring_register(&bc->bc_ring, IORING_REGISTER_ENABLE_RINGS,
-				 NULL, 0)) < 0) {
-		snprintf(err, errlen, "engine=io_uring: %s", strerror(-rc));
-		io_uring_queue_exit(&bc->bc_ring);
-		return -1;
-	}
-	pthread_mutex_init(&bc->bc_sqmtx, NULL);
-	pthread_cond_init(&bc->bc_sqcond, NULL);
-	if (pthread_create(&bc->bc_cqthr, NULL, uring_thr, bc) != 0) {
-		snprintf(err, errlen, "cannot start the io_uring thread");
-		pthread_mutex_destroy(&bc->bc_sqmtx);
-		pthread_cond_destroy(&bc->bc_sqcond);
-		io_uring_queue_exit(&bc->bc_ring);
-		return -1;
-	}
-	bc->bc_uring = true;
-	return 0;
-}
-
-/*
- * What is on the ring finishes (its buffers are the guest's), then a NOP
- * with no request ends the completion thread.
- */
-static void
-uring_stop(struct blockif_ctxt *bc)
-{
-	struct io_uring_sqe *sqe;
-
-	if (!bc->bc_uring)
-		return;
-	pthread_mutex_lock(&bc->bc_sqmtx);
-	while (bc->bc_inflight > 0)
-		pthread_cond_wait(&bc->bc_sqcond, &bc->bc_sqmtx);
-	while (!(sqe = io_uring_get_sqe(&bc->bc_ring)))
-		io_uring_submit(&bc->bc_ring);
-	io_uring_prep_nop(sqe);
-	sqe->flags |= IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data(sqe, NULL);
-	io_uring_submit(&bc->bc_ring);
-	pthread_mutex_unlock(&bc->bc_sqmtx);
-	pthread_join(bc->bc_cqthr, NULL);
-	pthread_mutex_destroy(&bc->bc_sqmtx);
-	pthread_cond_destroy(&bc->bc_sqcond);
-	io_uring_queue_exit(&bc->bc_ring);
-	bc->bc_uring = false;
 }
 
 static void *

@@ -11,9 +11,6 @@
  *   sectorsize  LOGICAL[/PHYSICAL] sector sizes the guest sees
  *   nodelete    refuse discard (TRIM, DSM deallocate): blockif_candelete
  *               is false and blockif_delete fails with EOPNOTSUPP
- *   engine      threads (default: worker threads with preadv/pwritev) or
- *               io_uring (reads, writes and flushes on a ring restricted
- *               to the image, submitted from the caller's thread)
  *
  * Every disk device (virtio-blk, ahci, nvme) uses it. Requests carry
  * byte offsets and lengths; devices check them against blockif_size()
@@ -53,8 +50,7 @@ struct blockif_ctxt;
 bool blockif_is_option(const char *key);
 /* The settings, for a device's "unknown option" line. */
 #define BLOCKIF_OPTIONS_HELP                                                   \
-	"path, ro, nocache, direct, sectorsize=L[/P], nodelete, "              \
-	"engine=threads|io_uring"
+	"path, ro, nocache, direct, sectorsize=L[/P], nodelete"
 
 /*
  * -s SLOT,EMUL,PATH[,opt...]: the first word is the path, the rest are

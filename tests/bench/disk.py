@@ -13,8 +13,8 @@ per configuration.
 
 Needs root and /dev/kvm; run it nested with
   harness/nested --timeout 3600 -- env RUNS=5 tests/bench/disk.py
-ENGINES="..." adds bhyve columns run with other block_if settings (e.g.
-ENGINES="workers=1" to compare). Prints a Markdown table.
+ENGINES="..." adds bhyve columns run with other disk settings (e.g.
+ENGINES="nocache" to compare). Prints a Markdown table.
 """
 import os
 import re

@@ -93,7 +93,6 @@ open_with(const char *path, const char *opts)
 	return bc;
 }
 
-/* Reads, writes, flushes and their failures, with state's engine. */
 static void
 test_file_rw(void **state)
 {
@@ -101,8 +100,9 @@ test_file_rw(void **state)
 	struct blockif_ctxt *bc;
 	struct blockif_req br = {0};
 
+	(void)state;
 	make_file(path, 1 << 20);
-	bc = open_with(path, *state);
+	bc = open_with(path, NULL);
 	assert_non_null(bc);
 	assert_int_equal(blockif_size(bc), 1 << 20);
 	assert_int_equal(blockif_sectsz(bc), 512);
@@ -308,14 +308,12 @@ test_discard_and_zero(void **state)
 static void
 test_nocache_unaligned(void **state)
 {
+	static const char *const opts[] = {"nocache", "nocache,sectorsize=4096"};
 	size_t big = (3 << 20) / 2; /* more than one bounce buffer */
 	char path[64], *buf = malloc(big + 3), *back = malloc(big + 7);
-	char opts[2][96];
 	struct blockif_req br = {0};
 
-	snprintf(opts[0], sizeof(opts[0]), "%s", (const char *)*state);
-	snprintf(opts[1], sizeof(opts[1]), "%s,sectorsize=4096",
-		 (const char *)*state);
+	(void)state;
 	assert_non_null(buf);
 	assert_non_null(back);
 	make_file(path, 4 << 20);
@@ -347,78 +345,6 @@ test_nocache_unaligned(void **state)
 	}
 	free(buf);
 	free(back);
-	unlink(path);
-}
-
-struct many {
-	pthread_mutex_t mtx;
-	pthread_cond_t cond;
-	int done, errors;
-};
-
-static void
-many_cb(struct blockif_req *br, int e)
-{
-	struct many *m = br->br_param;
-
-	pthread_mutex_lock(&m->mtx);
-	m->done++;
-	m->errors += e != 0;
-	pthread_cond_signal(&m->cond);
-	pthread_mutex_unlock(&m->mtx);
-}
-
-/*
- * io_uring: 200 requests in flight at once (writes of distinct blocks,
- * then reads of them), each completes once, the data is right; a bad
- * engine name is refused.
- */
-static void
-test_uring_many(void **state)
-{
-	enum { N = 200 };
-	static struct blockif_req reqs[N];
-	static char bufs[N][512];
-	struct many m = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-			 0, 0};
-	struct blockif_ctxt *bc;
-	char path[64];
-
-	(void)state;
-	make_file(path, 1 << 20);
-	bc = open_with(path, "engine=io_uring");
-	assert_non_null(bc);
-	for (int pass = 0; pass < 2; pass++) {
-		m.done = 0;
-		for (int i = 0; i < N; i++) {
-			struct blockif_req *br = &reqs[i];
-
-			memset(br, 0, sizeof(*br));
-			if (pass == 0)
-				memset(bufs[i], i & 0xff, 512);
-			else
-				memset(bufs[i], 0, 512);
-			br->br_iov[0] = (struct iovec){bufs[i], 512};
-			br->br_iovcnt = 1;
-			br->br_offset = 8192 + 512 * i;
-			br->br_resid = 512;
-			br->br_callback = many_cb;
-			br->br_param = &m;
-			assert_int_equal(pass ? blockif_read(bc, br)
-					      : blockif_write(bc, br),
-					 0);
-		}
-		pthread_mutex_lock(&m.mtx);
-		while (m.done < N)
-			pthread_cond_wait(&m.cond, &m.mtx);
-		pthread_mutex_unlock(&m.mtx);
-		assert_int_equal(m.errors, 0);
-	}
-	for (int i = 0; i < N; i++)
-		assert_int_equal((unsigned char)bufs[i][511], i & 0xff);
-	blockif_close(bc);
-	assert_null(open_with(path, "engine=magic"));
-	assert_non_null(strstr(err, "bad engine 'magic'"));
 	unlink(path);
 }
 
@@ -490,14 +416,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_prestate(test_file_rw, NULL),
-	    cmocka_unit_test_prestate(test_file_rw, "engine=io_uring"),
-	    cmocka_unit_test_prestate(test_nocache_unaligned, "nocache"),
-	    cmocka_unit_test_prestate(test_nocache_unaligned,
-				      "nocache,engine=io_uring"),
-	    cmocka_unit_test(test_uring_many),
+	    cmocka_unit_test(test_file_rw),
 	    cmocka_unit_test(test_file_options),
 	    cmocka_unit_test(test_discard_and_zero),
+	    cmocka_unit_test(test_nocache_unaligned),
 	    cmocka_unit_test(test_block_device),
 	};
 

@@ -134,37 +134,8 @@ io_rules(scmp_filter_ctx f, int fd)
 	return rc;
 }
 
-/* The io_uring completion thread: waits on and submits to its ring. */
-static int
-uring_rules(scmp_filter_ctx f, int ring_fd)
-{
-	const struct scmp_arg_cmp on_ring =
-	    SCMP_A0(SCMP_CMP_EQ, (unsigned)ring_fd);
-	int rc = io_rules(f, -1);
-
-	rc |= allow(f, SCMP_SYS(io_uring_enter), 1, &on_ring);
-	return rc;
-}
-
-static int
-install(const char *name, int (*rules)(scmp_filter_ctx, int), int fd,
-	char *err, size_t errlen);
-
-int
-sandbox_uring_thread(const char *name, int ring_fd, char *err, size_t errlen)
-{
-	return install(name, uring_rules, ring_fd, err, errlen);
-}
-
 int
 sandbox_io_thread(const char *name, int fd, char *err, size_t errlen)
-{
-	return install(name, io_rules, fd, err, errlen);
-}
-
-static int
-install(const char *name, int (*rules)(scmp_filter_ctx, int), int fd,
-	char *err, size_t errlen)
 {
 	scmp_filter_ctx f;
 	int rc;
@@ -179,7 +150,7 @@ install(const char *name, int (*rules)(scmp_filter_ctx, int), int fd,
 		snprintf(err, errlen, "%s: seccomp_init failed", name);
 		return -1;
 	}
-	rc = rules(f, fd);
+	rc = io_rules(f, fd);
 	if (rc == 0)
 		rc = seccomp_load(f);
 	seccomp_release(f);

@@ -23,12 +23,5 @@
  * unavailable): the caller decides whether to run unfiltered.
  */
 int sandbox_io_thread(const char *name, int fd, char *err, size_t errlen);
-/*
- * block_if's io_uring completion thread: io_uring_enter on ring_fd (the
- * ring itself is restricted to the image), futexes, the interrupt ioctls,
- * error lines, thread exit.
- */
-int sandbox_uring_thread(const char *name, int ring_fd, char *err,
-			 size_t errlen);
 
 #endif
