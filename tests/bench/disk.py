@@ -14,7 +14,7 @@ per configuration.
 Needs root and /dev/kvm; run it nested with
   harness/nested --timeout 3600 -- env RUNS=5 tests/bench/disk.py
 ENGINES="..." adds bhyve columns run with other disk settings (e.g.
-ENGINES="nocache" to compare). Prints a Markdown table.
+ENGINES="sectorsize=4096" to compare). Prints a Markdown table.
 """
 import os
 import re
