@@ -72,17 +72,19 @@ all_disks_body()
 	mkdir -p payload iso/docs
 	truncate -s 48M sata.img
 	truncate -s 80M nvme.img
+	truncate -s 24M virtio.img
 	head -c 300000 /dev/urandom >iso/docs/random.bin
 	echo "hello from the ISO" >iso/hello.txt
 	xorriso -as mkisofs -quiet -R -J -V HVISO -o cd.iso iso 2>xorriso.err ||
 	    atf_fail "xorriso: $(cat xorriso.err)"
 	sum_bin=$(md5sum <iso/docs/random.bin | cut -c1-32)
 	cat >payload/t.sh <<'EOF'
-for d in sda sr0 nvme0n1; do
+for d in vdb sda sr0 nvme0n1; do
 	[ -e /sys/block/$d ] || echo "hvfail no /dev/$d"
 	echo "hvsize $d $(cat /sys/block/$d/size 2>/dev/null)"
 done
 grep -q nvme /proc/interrupts && echo "hvnvmeq $(grep -c nvme0q /proc/interrupts)"
+echo hv-virtio-pattern | dd of=/dev/vdb bs=512 seek=1024 conv=sync,fsync 2>/dev/null || echo hvfail vdb write
 echo hv-sata-pattern | dd of=/dev/sda bs=512 seek=2048 conv=sync,fsync 2>/dev/null || echo hvfail sda write
 echo hv-nvme-pattern | dd of=/dev/nvme0n1 bs=512 seek=4096 conv=sync,fsync 2>/dev/null || echo hvfail nvme write
 mkdir -p /cd
@@ -93,16 +95,19 @@ umount /cd
 EOF
 	payload payload.img
 	boot s-all "$UNPACK" -s 3,virtio-blk,payload.img,ro \
-	    -s 4,ahci-hd,sata.img -s 5,ahci-cd,cd.iso -s 6,nvme,nvme.img
+	    -s 4,ahci-hd,sata.img -s 5,ahci-cd,cd.iso -s 6,nvme,nvme.img \
+	    -s 7,virtio-blk,virtio.img
 	expect_exit 1 "powered off"
 	expect_line '^hvtest: exit status 0$'
 	no_guest_failures
+	expect_line '^hvsize vdb 49152$'
 	expect_line '^hvsize sda 98304$'
 	expect_line "^hvsize sr0 $(($(stat -c %s cd.iso) / 512))\$"
 	expect_line '^hvsize nvme0n1 163840$'
 	expect_line '^hvnvmeq 3$' # the admin queue and one I/O queue per vCPU
 	expect_line '^hviso hello from the ISO$'
 	expect_line "^hvisosum $sum_bin\$"
+	expect_image virtio.img $((1024 * 512)) hv-virtio-pattern
 	expect_image sata.img $((2048 * 512)) hv-sata-pattern
 	expect_image nvme.img $((4096 * 512)) hv-nvme-pattern
 }
