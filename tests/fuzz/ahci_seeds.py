@@ -124,6 +124,17 @@ def seeds():
           [(DATA + 0x400 * i, 256) for i in range(8)])
     out["fragmented"] = s
 
+    # More PRDs than a backend request takes iovecs: several requests.
+    s = Seed(START0)
+    s.cmd(0, 0, h2d(0x25, lba=40, count=200),
+          [(DATA + 0x200 * i, 512) for i in range(200)])
+    out["many-prds"] = s
+    s = Seed(START0)
+    s.cmd(0, 0, h2d(0x35, lba=80, count=2),
+          [(DATA + 8 * i, 6) for i in range(170)] + [(DATA, 4)],
+          hflags=HDR_W)
+    out["tiny-prds"] = s
+
     s = Seed(START0)
     s.cmd(0, 0, h2d(0, control=4, c=False), hflags=1 << 8 | 1 << 10)
     s.cmd(0, 1, h2d(0, c=False))

@@ -186,7 +186,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			apply_writes(ops, nops, k);
 		fake_blockif_run();
 	}
-	(void)rd(0x08);
-	wr(0x08, 4, ~0u); /* HBA IS: drops INTx */
+	for (uint64_t off = 0; off < 0x200; off += 4)
+		(void)rd(off); /* what a driver reads back */
+	wr(0x08, 4, ~0u);      /* HBA IS: drops INTx */
 	return 0;
 }
