@@ -2405,10 +2405,9 @@ ident_atapi(struct ahci_port *p, const struct ahci_port_opts *o)
 
 /* ---- configuration ---- */
 
-static const char *const ahci_port_keys[] = {
-    "type",	"path", "ro",  "nocache", "direct", "sectorsize",
-    "nodelete", "nmrr", "ser", "rev",	  "model",
-};
+/* A port's own keys; block_if's (blockif_is_option) besides. */
+static const char *const ahci_port_keys[] = {"type", "nmrr", "ser", "rev",
+					     "model"};
 
 static int
 ahci_fail_msg(struct pci_devinst *pi, const char *msg)
@@ -2423,6 +2422,8 @@ ahci_check_port_key(const struct config *c, void *arg)
 {
 	const char *name = config_node_name(c);
 
+	if (config_is_leaf(c) && blockif_is_option(name))
+		return 0;
 	for (size_t i = 0;
 	     i < sizeof(ahci_port_keys) / sizeof(ahci_port_keys[0]); i++)
 		if (config_is_leaf(c) && !strcmp(name, ahci_port_keys[i]))
@@ -2495,6 +2496,27 @@ ahci_default_serial(struct pci_devinst *pi, int port, const char *path,
 		 (unsigned)(h >> 16) & 0xffff, (unsigned)h & 0xffff);
 }
 
+struct ahci_copy {
+	const struct config *src;
+	struct config *dst;
+	char *err;
+	size_t errlen;
+};
+
+/* A block_if setting other than ro into the copy. */
+static int
+ahci_copy_key(const struct config *c, void *arg)
+{
+	struct ahci_copy *cp = arg;
+	const char *name = config_node_name(c);
+
+	if (!config_is_leaf(c) || !blockif_is_option(name) ||
+	    !strcmp(name, "ro"))
+		return 0;
+	return config_set(cp->dst, name, config_get(cp->src, name), cp->err,
+			  cp->errlen) < 0;
+}
+
 /*
  * The block backend for a port. A DVD is read-only whatever ro says:
  * the backend gets a copy of the port's settings with ro=true.
@@ -2502,11 +2524,9 @@ ahci_default_serial(struct pci_devinst *pi, int port, const char *path,
 static struct blockif_ctxt *
 ahci_open_image(const struct config *node, bool atapi, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"path", "nocache", "direct",
-					   "sectorsize", "nodelete"};
 	const char *ro = config_get(node, "ro");
-	struct blockif_ctxt *bc;
-	struct config *copy;
+	struct ahci_copy cp = {node, NULL, err, errlen};
+	struct blockif_ctxt *bc = NULL;
 	bool b;
 
 	if (!atapi)
@@ -2516,21 +2536,13 @@ ahci_open_image(const struct config *node, bool atapi, char *err, size_t errlen)
 			 ro);
 		return NULL;
 	}
-	copy = config_create();
-	if (!copy || config_set(copy, "ro", "true", err, errlen) < 0) {
-		config_free(copy);
-		return NULL;
-	}
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = config_get(node, keys[i]);
-
-		if (v && config_set(copy, keys[i], v, err, errlen) < 0) {
-			config_free(copy);
-			return NULL;
-		}
-	}
-	bc = blockif_open(copy, err, errlen);
-	config_free(copy);
+	cp.dst = config_create();
+	if (!cp.dst)
+		snprintf(err, errlen, "out of memory");
+	else if (config_set(cp.dst, "ro", "true", err, errlen) == 0 &&
+		 !config_foreach(node, ahci_copy_key, &cp))
+		bc = blockif_open(cp.dst, err, errlen);
+	config_free(cp.dst);
 	return bc;
 }
 
@@ -2549,11 +2561,11 @@ ahci_port_opts(int n, const struct config *node, bool *atapi,
 		return -1;
 	}
 	if (config_foreach(node, ahci_check_port_key, &bad)) {
-		snprintf(err, errlen,
-			 "port %d: unknown option '%s' (type, path, ro, "
-			 "nocache, direct, sectorsize, nodelete, nmrr, ser, "
-			 "rev, model)",
-			 n, bad);
+		snprintf(
+		    err, errlen,
+		    "port %d: unknown option '%s' (type, " BLOCKIF_OPTIONS_HELP
+		    ", nmrr, ser, rev, model)",
+		    n, bad);
 		return -1;
 	}
 	if (!type || (strcmp(type, "hd") && strcmp(type, "cd"))) {

@@ -53,6 +53,18 @@ blockif_legacy_config(struct config *node, const char *opts, char *err,
 	return config_set(node, "path", opts, err, errlen);
 }
 
+bool
+blockif_is_option(const char *key)
+{
+	static const char *const keys[] = {"path",   "ro",	   "nocache",
+					   "direct", "sectorsize", "nodelete"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(key, keys[i]))
+			return true;
+	return false;
+}
+
 struct blockif_ctxt *
 blockif_open(const struct config *node, char *err, size_t errlen)
 {

@@ -1711,6 +1711,7 @@ test_options(void **state)
 	expect_init_error("ahci-hd,IMG,sectorsize=1000", "bad sectorsize");
 	expect_init_error("ahci-hd,IMG,ro=maybe", "bad value 'maybe' for ro");
 	expect_init_error("ahci-cd,IMG2,ro=maybe", "bad value 'maybe' for ro");
+	expect_init_error("ahci-cd,IMG2,sectorsize=1000", "bad sectorsize");
 	expect_init_error("ahci-hd,/nonexistent/x.img",
 			  "port 0: cannot open /nonexistent/x.img");
 	expect_init_error("ahci,hd:IMG,cd:/nonexistent/y.iso",
