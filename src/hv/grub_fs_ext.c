@@ -33,27 +33,88 @@ struct extfs {
 
 static struct struct_io_manager gblk_io_manager;
 
+/*
+ * libext2fs reads a file one block at a time, and between two data blocks
+ * the extent tree block that maps them; a kernel is thousands of blocks,
+ * mostly in a row. The channel keeps two windows of this size (the one
+ * used last stays): a missed block loads the other with what follows it,
+ * so a 35 MB kernel takes about 140 reads instead of 68,000.
+ */
+#define WINDOW (256u << 10)
+#define NWIN 2
+
+struct gio_win {
+	uint64_t off, len; /* what buf holds */
+	uint8_t buf[WINDOW];
+};
+
+struct gio {
+	const struct gblk *b;
+	struct gio_win w[NWIN];
+	int last; /* the window used last */
+};
+
+static bool
+win_has(const struct gio_win *w, uint64_t off, uint64_t len)
+{
+	return off >= w->off && off - w->off <= w->len &&
+	       len <= w->len - (off - w->off);
+}
+
+/* len bytes at off, from a window when one holds them. */
+static int
+gio_fetch(struct gio *g, uint64_t off, uint8_t *data, uint64_t len)
+{
+	struct gio_win *w;
+	uint64_t n;
+	int i;
+
+	if (len > WINDOW || off >= g->b->size)
+		return gblk_read(g->b, off, data, (size_t)len);
+	for (i = 0; i < NWIN && !win_has(&g->w[i], off, len); i++)
+		;
+	if (i == NWIN) {
+		i = (g->last + 1) % NWIN; /* the other one */
+		w = &g->w[i];
+		n = g->b->size - off < WINDOW ? g->b->size - off : WINDOW;
+		if (n < len || gblk_read(g->b, off, w->buf, (size_t)n) < 0) {
+			w->len = 0;
+			return gblk_read(g->b, off, data, (size_t)len);
+		}
+		w->off = off;
+		w->len = n;
+	}
+	g->last = i;
+	memcpy(data, g->w[i].buf + (off - g->w[i].off), (size_t)len);
+	return 0;
+}
+
 static errcode_t
 gio_open(const char *name, int flags, io_channel *channel)
 {
-	const struct gblk *b;
+	struct gio *g;
 	io_channel io;
 	void *p;
 
 	if ((flags & IO_FLAG_RW) || sscanf(name, "gblk:%p", &p) != 1)
 		return EXT2_ET_BAD_DEVICE_NAME;
-	b = p;
+	g = calloc(1, sizeof(*g));
 	io = calloc(1, sizeof(*io));
-	if (!io)
+	if (!io || !g) {
+		free(io);
+		free(g);
 		return EXT2_ET_NO_MEMORY;
+	}
+	g->b = p;
 	io->magic = EXT2_ET_MAGIC_IO_CHANNEL;
 	io->manager = &gblk_io_manager;
 	io->name = strdup(name);
 	io->block_size = 1024;
 	io->refcount = 1;
-	io->private_data = (void *)b;
+	io->private_data = g;
 	if (!io->name) {
 		free(io);
+		free(g);
 		return EXT2_ET_NO_MEMORY;
 	}
 	*channel = io;
@@ -65,6 +126,7 @@ gio_close(io_channel io)
 {
 	if (--io->refcount > 0)
 		return 0;
+	free(io->private_data);
 	free(io->name);
 	free(io);
 	return 0;
@@ -82,7 +144,7 @@ gio_set_blksize(io_channel io, int blksize)
 static errcode_t
 gio_read_blk64(io_channel io, unsigned long long block, int count, void *data)
 {
-	const struct gblk *b = io->private_data;
+	struct gio *g = io->private_data;
 	uint64_t len, off;
 
 	/* A negative count is a byte count (ext2_io.h). */
@@ -91,7 +153,7 @@ gio_read_blk64(io_channel io, unsigned long long block, int count, void *data)
 	if (block > UINT64_MAX / (uint64_t)io->block_size)
 		return EXT2_ET_SHORT_READ;
 	off = block * (uint64_t)io->block_size;
-	if (len > SIZE_MAX || gblk_read(b, off, data, (size_t)len) < 0)
+	if (len > SIZE_MAX || gio_fetch(g, off, data, len) < 0)
 		return EXT2_ET_SHORT_READ;
 	return 0;
 }
