@@ -589,6 +589,13 @@ prdt_copy(struct ahci_port *p, struct ahci_ioreq *io, void *buf, size_t len,
 
 /* ---- ending commands ---- */
 
+/* PxCMD.CCS: the slot being processed, or the one that failed (§3.3.7). */
+static void
+ahci_set_ccs(struct ahci_port *p, int slot)
+{
+	p->cmd = (p->cmd & ~CMD_CCS_MASK) | (uint32_t)slot << CMD_CCS_SHIFT;
+}
+
 static void
 ahci_set_prdbc(struct ahci_port *p, struct ahci_ioreq *io)
 {
@@ -626,6 +633,7 @@ ahci_finish(struct ahci_port *p, struct ahci_ioreq *io, uint8_t status,
 	if (!ahci_d2h(p, io->cfis, status, error, io->count_out, true))
 		return;
 	if (status & ST_ERR) {
+		ahci_set_ccs(p, io->slot);
 		p->halted = true;
 		irq |= IS_TFES;
 	} else {
@@ -697,8 +705,9 @@ ahci_ok(struct ahci_port *p, struct ahci_ioreq *io)
  * and PxCMD.CCS naming the slot (AHCI 1.3.1 §6.1.2).
  */
 static void
-ahci_fatal(struct ahci_port *p, uint32_t bit)
+ahci_fatal(struct ahci_port *p, const struct ahci_ioreq *io, uint32_t bit)
 {
+	ahci_set_ccs(p, io->slot);
 	p->halted = true;
 	ahci_raise(p, bit);
 }
@@ -783,7 +792,7 @@ ahci_rw_queue(struct ahci_port *p, struct ahci_ioreq *io)
 		k++;
 	}
 	if (rc == PRD_BAD) {
-		ahci_fatal(p, IS_HBFS);
+		ahci_fatal(p, io, IS_HBFS);
 		return Q_FAILED;
 	}
 	if (rc == PRD_END) {
@@ -964,7 +973,7 @@ ata_data_in(struct ahci_port *p, struct ahci_ioreq *io, const void *buf,
 	ssize_t n = prdt_copy(p, io, (void *)buf, len, true);
 
 	if (n < 0) {
-		ahci_fatal(p, IS_HBFS);
+		ahci_fatal(p, io, IS_HBFS);
 		return;
 	}
 	io->done = (uint64_t)n;
@@ -1117,7 +1126,7 @@ ata_dsm(struct ahci_port *p, struct ahci_ioreq *io)
 	memset(io->dsm, 0, sizeof(io->dsm));
 	n = prdt_copy(p, io, io->dsm, blocks * 512u, false);
 	if (n < 0) {
-		ahci_fatal(p, IS_HBFS);
+		ahci_fatal(p, io, IS_HBFS);
 		return;
 	}
 	io->done = (uint64_t)n;
@@ -1417,7 +1426,7 @@ atapi_data_in(struct ahci_port *p, struct ahci_ioreq *io, const uint8_t *buf,
 	    prdt_copy(p, io, (void *)buf, len < alloc ? len : alloc, true);
 
 	if (n < 0) {
-		ahci_fatal(p, IS_HBFS);
+		ahci_fatal(p, io, IS_HBFS);
 		return;
 	}
 	io->done = (uint64_t)n; /* a shorter PRDT takes what fits */
@@ -1886,13 +1895,13 @@ ahci_slot_start(struct ahci_port *p, int slot)
 	struct ahci_ioreq *io = &p->io[slot];
 	uint32_t err;
 
-	p->cmd = (p->cmd & ~CMD_CCS_MASK) | (uint32_t)slot << CMD_CCS_SHIFT;
+	ahci_set_ccs(p, slot);
 	io->gen = p->gen;
 	io->ncq = io->pio = io->write = io->atapi = false;
 	io->done = 0;
 	err = ahci_fetch(p, io);
 	if (err) {
-		ahci_fatal(p, err);
+		ahci_fatal(p, io, err);
 		return;
 	}
 	io->count_out = le16_get(io->cfis + 12);

@@ -2114,6 +2114,18 @@ test_lba_range(void **state)
 	expect_abort(f, 0, ata(f, 0, READ_DMA, 0x0fffffff, 1, 0, 512),
 		     IDNF | ABRT);
 	expect_abort(f, 0, ata(f, 0, 0x40, DISK_SECTORS, 1, 0, 0), IDNF | ABRT);
+	/* PxCMD.CCS names the failed slot. */
+	{
+		uint8_t c[20];
+		struct prd p = {DATA, 1024};
+
+		fis_h2d(c, READ_DMA_EXT, DISK_SECTORS - 1, 2, 0);
+		put_cmd(f, 0, 6, c, NULL, &p, 1, 0);
+		assert_true(issue(f, 0, 6, false) & IS_TFES);
+		assert_int_equal(prd_reg(f, 0, P_CMD) >> 8 & 0x1f, 6);
+		assert_int_equal(prd_reg(f, 0, P_CI), 1u << 6);
+		port_restart(f, 0);
+	}
 	/* Queued: a Set Device Bits FIS with ERR; the slot stays active. */
 	put_ncq(f, 0, 9, false, DISK_SECTORS - 1, 2, DATA);
 	pwr(f, 0, P_IS, ~0u);
