@@ -161,7 +161,7 @@ EOF
 	    atf_fail "xorriso: $(cat xorriso.err)"
 	echo "(cd0) ./x.iso" >device.map
 	grub_load -m device.map -r cd0 -M 512M g-iso
-	expect_gout 'Install Linux'
+	expect_gout "^Booting 'Install Linux'"
 	boot_small -s 4:0,ahci-cd,./x.iso g-iso
 	expect_echo hv-from-iso
 }
@@ -180,7 +180,9 @@ msdos5_body()
 	image_tools
 	mbr_image hv-from-msdos5
 	grub_load -m device.map -r hd0,msdos5 -M 512M g-msdos5
-	expect_gout 'Linux from the image'
+	# The default entry by its --id, past a broken first entry.
+	expect_gout "^Booting 'Linux from the image'"
+	expect_gout "^ *0  a broken entry first"
 	boot_small -s 4:0,ahci-hd,./disk.img g-msdos5
 	expect_echo hv-from-msdos5
 }
@@ -209,7 +211,9 @@ gpt2_body()
 	put disk.img e.img 18432
 	echo "(hd0) $(pwd)/disk.img" >device.map
 	grub_load -m device.map -r hd0,gpt2 -M 512M g-gpt2
-	expect_gout 'Linux from the image'
+	# The default entry by its --id, past a broken first entry.
+	expect_gout "^Booting 'Linux from the image'"
+	expect_gout "^ *0  a broken entry first"
 	boot_small -s 3:0,virtio-blk,./disk.img g-gpt2
 	expect_echo hv-from-gpt2
 }
@@ -235,7 +239,9 @@ lvm_body()
 	    atf_fail "lvm_image.py failed"
 	echo "(hd0) $(pwd)/pv.img" >device.map
 	grub_load -m device.map -r lvm/vg-root -M 512M g-lvm
-	expect_gout 'Linux from the image'
+	# The default entry by its --id, past a broken first entry.
+	expect_gout "^Booting 'Linux from the image'"
+	expect_gout "^ *0  a broken entry first"
 	boot_small -s 3:0,virtio-blk,./pv.img g-lvm
 	expect_echo hv-from-lvm
 }
@@ -373,6 +379,11 @@ handbook_body()
 	expect_line '^hv-install: partitioned: 131072 sectors$'
 	expect_line '^hv-install: done$'
 	cp out install.out
+	# The guest's fdisk wrote one Linux partition of 64 MiB.
+	sfdisk -d linux.img >sfdisk.out 2>&1 || fail_all "sfdisk -d: $(cat sfdisk.out)"
+	[ "$(grep -c 'start=' sfdisk.out)" -eq 1 ] &&
+	    grep -qE 'size= *131072, type=83' sfdisk.out ||
+	    fail_all "linux.img's partitions after the install: $(cat sfdisk.out)"
 	# bhyvectl --destroy --vm=linuxguest
 	"$BIN/bhyvectl" --destroy --vm=linuxguest >destroy.out 2>&1 ||
 	    fail_all "bhyvectl --destroy: $(cat destroy.out)"
@@ -426,6 +437,7 @@ EOF
 	expect_exit 1 "the installer powers off: vmrun.sh ends"
 	expect_line '^hv-install: done$'
 	expect_line '^hvtest: exit status 0$'
+	expect_line "^Booting 'Install'"
 	[ "$(stat -c %s linux.img)" -eq $((8 << 30)) ] ||
 	    fail_with_output "vmrun.sh did not create an 8G linux.img"
 	mv out install.out
@@ -434,8 +446,8 @@ EOF
 	    -d linux.img g-vmrun </dev/null >out 2>err
 	rc=$?
 	expect_echo hv-vmrun-disk
-	grep -q 'Installed Linux' out ||
-	    fail_with_output "the disk's grub.cfg menu was not shown"
+	# grub-bhyve (-r hd0) found the partition's grub.cfg and ran it.
+	expect_line "^Booting 'Installed Linux'"
 }
 
 atf_init_test_cases()
