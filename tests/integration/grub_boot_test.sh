@@ -381,9 +381,10 @@ handbook_body()
 	cp out install.out
 	# The guest's fdisk wrote one Linux partition of 64 MiB.
 	sfdisk -d linux.img >sfdisk.out 2>&1 || fail_all "sfdisk -d: $(cat sfdisk.out)"
-	[ "$(grep -c 'start=' sfdisk.out)" -eq 1 ] &&
-	    grep -qE 'size= *131072, type=83' sfdisk.out ||
-	    fail_all "linux.img's partitions after the install: $(cat sfdisk.out)"
+	if [ "$(grep -c 'start=' sfdisk.out)" -ne 1 ] ||
+	    ! grep -qE 'size= *131072, type=83' sfdisk.out; then
+		fail_all "linux.img's partitions after the install: $(cat sfdisk.out)"
+	fi
 	# bhyvectl --destroy --vm=linuxguest
 	"$BIN/bhyvectl" --destroy --vm=linuxguest >destroy.out 2>&1 ||
 	    fail_all "bhyvectl --destroy: $(cat destroy.out)"
