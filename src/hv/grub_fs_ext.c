@@ -26,6 +26,7 @@
 
 struct extfs {
 	ext2_filsys fs;
+	const struct gblk *b; /* the partition: extents are read from it */
 	struct gfs_info info;
 };
 
@@ -321,6 +322,7 @@ ext_mount(const struct gblk *b, void **out, char *err, size_t errlen)
 		free(e);
 		return -1;
 	}
+	e->b = b;
 	fill_info(e, sb);
 	*out = e;
 	return 0;
@@ -458,9 +460,102 @@ ext_stat(void *fs, struct gfs_node *n, char *err, size_t errlen)
 }
 
 /* Read n bytes at off through libext2fs's file layer. */
+static int read_ino_blocks(struct extfs *e, ext2_ino_t ino, uint64_t off,
+			   void *buf, size_t n, char *err, size_t errlen);
+
+/*
+ * The part of one extent inside [off, off + n) of the file, straight from
+ * the partition into buf: one read for a run of blocks. What lies between
+ * *done and the extent (a hole) is zeroed first; an uninitialized extent
+ * reads as zeros too (ext4 disk layout, "Extent Tree"). *done moves to
+ * the extent's end.
+ */
+static int
+extent_copy(struct extfs *e, const struct ext2fs_extent *x, uint64_t off,
+	    uint8_t *buf, size_t n, uint64_t *done)
+{
+	uint64_t bs = e->fs->blocksize, lo = x->e_lblk * bs;
+	uint64_t hi = lo + (uint64_t)x->e_len * bs, a, z;
+
+	if (hi <= *done || lo >= off + n)
+		return 0;
+	/* A run past the file system's end is a corrupt image, not data. */
+	if (x->e_pblk >= ext2fs_blocks_count(e->fs->super) ||
+	    x->e_len > ext2fs_blocks_count(e->fs->super) - x->e_pblk)
+		return -1;
+	a = lo > *done ? lo : *done;
+	z = hi < off + n ? hi : off + n;
+	memset(buf + (*done - off), 0, a - *done);
+	*done = z;
+	if (x->e_flags & EXT2_EXTENT_FLAGS_UNINIT) {
+		memset(buf + (a - off), 0, z - a);
+		return 0;
+	}
+	return gblk_read(e->b, x->e_pblk * bs + (a - lo), buf + (a - off),
+			 (size_t)(z - a));
+}
+
+/*
+ * A file with an extent tree: its leaf extents in order, each copied in
+ * one read, holes zeroed. libext2fs walks the tree (and checks it); the
+ * walk is bounded by the file's blocks.
+ */
+static int
+read_extents(struct extfs *e, ext2_ino_t ino, uint64_t off, uint8_t *buf,
+	     size_t n)
+{
+	uint64_t budget = n / e->fs->blocksize + 4096, done = off;
+	ext2_extent_handle_t h;
+	struct ext2fs_extent x;
+	errcode_t rc;
+	int op = EXT2_EXTENT_ROOT;
+
+	if (ext2fs_extent_open(e->fs, ino, &h))
+		return -1;
+	for (; budget > 0; budget--, op = EXT2_EXTENT_NEXT_LEAF) {
+		rc = ext2fs_extent_get(h, op, &x);
+		if (rc == EXT2_ET_EXTENT_NO_NEXT)
+			break;
+		if (rc)
+			goto fail;
+		if (!(x.e_flags & EXT2_EXTENT_FLAGS_LEAF))
+			continue;
+		if (x.e_lblk * (uint64_t)e->fs->blocksize >= off + n)
+			break;
+		if (extent_copy(e, &x, off, buf, n, &done) < 0)
+			goto fail;
+	}
+	ext2fs_extent_free(h);
+	if (budget == 0)
+		return -1;
+	memset(buf + (done - off), 0, off + n - done);
+	return 0;
+fail:
+	ext2fs_extent_free(h);
+	return -1;
+}
+
 static int
 read_ino(struct extfs *e, ext2_ino_t ino, uint64_t off, void *buf, size_t n,
 	 char *err, size_t errlen)
+{
+	struct ext2_inode in;
+
+	/* Large reads of extent files (kernels, initrds) go by extent. */
+	if (n >= 65536 && ext2fs_read_inode(e->fs, ino, &in) == 0 &&
+	    (in.i_flags & EXT4_EXTENTS_FL) &&
+	    !(in.i_flags & EXT4_INLINE_DATA_FL) &&
+	    off <= EXT2_I_SIZE(&in) && n <= EXT2_I_SIZE(&in) - off)
+		return read_extents(e, ino, off, buf, n) == 0
+			   ? 0
+			   : read_ino_blocks(e, ino, off, buf, n, err, errlen);
+	return read_ino_blocks(e, ino, off, buf, n, err, errlen);
+}
+
+/* Through libext2fs's file reads, a block at a time. */
+static int
+read_ino_blocks(struct extfs *e, ext2_ino_t ino, uint64_t off, void *buf,
+		size_t n, char *err, size_t errlen)
 {
 	ext2_file_t f = NULL;
 	errcode_t rc;

@@ -11,6 +11,8 @@ mkdir -p "$out/ext" "$out/iso" "$out/fat" "$out/part"
 mkdir -p "$tmp/t/boot/grub" "$tmp/t/a/c" "$tmp/t/isolinux" "$tmp/t/EFI/BOOT"
 echo hello >"$tmp/t/boot/hello.txt"
 head -c 5000 /dev/urandom >"$tmp/t/boot/vmlinuz"
+# Past 64 KiB: read by extent (grub_fs_ext.c read_extents).
+head -c 70000 /dev/urandom >"$tmp/t/boot/initrd"
 ln -s hello.txt "$tmp/t/boot/link"
 echo cfg >"$tmp/t/isolinux/isolinux.cfg"
 echo efi >"$tmp/t/EFI/BOOT/BOOTX64.EFI"
