@@ -1213,6 +1213,18 @@ test_atapi_identify(void **state)
 	assert_int_equal(f->mem[DATA + 36], 0xee);
 	assert_int_equal(prdbc(f, 0, 0), 36);
 	assert_int_equal(rfis(f, 0, 0x20)[0], 0x5f); /* PIO */
+	/* Vital product data: only the list of pages. */
+	{
+		const uint8_t vpd0[12] = {0x12, 1, 0, 0, 0xff};
+		const uint8_t vpd83[12] = {0x12, 1, 0x83, 0, 0xff};
+		const uint8_t bad[12] = {0x12, 0, 0x83, 0, 0xff};
+
+		expect_good(f, 0, packet(f, 0, vpd0, 256, false));
+		assert_int_equal(prdbc(f, 0, 0), 5);
+		assert_int_equal(f->mem[DATA + 3], 1);
+		expect_sense(f, 0, packet(f, 0, vpd83, 256, false), 0x05, 0x24);
+		expect_sense(f, 0, packet(f, 0, bad, 256, false), 0x05, 0x24);
+	}
 	/* DEVICE RESET: the signature again. */
 	expect_ok(f, 0, ata(f, 0, 0x08, 0, 0, 0, 0));
 	assert_int_equal(prd_reg(f, 0, P_SIG), 0xeb140101);
@@ -1367,6 +1379,11 @@ test_atapi_mmc(void **state)
 	ms10[2] = 0x3f; /* all pages */
 	expect_good(f, 0, packet(f, 0, ms10, 64, false));
 	assert_int_equal(be16(d), 8 + 12 + 20 - 2);
+	ms10[2] = 0x40 | 0x2a; /* changeable values: none */
+	expect_good(f, 0, packet(f, 0, ms10, 64, false));
+	assert_int_equal(d[8], 0x2a);
+	assert_int_equal(d[10], 0);
+	assert_int_equal(d[14], 0);
 	ms10[2] = 0xc0 | 0x2a; /* saved values */
 	expect_sense(f, 0, packet(f, 0, ms10, 64, false), 0x05, 0x39);
 	ms10[2] = 0x05; /* no such page */
@@ -1675,6 +1692,15 @@ test_legacy_config(void **state)
 	assert_int_equal(
 	    pci_parse_slot(cfg, "7,ahci,xx:/x/a.img", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "hd:PATH or cd:PATH"));
+	{
+		char many[700] = "8,ahci";
+
+		for (int i = 0; i < 33; i++)
+			strcat(many, ",hd:/x/a.img");
+		assert_int_equal(pci_parse_slot(cfg, many, err, sizeof(err)),
+				 -1);
+		assert_non_null(strstr(err, "more than 32 ports"));
+	}
 	config_free(cfg);
 }
 
