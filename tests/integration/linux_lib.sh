@@ -44,3 +44,36 @@ grub_escape()
 	printf '%s' "$1" | sed 's/[^A-Za-z0-9 _.,:=\/+-]/\\&/g'
 }
 
+# boot VMNAME CMDLINE BHYVE-ARGS...: load the default guest with grub-bhyve
+# (its command line CMDLINE after " -- "), run bhyve with BOOT_CPUS vCPUs
+# (default 1), the console to ./out and errors to ./err; status in $rc.
+boot()
+{
+	vm=$1 cmd=$2
+	shift 2
+	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
+	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- $cmd")" "$LINUX" |
+	    "$BIN/grub-bhyve" -r host -M 512M "$vm" >grub.out 2>&1 ||
+	    atf_fail "grub-bhyve $vm: $(cat grub.out)"
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c "${BOOT_CPUS:-1}" \
+	    -m 512M -A -H -P -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$@" \
+	    "$vm" </dev/null >out 2>err
+	rc=$?
+}
+
+# payload FILE: a cpio archive of ./payload (scripts and modules the guest
+# unpacks from a disk), padded to whole sectors.
+payload()
+{
+	(cd payload && find . | cpio --quiet -o -H newc) >"$1" ||
+	    atf_fail "cannot make the payload archive"
+	truncate -s %4096 "$1"
+}
+
+# expect_image IMAGE OFFSET STRING: the image holds STRING at byte OFFSET.
+expect_image()
+{
+	got=$(dd if="$1" bs=1 skip="$2" count=${#3} 2>/dev/null)
+	[ "$got" = "$3" ] ||
+	    fail_with_output "$1 holds '$got' at $2, expected '$3'"
+}

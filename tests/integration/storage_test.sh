@@ -17,39 +17,9 @@
 
 LINUX_TIMEOUT=300
 . "$(atf_get_srcdir)/linux_lib.sh"
-
-# boot VMNAME CMDLINE BHYVE-ARGS...: as in virtio_test.sh; status in $rc.
-boot()
-{
-	vm=$1 cmd=$2
-	shift 2
-	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
-	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- $cmd")" "$LINUX" |
-	    "$BIN/grub-bhyve" -r host -M 512M "$vm" >grub.out 2>&1 ||
-	    atf_fail "grub-bhyve $vm: $(cat grub.out)"
-	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c 2 -m 512M -A -H -P \
-	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$@" "$vm" \
-	    </dev/null >out 2>err
-	rc=$?
-}
-
-# payload FILE: ./payload as a cpio archive, padded to whole sectors.
-payload()
-{
-	(cd payload && find . | cpio --quiet -o -H newc) >"$1" ||
-	    atf_fail "cannot make the payload archive"
-	truncate -s %4096 "$1"
-}
+BOOT_CPUS=2 # nvme: an I/O queue per vCPU
 
 UNPACK='cd /tmp; cpio -id </dev/vda 2>/dev/null; sh t.sh'
-
-# The image holds STRING at byte OFFSET.
-expect_image()
-{
-	got=$(dd if="$1" bs=1 skip="$2" count=${#3} 2>/dev/null)
-	[ "$got" = "$3" ] ||
-	    fail_with_output "$1 holds '$got' at $2, expected '$3'"
-}
 
 no_guest_failures()
 {

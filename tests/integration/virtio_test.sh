@@ -17,46 +17,13 @@
 LINUX_TIMEOUT=300
 . "$(atf_get_srcdir)/linux_lib.sh"
 
-# boot VMNAME CMDLINE BHYVE-ARGS...: load with grub-bhyve, run bhyve with
-# the console to ./out and errors to ./err; the status is in $rc.
-boot()
-{
-	vm=$1 cmd=$2
-	shift 2
-	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
-	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- $cmd")" "$LINUX" |
-	    "$BIN/grub-bhyve" -r host -M 512M "$vm" >grub.out 2>&1 ||
-	    atf_fail "grub-bhyve $vm: $(cat grub.out)"
-	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c 1 -m 512M -A -H -P \
-	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$@" "$vm" \
-	    </dev/null >out 2>err
-	rc=$?
-}
-
 # The guest ran its command to the end with status 0.
 expect_ok()
 {
 	expect_line '^hvtest: exit status 0$'
 }
 
-# payload FILE: a cpio archive of ./payload (the guest unpacks it from
-# /dev/vdb into /tmp), padded to whole sectors.
-payload()
-{
-	(cd payload && find . | cpio --quiet -o -H newc) >"$1" ||
-	    atf_fail "cannot make the payload archive"
-	truncate -s %4096 "$1"
-}
-
 UNPACK='cd /tmp; cpio -id </dev/vdb 2>/dev/null; sh t.sh'
-
-# The image holds STRING at byte OFFSET.
-expect_image()
-{
-	got=$(dd if="$1" bs=1 skip="$2" count=${#3} 2>/dev/null)
-	[ "$got" = "$3" ] ||
-	    fail_with_output "$1 holds '$got' at $2, expected '$3'"
-}
 
 atf_test_case raw_reboot
 raw_reboot_head()
