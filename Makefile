@@ -84,17 +84,23 @@ $(A)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -c $< -o $@
 
-$(BUILD)/bin/bhyve: $(LIB_OBJ) $(O)/src/hv/bhyverun.o
+# bhyve leaves out grub-bhyve's shell, loaders and image readers and the
+# libraries only they use (libext2fs, libblkid): each library mapped is
+# resident memory in every VM's bhyve process (BENCHMARKS.md, VMM memory).
+LOADER_OBJ := $(filter $(O)/src/hv/grub_% $(O)/src/hv/linux_boot.o \
+	$(O)/src/hv/multiboot.o $(O)/src/hv/load_file.o,$(LIB_OBJ))
+BHYVE_OBJ := $(filter-out $(LOADER_OBJ),$(LIB_OBJ))
+$(BUILD)/bin/bhyve: $(BHYVE_OBJ) $(O)/src/hv/bhyverun.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -Wl,--as-needed $^ -o $@ $(LDLIBS)
 
 $(BUILD)/bin/bhyvectl: $(KMOD_OBJ) $(O)/src/hv/bhyvectl.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -Wl,--as-needed $^ -o $@ $(LDLIBS)
 
 $(BUILD)/bin/rawload: $(KMOD_OBJ) $(O)/src/hv/rawload.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -Wl,--as-needed $^ -o $@ $(LDLIBS)
 
 # grub-bhyve: the loader shell; links the boot protocol code from src/hv.
 $(BUILD)/bin/grub-bhyve: $(LIB_OBJ) $(O)/src/hv/grub_bhyve.o
