@@ -438,10 +438,7 @@ pci_vtblk_cfgwrite(void *vsc, int offset, int size, uint32_t val)
 
 /* ---- set-up ---- */
 
-/*
- * Its own keys; block_if's (blockif_is_option) besides. nodelete is
- * accepted as bhyve's: this device offers no discard anyway.
- */
+/* Its own keys; block_if's (blockif_is_option) besides. */
 static const char *const vtblk_keys[] = {"device", "ser"};
 
 static int
@@ -546,6 +543,12 @@ pci_vtblk_init(struct pci_devinst *pi, struct config *node)
 		free(sc);
 		return vtblk_fail(pi, err);
 	}
+	/* Accepted as bhyve(8) spells it, but there is nothing to refuse. */
+	if (config_get(node, "nodelete"))
+		fprintf(stderr,
+			"bhyve: virtio-blk at %d:%d:%d: warning: nodelete has no "
+			"effect: this device offers the guest no discard\n",
+			pi->pi_bus, pi->pi_slot, pi->pi_func);
 	pthread_mutex_init(&sc->vsc_mtx, NULL);
 	for (int i = 0; i < VTBLK_RINGSZ; i++) {
 		struct vtblk_ioreq *io = &sc->vbsc_ios[i];
