@@ -68,51 +68,73 @@ count_kyua() {
 	echo "integration: $line (JUnit: $junit)"
 }
 
-# The KVM suite: directly on /dev/kvm, or inside one outer VM without it.
+# One test program (PROG, a Kyuafile path) in its own outer VM, into DB.
+# An outer VM that froze (QEMU's TCG livelocked, harness/nested exits 123)
+# says nothing about our code: the program runs again in a fresh one, up
+# to 3 times in all. One VM per program, not one for the suite: freezes
+# come about once in a few hundred nested boots, and a frozen VM then
+# costs one program's run, not the whole suite's. The exit status.
+run_nested_program() {
+	local prog=$1 db=$2 attempt rc
+	for attempt in 1 2 3; do
+		rm -f "$db"
+		# HOME is read-only in the outer VM: kyua logs to /tmp there.
+		# Bounded: a wedged outer VM fails the run, never hangs it.
+		harness/nested --timeout "${BHYVE_NESTED_TIMEOUT:-3000}" -- \
+			kyua --logfile=/tmp/kyua.log test \
+			-k "$PWD/tests/integration/Kyuafile" \
+			--results-file="$PWD/$db" "$prog"
+		rc=$?
+		[ "$rc" = 123 ] && [ "$attempt" -lt 3 ] || break
+		echo "integration: the outer VM froze (harness/nested exit 123): running $prog again" >&2
+	done
+	return "$rc"
+}
+
+# Count one program's (or the suite's) results file; a run that did not
+# reach its end is a failure. kyua exits 0 or 1 (some case failed) once it
+# ran to the end; anything else (a VM that froze every time, or ended
+# without a status) left partial results: not a pass.
+count_run() {
+	local db=$1 junit=$2 rc=$3 what=$4
+	if [ ! -f "$db" ]; then
+		echo "FAIL integration: $what: kyua left no results (exit $rc)" >&2
+		failed=$((failed + 1))
+		return 1
+	fi
+	count_kyua "$db" "$junit"
+	if [ "$rc" -gt 1 ]; then
+		echo "FAIL integration: $what did not run to its end (exit $rc); its results are partial" >&2
+		failed=$((failed + 1))
+		return 1
+	fi
+}
+
+# The KVM suite: directly on /dev/kvm, or nested, a program per outer VM.
 run_kvm_suite() {
-	local db="$BUILD/kyua/kvm.db" rc
-	rm -f "$db"
+	local db="$BUILD/kyua/kvm.db" rc prog name dbs=""
+	mkdir -p "$BUILD/kyua"
+	rm -f "$BUILD"/kyua/kvm*.db
 	if kvm_usable; then
 		echo "integration: running on /dev/kvm"
 		kyua test -k tests/integration/Kyuafile --results-file="$db"
-	else
-		echo "integration: $(kvm_why_nested): running nested under QEMU (harness/nested)"
-		# The outer VM has no network and a read-only cache: build the
-		# Linux guest fixture here first.
-		fixtures/linux/build.sh >/dev/null || failed=$((failed + 1))
-		# HOME is read-only in the outer VM: kyua logs to /tmp there.
-		# Bounded: a wedged outer VM fails the run instead of hanging it.
-		# One that froze (QEMU's TCG livelocked, harness/nested exits
-		# 123) says nothing about our code: the suite runs again, up
-		# to 3 times in all.
-		for attempt in 1 2 3; do
-			rm -f "$db"
-			harness/nested --timeout "${BHYVE_NESTED_TIMEOUT:-3000}" -- \
-				kyua --logfile=/tmp/kyua.log test \
-				-k "$PWD/tests/integration/Kyuafile" \
-				--results-file="$PWD/$db"
-			rc=$?
-			[ "$rc" = 123 ] && [ "$attempt" -lt 3 ] || break
-			echo "integration: the outer VM froze (harness/nested exit 123): running the suite again" >&2
-		done
-		(exit "$rc")
-	fi
-	rc=$?
-	if [ ! -f "$db" ]; then
-		echo "FAIL integration: kyua left no results (exit $rc)" >&2
-		failed=$((failed + 1))
+		count_run "$db" "$BUILD/junit.xml" $? "the suite"
 		return
 	fi
-	count_kyua "$db" "$BUILD/junit.xml"
-	# kyua exits 0 or 1 (some case failed) once the suite ran to its
-	# end; anything else (a VM that froze every time, or ended without
-	# a status) left a partial results file: not a pass.
-	if [ "$rc" -gt 1 ]; then
-		echo "FAIL integration: the suite did not run to its end (exit $rc); its results are partial" >&2
-		failed=$((failed + 1))
-		return
-	fi
-	kvm_usable || rerun_nested_failures "$db"
+	echo "integration: $(kvm_why_nested): running nested under QEMU (harness/nested), a test program per outer VM"
+	# The outer VM has no network and a read-only cache: build the
+	# Linux guest fixture here first.
+	fixtures/linux/build.sh >/dev/null || failed=$((failed + 1))
+	for prog in $(kyua list -k tests/integration/Kyuafile 2>/dev/null |
+		sed 's/:.*//' | sort -u); do
+		name=$(basename "$prog" .sh)
+		run_nested_program "$prog" "$BUILD/kyua/kvm-$name.db"
+		rc=$?
+		count_run "$BUILD/kyua/kvm-$name.db" "$BUILD/junit-$name.xml" \
+			"$rc" "$prog" && dbs="$dbs $BUILD/kyua/kvm-$name.db"
+	done
+	# shellcheck disable=SC2086 # one word per results file
+	rerun_nested_failures $dbs
 }
 
 # Nested only: QEMU 7.2's TCG sometimes hands the outer kernel's per-CPU GS
@@ -124,10 +146,12 @@ run_kvm_suite() {
 # MAX_RERUN failures look like a real regression: no reruns.
 MAX_RERUN=3
 rerun_nested_failures() {
-	local db=$1 rdb="$BUILD/kyua/kvm-rerun.db" cases n report tc
-	cases=$(kyua report --results-file="$db" \
-		--results-filter=failed,broken 2>/dev/null |
-		sed -nE 's/^([^ ]+:[^ ]+) +-> +(failed|broken).*/\1/p')
+	local db rdb="$BUILD/kyua/rerun.db" cases="" n report tc
+	for db in "$@"; do
+		cases="$cases $(kyua report --results-file="$db" \
+			--results-filter=failed,broken 2>/dev/null |
+			sed -nE 's/^([^ ]+:[^ ]+) +-> +(failed|broken).*/\1/p')"
+	done
 	n=$(wc -w <<<"$cases")
 	[ "$n" -gt 0 ] && [ "$n" -le "$MAX_RERUN" ] || return 0
 	echo "integration: running the $n failed case(s) once more in a fresh outer VM (nested only): $cases"
