@@ -26,7 +26,7 @@ BASE = -std=gnu11 $(WARN) -g -D_GNU_SOURCE $(INC) -MMD -MP
 CFLAGS = $(BASE) -O2
 SANFLAGS = $(BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
-LDLIBS := -lpthread -lseccomp -lext2fs -lcom_err -lblkid
+LDLIBS := -lpthread -lseccomp -lext2fs -lcom_err -lblkid -lmd -lslirp
 
 KMOD_SRC := $(wildcard src/kmod/*.c)
 HV_MAINS := src/hv/bhyverun.c src/hv/bhyvectl.c src/hv/rawload.c \
