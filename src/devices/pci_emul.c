@@ -207,6 +207,27 @@ parse_bsf(const char *s, int *bus, int *slot, int *func)
 	return -1;
 }
 
+/*
+ * A key that may be given more than once in one -s: the values are joined
+ * with ';', the list form its node holds (a NIC's hostfwd=RULE;RULE).
+ */
+static int
+set_repeatable(struct config *node, const char *key, const char *value,
+	       char *err, size_t errlen)
+{
+	const char *old = config_get(node, key);
+	char *both;
+	int rc;
+
+	if (strcmp(key, "hostfwd") != 0 || !old)
+		return config_set(node, key, value, err, errlen);
+	if (asprintf(&both, "%s;%s", old, value) < 0)
+		return -1;
+	rc = config_set(node, key, both, err, errlen);
+	free(both);
+	return rc;
+}
+
 /* The generic legacy config: key=value pairs, a bare word is key=true. */
 int
 pci_parse_legacy_config(struct config *node, const char *opts, char *err,
@@ -222,7 +243,7 @@ pci_parse_legacy_config(struct config *node, const char *opts, char *err,
 		char *eq = strchr(tok, '=');
 		if (eq) {
 			*eq = '\0';
-			rc = config_set(node, tok, eq + 1, err, errlen);
+			rc = set_repeatable(node, tok, eq + 1, err, errlen);
 		} else {
 			rc = config_set(node, tok, "true", err, errlen);
 		}
