@@ -64,15 +64,18 @@ netbe_open(struct vmctx *ctx, struct config *nic, netbe_rx_fn rx_cb,
 		return NULL;
 	}
 	if (strlen(name) >= sizeof(be->name)) {
-		snprintf(err, errlen, "network backend name '%.40s...' is too "
-				      "long", name);
+		snprintf(err, errlen,
+			 "network backend name '%.40s...' is too "
+			 "long",
+			 name);
 		return NULL;
 	}
 	ops = netbe_find(name);
 	if (!ops) {
 		netbe_list(known, sizeof(known));
-		snprintf(err, errlen, "unknown network backend '%s' (known: %s)",
-			 name, known);
+		snprintf(err, errlen,
+			 "unknown network backend '%s' (known: %s)", name,
+			 known);
 		return NULL;
 	}
 	be = calloc(1, sizeof(*be) + ops->priv_size);
@@ -90,6 +93,20 @@ netbe_open(struct vmctx *ctx, struct config *nic, netbe_rx_fn rx_cb,
 		return NULL;
 	}
 	return be;
+}
+
+bool
+netbe_is_option(const struct config *nic, const char *key)
+{
+	const char *name = config_get(nic, "backend");
+	const struct net_backend_ops *ops = name ? netbe_find(name) : NULL;
+
+	if (!ops || !ops->keys)
+		return false;
+	for (const char *const *k = ops->keys; *k; k++)
+		if (!strcmp(*k, key))
+			return true;
+	return false;
 }
 
 void
@@ -168,27 +185,41 @@ netbe_get_vnet_hdr_len(struct net_backend *be)
 	return be->vnet_hdr_len;
 }
 
+/* A hex digit's value, -1 for anything else. */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int
 net_parsemac(const char *s, uint8_t mac[ETHER_ADDR_LEN])
 {
-	unsigned int b[ETHER_ADDR_LEN];
-	char tail;
+	uint8_t m[ETHER_ADDR_LEN];
 	bool zero = true;
 
-	if (strlen(s) != 17 ||
-	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-		   &b[4], &b[5], &tail) != ETHER_ADDR_LEN)
+	/* Exactly xx:xx:xx:xx:xx:xx, two hex digits each (no 0x, signs). */
+	if (strlen(s) != 3 * ETHER_ADDR_LEN - 1)
 		return -1;
 	for (int i = 0; i < ETHER_ADDR_LEN; i++) {
-		if (s[i * 3] == ' ' || s[i * 3] == '+' || s[i * 3] == '-' ||
-		    (i < 5 && s[i * 3 + 2] != ':'))
+		int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 ||
+		    (i < ETHER_ADDR_LEN - 1 && s[3 * i + 2] != ':'))
 			return -1;
-		mac[i] = (uint8_t)b[i];
-		zero = zero && b[i] == 0;
+		m[i] = (uint8_t)(hi << 4 | lo);
+		zero = zero && m[i] == 0;
 	}
 	/* The group bit: a NIC's own address is unicast (IEEE 802 §8.2). */
-	if (zero || (mac[0] & 1))
+	if (zero || (m[0] & 1))
 		return -1;
+	memcpy(mac, m, ETHER_ADDR_LEN);
 	return 0;
 }
 

@@ -106,6 +106,12 @@ struct net_backend_ops {
 	uint64_t (*get_cap)(struct net_backend *be);
 	int (*set_cap)(struct net_backend *be, uint64_t features,
 		       unsigned int vnet_hdr_len);
+	/*
+	 * The keys the backend reads from the NIC's node (slirp: hostfwd),
+	 * NULL-terminated; NULL for none. A NIC accepts these besides its
+	 * own (netbe_is_option) and rejects any other key.
+	 */
+	const char *const *keys;
 	size_t priv_size; /* bytes of backend state after struct net_backend */
 };
 
@@ -131,11 +137,15 @@ struct net_backend *netbe_open(struct vmctx *ctx, struct config *nic,
 			       netbe_rx_fn rx_cb, void *rx_arg, char *err,
 			       size_t errlen);
 void netbe_close(struct net_backend *be);
-ssize_t netbe_send(struct net_backend *be, const struct iovec *iov,
-		   int iovcnt);
+/*
+ * Is key one the backend named by the node's "backend" reads? For a NIC's
+ * check of its node: false when the backend is unknown (netbe_open says
+ * so).
+ */
+bool netbe_is_option(const struct config *nic, const char *key);
+ssize_t netbe_send(struct net_backend *be, const struct iovec *iov, int iovcnt);
 ssize_t netbe_peek_recvlen(struct net_backend *be);
-ssize_t netbe_recv(struct net_backend *be, const struct iovec *iov,
-		   int iovcnt);
+ssize_t netbe_recv(struct net_backend *be, const struct iovec *iov, int iovcnt);
 ssize_t netbe_rx_discard(struct net_backend *be);
 void netbe_rx_disable(struct net_backend *be);
 void netbe_rx_enable(struct net_backend *be);

@@ -527,6 +527,12 @@ vq_getchain(struct vqueue_info *vq, struct iovec *iov, int niov,
 }
 
 void
+vq_retchain(struct vqueue_info *vq, uint16_t n)
+{
+	vq->vq_last_avail -= n;
+}
+
+void
 vq_relchain(struct vqueue_info *vq, uint16_t idx, uint32_t iolen)
 {
 	struct vring_used_elem *ue;

@@ -188,6 +188,12 @@ bool vq_has_descs(struct vqueue_info *vq);
  */
 int vq_getchain(struct vqueue_info *vq, struct iovec *iov, int niov,
 		struct vi_req *reqp);
+/*
+ * Give back the last n chains taken and not released (a device that found
+ * too few buffers for a frame takes them again later; they are walked and
+ * checked again then).
+ */
+void vq_retchain(struct vqueue_info *vq, uint16_t n);
 /* Hand a chain back: iolen bytes were written to its writable buffers. */
 void vq_relchain(struct vqueue_info *vq, uint16_t idx, uint32_t iolen);
 /* After vq_relchain(s): interrupt the driver unless it asked not to. */
