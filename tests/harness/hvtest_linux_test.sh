@@ -101,6 +101,21 @@ disk_reboot_body()
 	[ "$rc" -eq 0 ] || show_fail "hvtest exited $rc"
 }
 
+atf_test_case net_http
+net_http_head()
+{
+	atf_set descr "net user and forward: the guest's httpd, fetched by a host step" \
+	    "through the forwarded port"
+	linux_head
+}
+net_http_body()
+{
+	setup
+	run_hvtest "$EX/net-http.hvt"
+	[ "$rc" -eq 0 ] || show_fail "hvtest exited $rc"
+	expect_line 'PASS .*net-http'
+}
+
 atf_test_case panic
 panic_head()
 {
@@ -141,6 +156,7 @@ atf_init_test_cases()
 	atf_add_test_case boot_and_run
 	atf_add_test_case command
 	atf_add_test_case disk_reboot
+	atf_add_test_case net_http
 	atf_add_test_case panic
 	atf_add_test_case hang
 }

@@ -64,6 +64,26 @@ class GoodFiles(unittest.TestCase):
         self.assertEqual((s.steps[1].status, s.steps[1].timeout, s.steps[1].command), (3, 10.0, "sh -c 'exit 3'"))
         self.assertEqual(s.steps[2].status, "any")
 
+    def test_net_and_host_steps(self):
+        s = parse("linux\nnet user\nforward tcp 80\nforward udp 53 as DNS_PORT\n"
+                  "run httpd\nhost -s 1 -t 10s curl -s http://127.0.0.1:$PORT_TCP_80/ # all of it\n"
+                  "host-expect 'hello \\d'\nhost -s any true\n")
+        self.assertEqual((s.net, s.net_line), ("virtio-net", 2))
+        self.assertEqual([(f.line, f.proto, f.guest_port, f.name) for f in s.forwards],
+                         [(3, "tcp", 80, "PORT_TCP_80"), (4, "udp", 53, "DNS_PORT")])
+        host = s.steps[1]
+        self.assertEqual((host.kind, host.status, host.timeout, host.command),
+                         ("host", 1, 10.0, "curl -s http://127.0.0.1:$PORT_TCP_80/ # all of it"))
+        self.assertEqual((s.steps[2].kind, s.steps[2].pattern.pattern), ("host-expect", "hello \\d"))
+        self.assertEqual(s.steps[3].status, "any")
+        self.assertEqual(parse("linux\nnet user e1000\nexpect x\n").net, "e1000")
+        self.assertEqual(parse("linux\nnet user virtio-net\nexpect x\n").net, "virtio-net")
+
+    def test_host_steps_need_no_vm(self):
+        # Host steps run before a boot and after wait-exit.
+        s = parse("linux\nhost true\nwait-exit poweroff\nhost echo done\nhost-expect done\n")
+        self.assertEqual([st.kind for st in s.steps], ["host", "wait-exit", "host", "host-expect"])
+
     def test_wait_exit_forms(self):
         s = parse("guest g\nwait-exit reboot 5s\nboot\nwait-exit 3\nboot\nwait-exit debug-exit 3\nboot\n"
                   "wait-exit debug-exit 0x10 1m\nboot\nwait-exit triple-fault\nboot\nwait-exit halt\n"
@@ -167,6 +187,29 @@ BAD = [
     ("guest g\ncmdline quiet\nexpect a\n", 2, "cmdline is for Linux guests"),
     ("guest g\ncommand true\nexpect a\n", 2, "command is for Linux guests"),
     ("linux\nrawload -r rcx=1\nexpect a\n", 1, "rawload options are for tiny guests"),
+    ("linux\nnet\nexpect a\n", 2, "net takes 'user'"),
+    ("linux\nnet tap0\nexpect a\n", 2, "net takes 'user'"),
+    ("linux\nnet user e1000 x\nexpect a\n", 2, "net takes 'user'"),
+    ("linux\nnet user e100\nexpect a\n", 2, "unknown NIC model 'e100'"),
+    ("linux\nnet user\nnet user\nexpect a\n", 3, "'net' given twice"),
+    ("linux\nforward tcp 80\nexpect a\n", 2, "forward needs a NIC: add 'net user'"),
+    ("linux\nnet user\nforward\nexpect a\n", 3, "forward takes tcp|udp GUESTPORT"),
+    ("linux\nnet user\nforward tcp\nexpect a\n", 3, "forward takes tcp|udp GUESTPORT"),
+    ("linux\nnet user\nforward tcp 80 to WEB\nexpect a\n", 3, "forward takes"),
+    ("linux\nnet user\nforward sctp 80\nexpect a\n", 3, "protocol 'sctp' is not tcp or udp"),
+    ("linux\nnet user\nforward tcp 0\nexpect a\n", 3, "guest port '0' is not 1..65535"),
+    ("linux\nnet user\nforward tcp 65536\nexpect a\n", 3, "guest port '65536'"),
+    ("linux\nnet user\nforward tcp http\nexpect a\n", 3, "guest port 'http'"),
+    ("linux\nnet user\nforward tcp 80 as 1WEB\nexpect a\n", 3, "'1WEB' is not a variable name"),
+    ("linux\nnet user\nforward tcp 80\nforward tcp 80\nexpect a\n", 4,
+     "PORT_TCP_80 is already the port of line 3"),
+    ("linux\nexpect a\nnet user\n", 3, "'net' is a VM setting"),
+    ("linux\nhost\n", 2, "host needs a shell command"),
+    ("linux\nhost -s x true\n", 2, "host -s: not a status"),
+    ("linux\nhost -t never true\n", 2, "bad duration 'never'"),
+    ("linux\nhost-expect x\n", 2, "put a 'host' step before it"),
+    ("linux\nhost true\nhost-expect\n", 3, "host-expect takes"),
+    ("linux\nhost true\nhost-expect '('\n", 3, "bad regular expression"),
 ]
 
 

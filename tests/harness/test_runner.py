@@ -260,6 +260,54 @@ class Verdicts(FakeVM):
             self.assertEqual(json.load(f)["verdict"], "passed")
 
 
+class HostSteps(FakeVM):
+    """net user, forward and the host steps (the fake bhyve takes any -s)."""
+
+    def transcript(self, name="t"):
+        with open(os.path.join(self.work, "results", name, "transcript.txt")) as f:
+            return f.read()
+
+    def test_forward_gives_a_port_to_host_steps(self):
+        os.environ["FAKE_DEVICES"] += " virtio-net e1000"
+        r = self.run_text("guest spin\nnet user\nforward tcp 80\nforward udp 53 as DNS\n"
+                          "expect spinning\nhost echo \"web=$PORT_TCP_80 dns=$DNS\"; echo second\n"
+                          "host-expect 'web=(\\d+) dns=(\\d+)'\nhost-expect second\n")
+        self.assertEqual(r.verdict, "passed", r.reason)
+        tr = self.transcript()
+        m = re.search(r"host\| web=(\d+) dns=(\d+)", tr)
+        self.assertTrue(m, tr)
+        web, dns = m.groups()
+        self.assertIn(f"-s 2:0,virtio-net,slirp,hostfwd=tcp:127.0.0.1:{web}-:80,"
+                      f"hostfwd=udp:127.0.0.1:{dns}-:53 ", tr)
+        self.assert_nothing_left()
+
+    def test_e1000_and_status(self):
+        os.environ["FAKE_DEVICES"] += " virtio-net e1000"
+        r = self.run_text("guest spin\nnet user e1000\nexpect spinning\nhost -s 3 exit 3\n"
+                          "host -s any false\nhost echo out; exit 1\n")
+        self.assertEqual(r.verdict, "failed")
+        self.assertIn("host command 'echo out; exit 1' exited 1, expected 0 (line 6", r.reason)
+        self.assertIn("out", r.details)
+        self.assertIn("-s 2:0,e1000,slirp ", self.transcript())
+
+    def test_host_expect_fails_naming_the_command(self):
+        r = self.run_text("guest spin\nhost echo abc\nhost-expect abc\nhost-expect abc\n")
+        self.assertEqual(r.verdict, "failed")
+        self.assertIn("no 'abc' in the output of host command 'echo abc' (line 4", r.reason)
+
+    def test_host_timeout_kills_it(self):
+        t0 = time.monotonic()
+        r = self.run_text("guest spin\nexpect spinning\nhost -t 500ms sleep 30\n")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("host command 'sleep 30' did not finish within 0.5 s: stopped it", r.reason)
+        self.assert_nothing_left()
+
+    def test_no_nic_device_skips(self):
+        r = self.run_text("guest spin\nnet user\nexpect spinning\n")
+        self.assertEqual(r.verdict, "skipped")
+        self.assertIn("no virtio-net device", r.reason)
+
+
 class Shell(FakeVM):
     def test_run_checks_exit_status_and_output(self):
         r = self.run_text("linux\nexpect 'userspace up'\nrun echo hello there\nexpect '^hello there$'\n"

@@ -95,6 +95,7 @@ class VM:
         self.clock = clock
         self.vmm_dir = None
         self.env = None
+        self.host_vars = {}  # forwarded ports, for the test's host steps
         self.loader = None  # how to load the VM: a function
         self.bhyve_base = []
         self.proc = None

@@ -4,8 +4,11 @@ whichever comes first; a step that does not get what it waits for fails
 the test and says what it was waiting for."""
 
 import re
+import subprocess
+import tempfile
 
 from .outcome import fail
+from .process import kill_group
 
 RC_MARKER = "hvtest-rc-{}-"
 GUEST_STATUS = re.compile(r"hvtest: exit status (\d+)")
@@ -24,12 +27,16 @@ class Steps:
         self.clock = clock
         self.test_deadline = test_deadline
         self.run_id = 0  # numbers each run step's exit-status marker
+        self.host_output = ""  # the last host step's output, for host-expect
+        self.host_cursor = 0
+        self.host_source = ""
 
     def play(self):
         for step in self.spec.steps:
             if step.kind == "expect-not":
                 continue
-            if step.kind != "sleep" and step.kind != "boot" and self.vm.boots == 0:
+            if (step.kind not in ("sleep", "boot", "host", "host-expect")
+                    and self.vm.boots == 0):
                 self.boot()
             getattr(self, "do_" + step.kind.replace("-", "_"))(step)
 
@@ -143,3 +150,50 @@ class Steps:
         if status != step.status:
             raise fail(f"the guest's command exited {status}, expected {step.status} "
                        f"({step.describe()})")
+
+    def do_host(self, step):
+        """Run the step's command on this machine (sh -c) with the test's
+        forwarded ports in its environment, reading the console meanwhile;
+        check its status and keep its output for host-expect."""
+        deadline = self.deadline(step)
+        env = dict(self.vm.env or self.vm.ctx.env, **self.vm.host_vars)
+        self.tr.event(f"host: {step.command} (line {step.line})")
+        with tempfile.TemporaryFile() as out:
+            try:
+                p = subprocess.Popen(["sh", "-c", step.command], stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=self.vm.ctx.own_groups)
+            except OSError as e:
+                raise fail(f"cannot run sh: {e.strerror} ({step.describe()})")
+            self.vm.ctx.register(p)
+            try:
+                kind, _ = self.reader.pump(deadline, p.poll, until_exit=False)
+            finally:
+                if p.poll() is None:
+                    kill_group(p, self.vm.ctx.own_groups)
+                    p.wait()
+                self.vm.ctx.unregister(p)
+            out.seek(0)
+            output = out.read().decode("utf-8", "replace")
+        for line in output.splitlines():
+            self.tr.event(f"host| {line}")
+        self.host_output, self.host_cursor, self.host_source = output, 0, step.command
+        lines = output.rstrip("\n").split("\n")[-15:]
+        if kind != "match":
+            what = (f"{step.timeout * self.scale:g} s" if deadline < self.test_deadline
+                    else f"the test timeout ({self.spec.timeout * self.scale:g} s)")
+            raise fail(f"host command '{step.command}' did not finish within {what}: "
+                       f"stopped it ({step.describe()})", lines)
+        self.tr.event(f"host: exit status {p.returncode} (line {step.line})")
+        if step.status != "any" and p.returncode != step.status:
+            raise fail(f"host command '{step.command}' exited {p.returncode}, expected "
+                       f"{step.status} ({step.describe()})", lines)
+
+    def do_host_expect(self, step):
+        m = step.pattern.search(self.host_output, self.host_cursor)
+        if not m:
+            lines = self.host_output.rstrip("\n").split("\n")[-15:]
+            raise fail(f"no '{step.pattern.pattern}' in the output of host command "
+                       f"'{self.host_source}' ({step.describe()})", lines)
+        self.host_cursor = m.end()
+        self.tr.event(f"matched '{step.pattern.pattern}' in the host output (line {step.line})")

@@ -30,18 +30,22 @@ EXIT_NAMES = {
 }
 
 # Keywords whose argument is the rest of the line, verbatim.
-VERBATIM = {"run", "cmdline", "command", "bhyve", "rawload"}
+VERBATIM = {"run", "cmdline", "command", "bhyve", "rawload", "host"}
 
 VM_KINDS = ("guest", "guest-source", "fixture", "kernel")
 SETTINGS = {
     "guest", "guest-source", "fixture", "linux", "kernel", "initrd",
     "cmdline", "command", "disk", "memory", "cpus", "bhyve", "rawload",
-    "requires", "prompt", "marker", "timeout", "allow-panic",
+    "requires", "prompt", "marker", "timeout", "allow-panic", "net", "forward",
 }
 STEPS = {
     "expect", "expect-not", "send", "run", "wait-exit", "sleep",
-    "milestone", "guest-status", "boot",
+    "milestone", "guest-status", "boot", "host", "host-expect",
 }
+# Steps that run on the host: they neither need nor boot the VM.
+HOST_STEPS = {"host", "host-expect"}
+# `net user [MODEL]`: the NIC models, by the names a test may use.
+NET_MODELS = {"virtio": "virtio-net", "virtio-net": "virtio-net", "e1000": "e1000"}
 KEYWORDS = sorted(SETTINGS | STEPS)
 
 
@@ -99,6 +103,17 @@ class Disk:
 
 
 @dataclass
+class Forward:
+    """`forward tcp 80 [as NAME]`: a free host port on 127.0.0.1 forwarded
+    to the guest's port, its number in the variable NAME for host steps."""
+
+    line: int
+    proto: str  # tcp or udp
+    guest_port: int
+    name: str
+
+
+@dataclass
 class TestSpec:
     path: str
     description: str = ""
@@ -122,6 +137,9 @@ class TestSpec:
     markers: list = field(default_factory=list)  # (name, pattern)
     timeout: float = DEFAULT_TIMEOUT
     allow_panic: bool = False
+    net: str = None  # the NIC model of `net user`: virtio-net or e1000
+    net_line: int = 0
+    forwards: list = field(default_factory=list)  # Forward
     steps: list = field(default_factory=list)
     expect_not: list = field(default_factory=list)  # Steps, kind expect-not
 
@@ -468,7 +486,64 @@ class _Parser:
         self.nargs("allow-panic", args, 0)
         self.spec.allow_panic = True
 
+    def set_net(self, number, args):
+        self.once(number, "net")
+        if not args or args[0] != "user" or len(args) > 2:
+            raise LineError("net takes 'user' and an optional NIC model: net user "
+                            "[virtio|e1000]")
+        model = args[1] if len(args) == 2 else "virtio"
+        if model not in NET_MODELS:
+            hint = difflib.get_close_matches(model, list(NET_MODELS), 1)
+            raise LineError(f"unknown NIC model '{model}' (virtio or e1000)" +
+                            (f"; did you mean '{hint[0]}'?" if hint else ""))
+        self.spec.net, self.spec.net_line = NET_MODELS[model], number
+
+    def set_forward(self, number, args):
+        usage = "forward takes tcp|udp GUESTPORT [as NAME], e.g. forward tcp 80 as WEB"
+        if len(args) not in (2, 4) or (len(args) == 4 and args[2] != "as"):
+            raise LineError(usage)
+        proto, port = args[0], args[1]
+        if proto not in ("tcp", "udp"):
+            raise LineError(f"forward: protocol '{proto}' is not tcp or udp")
+        if not re.fullmatch(r"[1-9]\d{0,4}", port) or int(port) > 65535:
+            raise LineError(f"forward: guest port '{port}' is not 1..65535")
+        name = args[3] if len(args) == 4 else f"PORT_{proto.upper()}_{port}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise LineError(f"forward: '{name}' is not a variable name (letters, digits, _)")
+        for f in self.spec.forwards:
+            if f.name == name:
+                raise LineError(f"forward: {name} is already the port of line {f.line}")
+        self.spec.forwards.append(Forward(number, proto, int(port), name))
+
     # steps
+
+    def step_host(self, number, args):
+        status, timeout, rest = 0, None, args
+        while True:
+            m = re.match(r"-([st])\s+(\S+)\s*(.*)$", rest)
+            if not m:
+                break
+            opt, value, rest = m.groups()
+            if opt == "s":
+                if value == "any":
+                    status = "any"
+                elif re.fullmatch(r"\d+", value) and int(value) <= 255:
+                    status = int(value)
+                else:
+                    raise LineError(f"host -s: not a status 0..255 or 'any': '{value}'")
+            else:
+                timeout = parse_duration(value)
+        if not rest:
+            raise LineError("host needs a shell command (run on this machine with sh -c)")
+        return Step("host", number, "", command=rest, status=status, timeout=timeout)
+
+    def step_host_expect(self, number, args):
+        self.nargs("host-expect", args, 1,
+                   usage="one pattern (quote a pattern with blanks)")
+        if not any(st.kind == "host" for st in self.spec.steps):
+            raise LineError("host-expect checks a host command's output: put a 'host' "
+                            "step before it")
+        return Step("host-expect", number, "", pattern=compile_regex(args[0]))
 
     def step_expect(self, number, args):
         words, timeout = split_timeout(args, "expect")
@@ -542,7 +617,7 @@ class _Parser:
                 raise LineError("boot: the VM is still running (wait-exit first)")
             self.vm_running = True
             return
-        if step.kind in ("expect-not", "sleep"):
+        if step.kind in ("expect-not", "sleep") or step.kind in HOST_STEPS:
             return
         if not self.vm_running:
             if self.vm_exited_line:
@@ -567,6 +642,9 @@ class _Parser:
             if kw in self.seen and s.vm_kind in ("guest", "guest-source"):
                 self.errors.append((self.seen[kw], f"{kw} is for Linux guests "
                                                    "(fixture linux or kernel PATH)"))
+        if s.forwards and not s.net:
+            self.errors.append((s.forwards[0].line, "forward needs a NIC: add 'net user' "
+                                                    "before it"))
         if s.rawload_args and s.vm_kind in ("fixture", "kernel"):
             self.errors.append((s.vm_line, "rawload options are for tiny guests; "
                                            "this VM boots through grub-bhyve"))

@@ -5,6 +5,7 @@ fixtures), its disks and bhyve's command line."""
 import os
 import re
 import shlex
+import socket
 import subprocess
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from .process import last_line
 
 LINUX_CMDLINE = "console=ttyS0"
 LINUX_BHYVE_ARGS = ("-A", "-H", "-P")
+# The NIC of `net user`: bhyve(8)'s usual slot (disks go from 4 up).
+NET_SLOT = 2
 
 
 @dataclass
@@ -88,6 +91,7 @@ def prepare(vm, spec, ctx):
     here = os.path.dirname(os.path.abspath(spec.path))
     memory, extra = set_loader(vm, spec, ctx, here)
     extra += disk_args(spec.disks, vm.vmm_dir, here)
+    extra += net_args(spec, vm.host_vars)
     milestone_log = None
     if "milestone" in ctx.device_names():
         milestone_log = os.path.join(vm.dir, "milestones.log")
@@ -102,8 +106,9 @@ def check_needs(spec, ctx):
     for b in ("bhyve", "bhyvectl"):
         if not ctx.tool_ok(b):
             raise fail(f"{ctx.tool(b)} is missing: run make")
-    if spec.requires:
-        missing = [d for d in spec.requires if d not in ctx.device_names()]
+    needed = spec.requires + ([spec.net] if spec.net else [])
+    if needed:
+        missing = [d for d in needed if d not in ctx.device_names()]
         if missing:
             raise skip(f"bhyve has no {', '.join(missing)} device (not in bhyve -s help / -l help)")
 
@@ -193,6 +198,30 @@ def disk_args(disks, vmm_dir, here):
                 raise fail(f"disk image {path} does not exist (line {disk.line})")
         args += ["-s", f"{slot}:0,virtio-blk,{path}"]
     return args
+
+
+def free_port(proto):
+    """A port on 127.0.0.1 that nothing uses now: the kernel's pick. bhyve
+    binds it a moment later (another program taking it first is unlikely,
+    and bhyve then exits 4 naming the rule)."""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def net_args(spec, host_vars):
+    """bhyve options for `net user`: the NIC on the slirp backend, with a
+    hostfwd rule per `forward`, whose host ports go into HOST_VARS (the
+    environment of the test's host steps)."""
+    if not spec.net:
+        return []
+    opts = [f"{NET_SLOT}:0", spec.net, "slirp"]
+    for f in spec.forwards:
+        port = free_port(f.proto)
+        host_vars[f.name] = str(port)
+        opts.append(f"hostfwd={f.proto}:127.0.0.1:{port}-:{f.guest_port}")
+    return ["-s", ",".join(opts)]
 
 
 def size_bytes(size):
