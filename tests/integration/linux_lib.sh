@@ -45,14 +45,15 @@ grub_escape()
 }
 
 # boot VMNAME CMDLINE BHYVE-ARGS...: load the default guest with grub-bhyve
-# (its command line CMDLINE after " -- "), run bhyve with BOOT_CPUS vCPUs
-# (default 1), the console to ./out and errors to ./err; status in $rc.
+# (its command line CMDLINE after " -- ", BOOT_ARGS before it), run bhyve
+# with BOOT_CPUS vCPUs (default 1), the console to ./out and errors to
+# ./err; status in $rc.
 boot()
 {
 	vm=$1 cmd=$2
 	shift 2
 	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
-	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- $cmd")" "$LINUX" |
+	    "$LINUX" "$(grub_escape "console=ttyS0 quiet ${BOOT_ARGS:+$BOOT_ARGS }-- $cmd")" "$LINUX" |
 	    "$BIN/grub-bhyve" -r host -M 512M "$vm" >grub.out 2>&1 ||
 	    atf_fail "grub-bhyve $vm: $(cat grub.out)"
 	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c "${BOOT_CPUS:-1}" \

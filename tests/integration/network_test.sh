@@ -1,0 +1,280 @@
+#! /usr/bin/env atf-sh
+# The guest's commands are single-quoted: the guest expands them; rc is
+# read by bhyve_lib.sh's expect_exit.
+# shellcheck disable=SC2016,SC2034
+#
+# Networking with the default Linux guest (fixtures/linux: virtio_net or
+# e1000 by PCI ID, DHCP by busybox udhcpc at boot): the slirp backend's
+# DHCP, the guest reaching a server on the host's 127.0.0.1 as 10.0.2.2,
+# the host reaching the guest through a hostfwd rule, the tap backend on
+# an interface the test makes, a missing tap failing in one line, e1000
+# on slirp, and bhyve's MAC rule. Needs /dev/kvm that runs a stock kernel
+# (`make check` nests it under QEMU, whose outer VM has tun and lo up) and
+# root for the tap case.
+
+LINUX_TIMEOUT=300
+. "$(atf_get_srcdir)/linux_lib.sh"
+
+expect_ok()
+{
+	expect_line '^hvtest: exit status 0$'
+}
+
+# A TCP port on 127.0.0.1 that nothing uses now.
+free_port()
+{
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# serve ADDR PORT: python3's http.server on ADDR:PORT over ./www in the
+# background (pid in $srv, killed when the test ends), once it answers.
+serve()
+{
+	python3 -m http.server "$2" --bind "$1" --directory www \
+	    >server.log 2>&1 &
+	srv=$!
+	trap 'kill $srv 2>/dev/null' EXIT
+	python3 - "$1" "$2" <<'PY' || atf_fail "http.server on $1:$2 did not start: $(cat server.log)"
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+}
+
+# bhyve's MAC for slot-func-vmname: 00:a0:98 and MD5's first three bytes.
+bhyve_mac()
+{
+	python3 -c 'import hashlib, sys; d = hashlib.md5(sys.argv[1].encode()).digest(); print("00:a0:98:%02x:%02x:%02x" % (d[0], d[1], d[2]))' "$1"
+}
+
+need_device()
+{
+	"$BIN/bhyve" -s help | grep -qx "$1" ||
+	    atf_skip "bhyve -s help does not list $1 (not in this tree yet)"
+}
+
+atf_test_case slirp_dhcp
+slirp_dhcp_head()
+{
+	atf_set descr "virtio-net on slirp: DHCP gives 10.0.2.15/24, the" \
+	    "default route via 10.0.2.2 and DNS 10.0.2.3"
+	atf_set timeout 900
+}
+slirp_dhcp_body()
+{
+	setup
+	need_device virtio-net
+	boot v-dhcp 'ip -4 addr show eth0; ip route; cat /etc/resolv.conf' \
+	    -s 2,virtio-net,slirp
+	expect_exit 1 "powered off after the command"
+	expect_ok
+	expect_line '^eth0: 10\.0\.2\.15 netmask 255\.255\.255\.0 router 10\.0\.2\.2 dns 10\.0\.2\.3$'
+	expect_line 'inet 10\.0\.2\.15/24 '
+	expect_line '^default via 10\.0\.2\.2 dev eth0'
+	expect_line '^nameserver 10\.0\.2\.3$'
+}
+
+atf_test_case guest_to_host
+guest_to_host_head()
+{
+	atf_set descr "the guest fetches from a server on the host's" \
+	    "127.0.0.1 through slirp's 10.0.2.2"
+	atf_set timeout 900
+}
+guest_to_host_body()
+{
+	setup
+	need_device virtio-net
+	mkdir www
+	echo "hv-from-the-host" >www/hello.txt
+	port=$(free_port)
+	serve 127.0.0.1 "$port"
+	boot v-g2h "wget -q -O - http://10.0.2.2:$port/hello.txt" \
+	    -s 2,virtio-net,slirp
+	expect_exit 1 "powered off after the command"
+	expect_ok
+	expect_line '^hv-from-the-host$'
+	grep -q 'GET /hello.txt' server.log ||
+	    fail_with_output "the host's server saw no request: $(cat server.log)"
+}
+
+atf_test_case host_to_guest
+host_to_guest_head()
+{
+	atf_set descr "a hostfwd rule: the host fetches from the guest's" \
+	    "busybox httpd through 127.0.0.1:PORT"
+	atf_set timeout 900
+}
+host_to_guest_body()
+{
+	setup
+	need_device virtio-net
+	port=$(free_port)
+	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
+	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- mkdir /www; echo hv-from-the-guest >/www/index.html; httpd -p 80 -h /www; echo hv-serving; sleep 20")" "$LINUX" |
+	    "$BIN/grub-bhyve" -r host -M 512M v-h2g >grub.out 2>&1 ||
+	    atf_fail "grub-bhyve: $(cat grub.out)"
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c 1 -m 512M -A -H -P \
+	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio \
+	    -s "2,virtio-net,slirp,hostfwd=tcp:127.0.0.1:$port-:80" v-h2g \
+	    </dev/null >out 2>err &
+	bhyve_pid=$!
+	# Until the guest serves (or bhyve is gone): the forward accepts at
+	# once, so a connection before httpd runs ends without an answer.
+	python3 - "$port" "$bhyve_pid" >fetched 2>fetch.err <<'PY'
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 280
+while time.monotonic() < deadline:
+    try:
+        print(urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10).read().decode(), end="")
+        sys.exit(0)
+    except Exception as e:
+        last = e
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        break
+    time.sleep(0.5)
+print(f"no answer: {last}", file=sys.stderr)
+sys.exit(1)
+PY
+	fetch=$?
+	wait "$bhyve_pid"
+	rc=$?
+	[ "$fetch" -eq 0 ] || fail_with_output "the host's fetch failed: $(cat fetch.err)"
+	[ "$(cat fetched)" = "hv-from-the-guest" ] ||
+	    fail_with_output "the host fetched '$(cat fetched)'"
+	expect_exit 1 "powered off after serving"
+	expect_line '^hv-serving$'
+}
+
+atf_test_case tap
+tap_head()
+{
+	atf_set descr "virtio-net on a tap interface made by the test" \
+	    "(192.168.76.1/24): the guest (ip=192.168.76.2/24) fetches from" \
+	    "the host's server there"
+	atf_set timeout 900
+	atf_set require.user root
+}
+tap_body()
+{
+	setup
+	need_device virtio-net
+	tap=tap76
+	ip link del "$tap" 2>/dev/null
+	ip tuntap add "$tap" mode tap || atf_fail "ip tuntap add $tap failed (no tun module?)"
+	mkdir www
+	echo "hv-over-the-tap" >www/tap.txt
+	port=$(free_port)
+	if ! { ip addr add 192.168.76.1/24 dev "$tap" && ip link set "$tap" up; }; then
+		ip link del "$tap"
+		atf_fail "cannot configure $tap"
+	fi
+	serve 192.168.76.1 "$port"
+	trap 'kill $srv 2>/dev/null; ip link del '"$tap"' 2>/dev/null' EXIT
+	BOOT_ARGS=ip=192.168.76.2/24 boot v-tap \
+	    "wget -q -O - http://192.168.76.1:$port/tap.txt" \
+	    -s "2,virtio-net,$tap"
+	expect_exit 1 "powered off after the command"
+	expect_ok
+	expect_line '^eth0: 192\.168\.76\.2/24$'
+	expect_line '^hv-over-the-tap$'
+}
+
+atf_test_case tap_missing
+tap_missing_head()
+{
+	atf_set descr "a tap that does not exist: bhyve exits 4 with one" \
+	    "line naming it, before the guest starts"
+}
+tap_missing_body()
+{
+	setup
+	need_device virtio-net
+	ip link del tap77 2>/dev/null
+	timeout 60 "$BIN/bhyve" -c 1 -m 32M -s 0:0,hostbridge \
+	    -s 2,virtio-net,tap77 v-notap </dev/null >out 2>err
+	rc=$?
+	expect_exit 4 "a missing tap"
+	[ "$(wc -l <err)" -eq 1 ] || fail_with_output "expected one line on stderr"
+	grep -q 'tap77' err || fail_with_output "the error does not name tap77"
+	[ ! -e /sys/class/net/tap77 ] || fail_with_output "bhyve made tap77"
+	# A bad hostfwd rule and a port in use: the same, naming the rule.
+	for rule in tcp::x-:22 "tcp:127.0.0.1:$(free_port)-:22;tcp:127.0.0.1:PORT-:22"; do
+		port=$(free_port)
+		rule=$(echo "$rule" | sed "s/PORT/$port/")
+		python3 -c 'import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$port" &
+		holder=$!
+		sleep 0.5
+		timeout 60 "$BIN/bhyve" -c 1 -m 32M -s 0:0,hostbridge \
+		    -s "2,virtio-net,slirp,hostfwd=$rule" v-badfwd </dev/null >out 2>err
+		rc=$?
+		kill "$holder" 2>/dev/null
+		expect_exit 4 "hostfwd=$rule"
+		[ "$(wc -l <err)" -eq 1 ] || fail_with_output "hostfwd=$rule: expected one line"
+		grep -q "hostfwd '" err || fail_with_output "hostfwd=$rule: the rule is not named"
+	done
+	grep -q 'Address already in use' err || fail_with_output "a port in use is not called that"
+}
+
+atf_test_case e1000_slirp
+e1000_slirp_head()
+{
+	atf_set descr "e1000 on slirp: the guest's e1000 driver gets" \
+	    "10.0.2.15 by DHCP and fetches from the host's server"
+	atf_set timeout 900
+}
+e1000_slirp_body()
+{
+	setup
+	need_device e1000
+	mkdir www
+	echo "hv-e1000-fetch" >www/e.txt
+	port=$(free_port)
+	serve 127.0.0.1 "$port"
+	boot v-e1000 "cat /sys/class/net/eth0/device/device; wget -q -O - http://10.0.2.2:$port/e.txt" \
+	    -s 2,e1000,slirp
+	expect_exit 1 "powered off after the command"
+	expect_ok
+	expect_line '^eth0: 10\.0\.2\.15 '
+	expect_line '^0x100f$'
+	expect_line '^hv-e1000-fetch$'
+}
+
+atf_test_case mac_stable
+mac_stable_head()
+{
+	atf_set descr "the guest's eth0 MAC is bhyve's (MD5 of" \
+	    "slot-func-vmname after 00:a0:98), the same on a second boot"
+	atf_set timeout 900
+}
+mac_stable_body()
+{
+	setup
+	need_device virtio-net
+	want=$(bhyve_mac 3-0-v-mac)
+	for n in 1 2; do
+		boot v-mac 'echo "hvmac $(cat /sys/class/net/eth0/address)"' \
+		    -s 3,virtio-net,slirp
+		expect_exit 1 "powered off after the command (boot $n)"
+		expect_line "^hvmac $want\$"
+	done
+}
+
+atf_init_test_cases()
+{
+	atf_add_test_case slirp_dhcp
+	atf_add_test_case guest_to_host
+	atf_add_test_case host_to_guest
+	atf_add_test_case tap
+	atf_add_test_case tap_missing
+	atf_add_test_case e1000_slirp
+	atf_add_test_case mac_stable
+}
