@@ -548,6 +548,7 @@ e1k_reset(struct e1k_softc *sc)
 	memset(sc->regs, 0, E1K_BAR_REGS_LEN);
 	*reg(sc, R_CTRL) = CTRL_FD | CTRL_SLU | CTRL_SPEED_1000;
 	*reg(sc, R_EECD) = EECD_PRES | EECD_FWE_EN;
+	*reg(sc, R_VET) = 0x8100; /* 802.1Q (SDM §13.4.7) */
 	*reg(sc, R_LEDCTL) = 0x07068302;
 	*reg(sc, R_PBA) = 0x00100030;
 	*reg(sc, R_RAL0) = sc->mac[0] | sc->mac[1] << 8 | sc->mac[2] << 16 |

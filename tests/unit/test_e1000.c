@@ -1072,14 +1072,22 @@ test_tx_ring_bounds(void **state)
 	txd(f, 5, PKT_GPA, 60 | 7u << 20 | (CMD_DEXT | CMD_EOP) << 24, 0);
 	txd_legacy(f, 6, PKT_GPA, 60, 0, 0, 0);
 	txd_data(f, 7, PKT_GPA, 60, CMD_EOP, 0);
+	/* VLAN insertion with CTRL.VME: the tag after the addresses. */
+	wr(f, R_CTRL, rd(f, R_CTRL) | 1u << 30);
+	txd(f, 11, PKT_GPA, 60 | (uint32_t)(CMD_EOP | 0x40) << 24,
+	    0x0123u << 16);
 	/* Empty and shorter than an Ethernet header. */
 	txd_legacy(f, 9, PKT_GPA, 0, CMD_EOP, 0, 0);
 	txd_legacy(f, 10, PKT_GPA, 13, CMD_EOP, 0, 0);
 	/* A 1 MiB data descriptor: more than any packet. */
 	txd_data(f, 8, PKT_GPA, 0xfffff, CMD_EOP, 0);
-	wr(f, R_TDT, 11);
-	assert_int_equal(fk.nsent, 2);
-	assert_int_equal(rd(f, R_TDH), 11);
+	wr(f, R_TDT, 12);
+	assert_int_equal(fk.nsent, 3);
+	assert_int_equal(rd(f, R_TDH), 12);
+	assert_int_equal(fk.sent_len[2], 64);
+	assert_memory_equal(fk.sent[2], f->mem + PKT_GPA, 12);
+	assert_memory_equal(fk.sent[2] + 12, "\x81\x00\x01\x23", 4);
+	assert_memory_equal(fk.sent[2] + 16, f->mem + PKT_GPA + 12, 48);
 	fx_free(f);
 }
 
