@@ -75,9 +75,15 @@ _Static_assert(VTNET_MAXSEGS <= VTNET_RINGSZ,
 	(NETBE_F_CSUM | NETBE_F_GUEST_CSUM | NETBE_F_GUEST_TSO4 |              \
 	 NETBE_F_GUEST_TSO6 | NETBE_F_HOST_TSO4 | NETBE_F_HOST_TSO6)
 
+/*
+ * Legacy framing (§2.6.4.3): we find the header wherever the driver puts
+ * it, so it may put it in front of the frame, one descriptor fewer.
+ */
+#define VTNET_F_ANY_LAYOUT (1u << 27)
+
 #define VTNET_S_HOSTCAPS                                                       \
 	(VTNET_F_MAC | VTNET_F_STATUS | VTNET_F_MRG_RXBUF | VTNET_F_CTRL_VQ |  \
-	 VTNET_F_CTRL_RX | VTNET_F_CTRL_MAC_ADDR |                             \
+	 VTNET_F_CTRL_RX | VTNET_F_CTRL_MAC_ADDR | VTNET_F_ANY_LAYOUT |        \
 	 VIRTIO_RING_F_INDIRECT_DESC | VIRTIO_RING_F_EVENT_IDX)
 
 #define VTNET_S_LINK_UP 1

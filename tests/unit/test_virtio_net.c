@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
+#include <linux/capability.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -23,6 +24,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,11 +65,12 @@
 #define F_CTRL_VQ (1u << 17)
 #define F_CTRL_RX (1u << 18)
 #define F_CTRL_MAC_ADDR (1u << 23)
+#define F_ANY_LAYOUT (1u << 27)
 #define F_INDIRECT (1u << 28)
 #define F_EVENT_IDX (1u << 29)
 #define F_BASE                                                                 \
 	(F_MAC | F_STATUS | F_MRG | F_CTRL_VQ | F_CTRL_RX | F_CTRL_MAC_ADDR |  \
-	 F_INDIRECT | F_EVENT_IDX)
+	 F_ANY_LAYOUT | F_INDIRECT | F_EVENT_IDX)
 #define F_OFFLOADS                                                             \
 	(F_CSUM | F_GUEST_CSUM | F_GUEST_TSO4 | F_GUEST_TSO6 | F_HOST_TSO4 |   \
 	 F_HOST_TSO6)
@@ -805,6 +809,22 @@ test_tx(void **state)
 	assert_int_equal(fk.sentlen[1], 60);
 	frame_fill(want, 60, 2);
 	assert_memory_equal(fk.sent[1], want, 60);
+	/* ANY_LAYOUT: the header in front of the frame, one buffer. */
+	{
+		uint64_t a = BUF2_GPA;
+		uint32_t l = 12 + 80;
+
+		u = used_idx(f, TXQ);
+		memset(f->mem + a, 0, 12);
+		frame_fill(f->mem + a + 12, 80, 6);
+		avail_push(f, TXQ, chain(f, TXQ, 1, &a, &l, false));
+		kick(f, TXQ);
+		assert_true(wait_used(f, TXQ, u + 1));
+		assert_int_equal(fk.sentlen[2], 80);
+		frame_fill(want, 80, 6);
+		assert_memory_equal(fk.sent[2], want, 80);
+		fk.nsent = 2;
+	}
 	/* A header and no frame: counted, the queue goes on. */
 	u = tx_frame(f, 12, 0, 3);
 	assert_true(wait_used(f, TXQ, u + 1));
@@ -816,7 +836,7 @@ test_tx(void **state)
 	assert_true(wait_used(f, TXQ, u + 1));
 	fk.send_errno = 0;
 	assert_int_equal(stats(f).tx_dropped, 1);
-	assert_int_equal(stats(f).tx_packets, 2);
+	assert_int_equal(stats(f).tx_packets, 3);
 	/* A burst: every frame goes, in order. */
 	u = used_idx(f, TXQ);
 	for (int i = 0; i < 5; i++) {
@@ -1461,9 +1481,12 @@ test_slirp_arp(void **state)
 	fx_free(f);
 }
 
-/* A persistent tap of our own (root): made, or deleted with on false. */
+/*
+ * A persistent tap of our own (root): made, or deleted with on false;
+ * owned by uid owner unless it is -1.
+ */
 static bool
-tap_persist(const char *name, bool on)
+tap_persist_owned(const char *name, bool on, long owner)
 {
 	struct ifreq ifr = {0};
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC), ok;
@@ -1473,9 +1496,16 @@ tap_persist(const char *name, bool on)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
 	ok = ioctl(fd, TUNSETIFF, &ifr) == 0 &&
+	     (owner < 0 || ioctl(fd, TUNSETOWNER, owner) == 0) &&
 	     ioctl(fd, TUNSETPERSIST, on ? 1 : 0) == 0;
 	close(fd);
 	return ok;
+}
+
+static bool
+tap_persist(const char *name, bool on)
+{
+	return tap_persist_owned(name, on, -1);
 }
 
 static void
@@ -1593,6 +1623,71 @@ test_tap_io(void **state)
 	assert_true(tap_persist(name, false));
 }
 
+/* Stay root for files, lose CAP_NET_ADMIN: what a tap's non-owner has. */
+static int
+drop_net_admin(void)
+{
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -1;
+	d[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+	d[CAP_NET_ADMIN / 32].permitted &= ~(1u << (CAP_NET_ADMIN % 32));
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/*
+ * Root with /dev/net/tun: a tap another user owns is refused to a process
+ * without CAP_NET_ADMIN (a child that drops it), with what to do.
+ */
+static void
+test_tap_eperm(void **state)
+{
+	char name[IFNAMSIZ], line[512], want[64];
+	int pfd[2], status;
+	pid_t pid;
+	FILE *fp;
+
+	(void)state;
+	snprintf(name, sizeof(name), "tapvnp%d", (int)getpid() % 100000);
+	if (geteuid() != 0 || !tap_persist_owned(name, true, 12345))
+		skip();
+	assert_int_equal(pipe(pfd), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct config *cfg = config_create();
+		struct vmctx *ctx;
+		struct machine *m;
+
+		dup2(pfd[1], 2);
+		if (drop_net_admin() < 0)
+			_exit(2);
+		snprintf(line, sizeof(line), "%d,virtio-net,%s", SLOT, name);
+		if (pci_parse_slot(cfg, line, err, sizeof(err)) < 0)
+			_exit(3);
+		ctx = vm_create_mock(MEMSIZE);
+		m = machine_create(ctx, cfg);
+		m->mev = mevent_create();
+		_exit(init_pci(ctx) < 0 ? 0 : 1);
+	}
+	close(pfd[1]);
+	fp = fdopen(pfd[0], "r");
+	if (!fgets(line, sizeof(line), fp))
+		line[0] = '\0';
+	fclose(fp);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(tap_persist(name, false));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	snprintf(want, sizeof(want), "%s: permission denied", name);
+	if (!strstr(line, want) || !strstr(line, "user $USER"))
+		fail_msg("got '%s'", line);
+}
+
 int
 main(void)
 {
@@ -1613,6 +1708,7 @@ main(void)
 	    cmocka_unit_test(test_tap_busy),
 	    cmocka_unit_test(test_slirp_arp),
 	    cmocka_unit_test(test_tap_io),
+	    cmocka_unit_test(test_tap_eperm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
