@@ -242,7 +242,11 @@ struct e1k_softc {
 	/* Receive. */
 	uint8_t *rxbuf;
 
-	/* Guest mistakes, for tests and the rate-limited messages. */
+	/*
+	 * What was dropped: malformed by the guest (each message gives the
+	 * totals), and frames the backend would not take (EAGAIN: a busy
+	 * host, not worth a line).
+	 */
 	uint64_t tx_bad, rx_bad, tx_lost;
 	struct timespec last_warn;
 	unsigned int warn_quiet;
@@ -274,9 +278,11 @@ e1k_warn(struct e1k_softc *sc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
+	fprintf(stderr, " (dropped so far: %llu to send, %llu received",
+		(unsigned long long)sc->tx_bad, (unsigned long long)sc->rx_bad);
 	if (sc->warn_quiet)
-		fprintf(stderr, " (%u more not shown)", sc->warn_quiet);
-	fputc('\n', stderr);
+		fprintf(stderr, "; %u more messages not shown", sc->warn_quiet);
+	fputs(")\n", stderr);
 	sc->warn_quiet = 0;
 }
 

@@ -1128,6 +1128,40 @@ test_tx_too_many_descriptors(void **state)
 	fx_free(f);
 }
 
+/* A hostile guest's errors come to stderr at most once a second. */
+static void
+test_messages_rate_limited(void **state)
+{
+	struct fx *f = fx_new("fakee1k0");
+	char path[] = "/tmp/test_e1000_log.XXXXXX", line[512];
+	int fd = mkstemp(path), saved = dup(2), lines = 0;
+	FILE *fp;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	tx_setup(f);
+	fflush(stderr);
+	dup2(fd, 2);
+	for (int i = 0; i < 100; i++) {
+		/* CSO past the packet, again and again. */
+		txd_legacy(f, i % NDESC, PKT_GPA, 60, CMD_EOP | CMD_IC, 200, 0);
+		wr(f, R_TDT, (uint32_t)(i + 1) % NDESC);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp))
+		lines++;
+	fclose(fp);
+	unlink(path);
+	assert_int_equal(fk.nsent, 0);
+	assert_int_equal(lines, 1); /* the first, then quiet */
+	fx_free(f);
+}
+
 static void
 rxd_init(struct fx *f, int n, uint32_t bufsz)
 {
@@ -1366,6 +1400,7 @@ main(void)
 	    cmocka_unit_test(test_csum_malformed),
 	    cmocka_unit_test(test_tx_ring_bounds),
 	    cmocka_unit_test(test_tx_too_many_descriptors),
+	    cmocka_unit_test(test_messages_rate_limited),
 	    cmocka_unit_test(test_rx),
 	    cmocka_unit_test(test_rx_multi_descriptor),
 	    cmocka_unit_test(test_rx_no_descriptor),
