@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,8 +44,14 @@ struct tap_priv {
 	unsigned int fd_hdr_len; /* its length on the fd (TUNSETVNETHDRSZ) */
 	struct mevent *mev;
 	struct mevent_ev *ev; /* NULL while rx is off */
-	uint8_t *stage;	      /* a frame read by peek_recvlen */
-	size_t staged;	      /* its bytes, fd header included; 0: none */
+	/*
+	 * A frame already read (staged) leaves the fd quiet: rx_enable wakes
+	 * the loop through this eventfd instead, so the frame is not stuck.
+	 */
+	int kickfd;
+	struct mevent_ev *kick_ev;
+	uint8_t *stage; /* a frame read by peek_recvlen */
+	size_t staged;	/* its bytes, fd header included; 0: none */
 };
 
 static struct tap_priv *
@@ -69,6 +76,19 @@ tap_rx_event(int fd, enum ev_type type, void *arg)
 
 	(void)type;
 	be->rx_cb(fd, be->rx_arg);
+}
+
+static void
+tap_kick_event(int fd, enum ev_type type, void *arg)
+{
+	struct net_backend *be = arg;
+	uint64_t n;
+
+	(void)type;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;
+	/* The NIC looks whether it still wants frames (under its lock). */
+	be->rx_cb(tap_priv(be)->fd, be->rx_arg);
 }
 
 /* An interface name we may put in a path: what Linux allows, no '/'. */
@@ -164,7 +184,7 @@ tap_init(struct net_backend *be, struct vmctx *ctx, const char *name,
 	int hdr = TAP_VNET_HDR_LEN;
 
 	(void)nic;
-	p->fd = -1;
+	p->fd = p->kickfd = -1;
 	if (!tap_name_ok(name)) {
 		snprintf(err, errlen,
 			 "%.40s: not an interface name (at most %d characters, "
@@ -197,14 +217,27 @@ tap_init(struct net_backend *be, struct vmctx *ctx, const char *name,
 	if (p->vnet && ioctl(p->fd, TUNSETVNETHDRSZ, &hdr) < 0)
 		p->vnet = false;
 	p->fd_hdr_len = p->vnet ? TAP_VNET_HDR_LEN : 0;
+	p->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->kickfd < 0) {
+		snprintf(err, errlen, "%s: eventfd: %s", name, strerror(errno));
+		goto fail;
+	}
+	p->kick_ev =
+	    mevent_add(p->mev, p->kickfd, EVF_READ, tap_kick_event, be);
 	p->ev = mevent_add(p->mev, p->fd, EVF_READ, tap_rx_event, be);
-	if (!p->ev) {
+	if (!p->ev || !p->kick_ev) {
 		snprintf(err, errlen, "%s: cannot add it to the event loop",
 			 name);
 		goto fail;
 	}
 	return 0;
 fail:
+	if (p->ev)
+		mevent_delete(p->ev);
+	if (p->kick_ev)
+		mevent_delete(p->kick_ev);
+	if (p->kickfd >= 0)
+		close(p->kickfd);
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->stage);
@@ -218,6 +251,8 @@ tap_cleanup(struct net_backend *be)
 
 	if (p->ev)
 		mevent_delete(p->ev);
+	mevent_delete(p->kick_ev);
+	close(p->kickfd);
 	close(p->fd);
 	free(p->stage);
 }
@@ -317,8 +352,12 @@ tap_rx_enable(struct net_backend *be)
 {
 	struct tap_priv *p = tap_priv(be);
 
+	uint64_t one = 1;
+
 	if (!p->ev)
 		p->ev = mevent_add(p->mev, p->fd, EVF_READ, tap_rx_event, be);
+	if (p->staged && write(p->kickfd, &one, sizeof(one)) < 0)
+		return; /* the counter is full: a wake-up is pending anyway */
 }
 
 static uint64_t
