@@ -1245,6 +1245,8 @@ e1k_write(struct e1k_softc *sc, uint32_t off, uint32_t v)
 			e1k_reset(sc);
 			return;
 		}
+		if (v & CTRL_PHY_RST) /* SDM §13.4.1: the PHY resets */
+			phy_reset(sc);
 		*reg(sc, off) = v & ~CTRL_PHY_RST;
 		return;
 	case R_STATUS:

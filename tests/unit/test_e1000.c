@@ -613,6 +613,12 @@ test_phy_link(void **state)
 	wr(f, R_MDIC, 1u << 26 | 1u << 21 | 0u << 16 | 0x8000);
 	assert_int_equal(mdic_read(f, 1, 4), 0x0de1);
 	assert_int_equal(mdic_read(f, 1, 1) & 0x24, 0x24);
+	/* CTRL.PHY_RST, as Linux's e1000_phy_hw_reset: defaults again. */
+	wr(f, R_MDIC, 1u << 26 | 1u << 21 | 4u << 16 | 0x01e1);
+	wr(f, R_CTRL, rd(f, R_CTRL) | 1u << 31);
+	wr(f, R_CTRL, rd(f, R_CTRL) & ~(1u << 31));
+	assert_int_equal(mdic_read(f, 1, 4), 0x0de1);
+	assert_int_equal(rd(f, R_STATUS) & 0x2, 0x2);
 	fx_free(f);
 }
 
