@@ -38,9 +38,13 @@
 /* Buffers per chain we take (transmit) or gather for one frame (receive). */
 #define VTNET_MAXSEGS 256
 #define VTNET_CTRL_SEGS 16
-/* Frames per event-loop callback and per transmit lock hold. */
-#define VTNET_RX_BATCH 256
+/*
+ * Frames between interrupt checks on receive, between lock drops on
+ * transmit; frames dropped per callback while the driver is not ready.
+ */
+#define VTNET_RX_BATCH 64
 #define VTNET_TX_BATCH 16
+#define VTNET_RX_DROP_MAX 4096
 
 #define ETHER_HDR_LEN 14
 #define ETHER_VLAN_LEN 4
@@ -222,14 +226,18 @@ iov_copy(const struct iovec *iov, int n, size_t off, void *buf, size_t len,
 static void
 vtnet_rx_drop_all(struct vtnet_softc *sc)
 {
-	for (int i = 0; i < VTNET_RX_BATCH; i++) {
+	for (int i = 0; i < VTNET_RX_DROP_MAX; i++) {
 		if (netbe_rx_discard(sc->be) <= 0)
 			return;
 		sc->st.rx_dropped++;
 	}
 }
 
-enum vtnet_rx { RX_DONE, RX_NOBUF, RX_BROKEN };
+/*
+ * A frame went in (or was dropped); no buffers; the queue broke; the
+ * backend failed us (we try again at its next callback).
+ */
+enum vtnet_rx { RX_DONE, RX_NOBUF, RX_BROKEN, RX_STOP };
 
 /*
  * Gather chains until they hold need bytes: one chain, or several with
@@ -342,7 +350,7 @@ vtnet_rx_frame(struct vtnet_softc *sc, size_t plen)
 	if (got <= 0) {
 		vq_retchain(vq, (uint16_t)nch);
 		sc->st.rx_errors++;
-		return RX_DONE;
+		return RX_STOP;
 	}
 	left = (size_t)got;
 	for (int i = 0; i < nch; i++) {
@@ -367,17 +375,26 @@ vtnet_rx(struct vtnet_softc *sc)
 		vtnet_rx_drop_all(sc);
 		return;
 	}
-	for (int i = 0; i < VTNET_RX_BATCH; i++) {
+	/*
+	 * Until the backend has no more (net_backend.h: it need not call
+	 * again for frames we leave); the guest's buffers bound it.
+	 */
+	for (int i = 1;; i++) {
 		ssize_t len = netbe_peek_recvlen(sc->be);
 		enum vtnet_rx r;
 
 		if (len <= 0)
 			break;
+		/* The guest may start on the first frames meanwhile. */
+		if (i % VTNET_RX_BATCH == 0)
+			vq_endchains(vq);
 		r = vtnet_rx_frame(sc, (size_t)len);
 		if (r == RX_BROKEN) {
 			vtnet_rx_drop_all(sc);
 			return;
 		}
+		if (r == RX_STOP)
+			break;
 		if (r == RX_NOBUF) {
 			/* Until the driver notifies; bhyve does the same. */
 			vq_endchains(vq);

@@ -83,7 +83,7 @@ static char err[512];
 
 #define FK_MAXFRAME 70000
 #define FK_NSENT 8
-#define FK_NRX 64
+#define FK_NRX 128
 
 static struct {
 	uint64_t caps;
@@ -1202,6 +1202,31 @@ test_rx_no_buffers(void **state)
 	fx_free(f);
 }
 
+/* One callback takes every frame there is (the backend need not call again). */
+static void
+test_rx_many(void **state)
+{
+	uint8_t frame[60];
+	struct fx *f;
+
+	(void)state;
+	fk = (typeof(fk)){0};
+	f = fx_new("fakenet");
+	driver_init(f, F_BASE);
+	rx_post(f, 120, BUF_GPA, 128);
+	for (int i = 0; i < 100; i++) {
+		frame_fill(frame, sizeof(frame), (uint8_t)i);
+		fk_queue(frame, sizeof(frame));
+	}
+	fk_deliver();
+	assert_int_equal(fk.rxn, 0);
+	assert_int_equal(used_idx(f, RXQ), 100);
+	frame_fill(frame, sizeof(frame), 99);
+	assert_memory_equal(f->mem + BUF_GPA + 99 * 0x1000 + 12, frame, 60);
+	assert_int_equal(stats(f).rx_packets, 100);
+	fx_free(f);
+}
+
 /* MRG_RXBUF with too few buffers for the frame: given back, then used. */
 static void
 test_rx_mrg_short(void **state)
@@ -1728,6 +1753,7 @@ main(void)
 	    cmocka_unit_test(test_rx),
 	    cmocka_unit_test(test_rx_no_buffers),
 	    cmocka_unit_test(test_rx_mrg_short),
+	    cmocka_unit_test(test_rx_many),
 	    cmocka_unit_test(test_ctrl),
 	    cmocka_unit_test(test_reset),
 	    cmocka_unit_test(test_tap_errors),
