@@ -911,25 +911,31 @@ ctx_load(struct e1k_softc *sc, const struct txdesc *d)
 }
 
 /*
- * How many descriptors from head the next packet takes (its EOP
- * included), 0 when it is not all there yet. A packet longer than
- * E1K_TX_MAXDESC is taken as that many, to be dropped.
+ * Copy the next packet's descriptors from head (its EOP included) into
+ * ds: how many, 0 when it is not all there yet. A packet longer than
+ * E1K_TX_MAXDESC is taken as that many, to be dropped with the rest of
+ * it; an unreadable descriptor ends the copy (readable false: drop).
  */
 static uint32_t
-tx_packet_span(struct e1k_softc *sc, uint64_t base, uint32_t n, uint32_t head,
-	       uint32_t tail, bool *whole)
+tx_packet_read(struct e1k_softc *sc, uint64_t base, uint32_t n, uint32_t head,
+	       uint32_t tail, struct txdesc ds[E1K_TX_MAXDESC], bool *whole,
+	       bool *readable)
 {
-	struct txdesc d;
 	uint32_t k = 0;
 
 	*whole = false;
+	*readable = true;
 	for (uint32_t i = head; i != tail; i = (i + 1) % n) {
-		if (!txd_read(sc, base, i, &d))
-			return k + 1; /* unreadable: drop up to here */
+		struct txdesc *d = &ds[k];
+
+		if (!txd_read(sc, base, i, d)) {
+			*readable = false;
+			return k + 1;
+		}
 		k++;
-		if (txd_is_ctx(&d) && k == 1)
+		if (txd_is_ctx(d) && k == 1)
 			return 1;
-		if (!txd_is_ctx(&d) && (d.lower >> 24 & TXD_CMD_EOP)) {
+		if (!txd_is_ctx(d) && (d->lower >> 24 & TXD_CMD_EOP)) {
 			*whole = true;
 			return k;
 		}
@@ -968,36 +974,38 @@ static bool
 tx_one(struct e1k_softc *sc, uint64_t base, uint32_t n, uint32_t *head,
        uint32_t tail, bool *wb)
 {
-	struct txdesc d;
+	struct txdesc ds[E1K_TX_MAXDESC];
 	struct txpkt p;
-	bool whole, started = false, ok = true;
-	uint32_t k = tx_packet_span(sc, base, n, *head, tail, &whole);
+	bool whole, readable, started = false;
+	uint32_t k =
+	    tx_packet_read(sc, base, n, *head, tail, ds, &whole, &readable);
+	/* The descriptors we hold: an unreadable one ends the copy. */
+	uint32_t nd = readable ? k : k - 1;
+	bool ok = readable;
 
 	if (k == 0)
 		return false;
-	for (uint32_t j = 0; j < k; j++) {
-		uint32_t i = (*head + j) % n;
+	for (uint32_t j = 0; j < nd && ok; j++) {
+		const struct txdesc *d = &ds[j];
 
-		if (!txd_read(sc, base, i, &d)) {
-			ok = false;
-			break;
-		}
-		if (txd_is_ctx(&d)) {
-			ctx_load(sc, &d); /* for this packet and the next */
-		} else if (!txd_is_data(&d) && (d.lower >> 24 & TXD_CMD_DEXT)) {
+		if (txd_is_ctx(d)) {
+			ctx_load(sc, d); /* for this packet and the next */
+		} else if (!txd_is_data(d) && (d->lower >> 24 & TXD_CMD_DEXT)) {
 			ok = false; /* a reserved descriptor type */
 		} else if (!started) {
-			txpkt_start(&p, &d);
+			txpkt_start(&p, d);
 			started = true;
-			ok = ok && tx_gather(sc, &p, &d);
-		} else if (p.legacy != !txd_is_data(&d)) {
+			ok = tx_gather(sc, &p, d);
+		} else if (p.legacy != !txd_is_data(d)) {
 			ok = false; /* legacy and extended mixed */
 		} else {
-			ok = ok && tx_gather(sc, &p, &d);
+			ok = tx_gather(sc, &p, d);
 		}
-		*wb |= txd_done(sc, base, i, &d);
 	}
-	if (k == 1 && whole == false && ok && !started) {
+	/* Every descriptor taken completes, sent or dropped. */
+	for (uint32_t j = 0; j < nd; j++)
+		*wb |= txd_done(sc, base, (*head + j) % n, &ds[j]);
+	if (k == 1 && !whole && ok && !started) {
 		*head = (*head + 1) % n; /* a context descriptor alone */
 		return true;
 	}
