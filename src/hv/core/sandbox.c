@@ -94,10 +94,14 @@ allow(scmp_filter_ctx f, int nr, unsigned n, const struct scmp_arg_cmp *cmp)
 /* Discard and zeroing on a block device image. */
 static const unsigned long blk_ioctls[] = {BLKDISCARD, BLKZEROOUT};
 
+/*
+ * What every sandboxed device thread gets: the thread basics, the
+ * sanitizers' extras, error lines on stdout and stderr, and the interrupt
+ * ioctls the vmm layer names (a device's completion).
+ */
 static int
-io_rules(scmp_filter_ctx f, int fd)
+common_rules(scmp_filter_ctx f)
 {
-	const struct scmp_arg_cmp on_fd = SCMP_A0(SCMP_CMP_EQ, (unsigned)fd);
 	const struct scmp_arg_cmp out = SCMP_A0(SCMP_CMP_EQ, STDOUT_FILENO);
 	const struct scmp_arg_cmp errfd = SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO);
 	unsigned long reqs[4];
@@ -110,6 +114,22 @@ io_rules(scmp_filter_ctx f, int fd)
 	for (size_t i = 0; i < sizeof(sanitizer_extras) / sizeof(int); i++)
 		rc |= allow(f, sanitizer_extras[i], 0, NULL);
 #endif
+	rc |= allow(f, SCMP_SYS(write), 1, &out);
+	rc |= allow(f, SCMP_SYS(write), 1, &errfd);
+	for (int i = 0; i < nreqs; i++) {
+		const struct scmp_arg_cmp req = SCMP_A1(SCMP_CMP_EQ, reqs[i]);
+
+		rc |= allow(f, SCMP_SYS(ioctl), 1, &req);
+	}
+	return rc;
+}
+
+static int
+io_rules(scmp_filter_ctx f, int fd)
+{
+	const struct scmp_arg_cmp on_fd = SCMP_A0(SCMP_CMP_EQ, (unsigned)fd);
+	int rc = 0;
+
 	rc |= allow(f, SCMP_SYS(preadv), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(pwritev), 1, &on_fd);
 	rc |= allow(f, SCMP_SYS(pread64), 1, &on_fd); /* bounced O_DIRECT */
@@ -123,19 +143,24 @@ io_rules(scmp_filter_ctx f, int fd)
 
 		rc |= allow(f, SCMP_SYS(ioctl), 2, both);
 	}
-	rc |= allow(f, SCMP_SYS(write), 1, &out);
-	rc |= allow(f, SCMP_SYS(write), 1, &errfd);
-	/* The interrupt ioctls the vmm layer names (a device's completion). */
-	for (int i = 0; i < nreqs; i++) {
-		const struct scmp_arg_cmp req = SCMP_A1(SCMP_CMP_EQ, reqs[i]);
-
-		rc |= allow(f, SCMP_SYS(ioctl), 1, &req);
-	}
 	return rc;
+}
+
+static int
+blk_rules(void *f, void *arg)
+{
+	return io_rules(f, *(const int *)arg);
 }
 
 int
 sandbox_io_thread(const char *name, int fd, char *err, size_t errlen)
+{
+	return sandbox_thread(name, blk_rules, &fd, err, errlen);
+}
+
+int
+sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
+	       size_t errlen)
 {
 	scmp_filter_ctx f;
 	int rc;
@@ -150,7 +175,9 @@ sandbox_io_thread(const char *name, int fd, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: seccomp_init failed", name);
 		return -1;
 	}
-	rc = io_rules(f, fd);
+	rc = common_rules(f);
+	if (rc == 0)
+		rc = rules(f, arg);
 	if (rc == 0)
 		rc = seccomp_load(f);
 	seccomp_release(f);

@@ -24,4 +24,15 @@
  */
 int sandbox_io_thread(const char *name, int fd, char *err, size_t errlen);
 
+/*
+ * A device thread with rules of its own: rules(filter, arg) adds them to
+ * the libseccomp filter (a scmp_filter_ctx) with seccomp_rule_add and
+ * returns 0 or a negative errno. The thread also gets what every device
+ * thread has: futexes and exit, error lines on stdout and stderr, and the
+ * interrupt ioctls. Returns as sandbox_io_thread.
+ */
+typedef int (*sandbox_rules_fn)(void *filter, void *arg);
+int sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg,
+		   char *err, size_t errlen);
+
 #endif
