@@ -554,6 +554,38 @@ test_rx_disable(void **state)
 	fx_free(f);
 }
 
+static double
+cpu_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Idle, with a listener and after a DHCP exchange: the loop sleeps. */
+static void
+test_idle_sleeps(void **state)
+{
+	struct fx *f = fx_new();
+	char rule[64];
+	double t0;
+
+	(void)state;
+	snprintf(rule, sizeof(rule), "tcp:127.0.0.1:%d-:22", free_port());
+	assert_int_equal(fx_open(f, rule), 0);
+	dhcp_discover(f);
+	fx_loop(f);
+	usleep(200000);
+	t0 = cpu_seconds();
+	sleep(2);
+	/* A busy loop would burn about 2 s here; slirp's timers a few ms. */
+	if (cpu_seconds() - t0 > 0.1)
+		fail_msg("an idle backend used %.3f s of CPU in 2 s",
+			 cpu_seconds() - t0);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -566,6 +598,7 @@ main(void)
 	    cmocka_unit_test(test_hostfwd_syn),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_rx_disable),
+	    cmocka_unit_test(test_idle_sleeps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
