@@ -130,7 +130,8 @@ struct net_backend {
 
 /*
  * Open the backend the NIC's config node names ("backend", e.g. tap0 or
- * slirp). rx_cb runs on the event loop when frames may be waiting. On
+ * slirp); without one, a backend connected to nothing (as bhyve's NIC
+ * without a backend: the guest's frames are dropped, none arrive). rx_cb runs on the event loop when frames may be waiting. On
  * failure: one line in err naming the backend, NULL.
  */
 struct net_backend *netbe_open(struct vmctx *ctx, struct config *nic,
