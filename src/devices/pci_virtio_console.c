@@ -21,7 +21,8 @@
  * no host fd is ever waited on: output a host fd will not take now is
  * buffered (VTCON_OUTBUF per port), then dropped and counted, said once.
  * Input is read only while the guest has receive buffers posted; without
- * them the fd is left alone until the guest adds some.
+ * them the fd is left alone until the guest adds some (so a client that
+ * hangs up then is noticed when they come; Linux keeps buffers posted).
  */
 #include <errno.h>
 #include <fcntl.h>
