@@ -106,7 +106,7 @@ loop_main(void *arg)
 static int
 fx_init(struct fx *f, const char *opts, const char *kv)
 {
-	char s[512];
+	char s[2048];
 
 	f->cfg = config_create();
 	assert_int_equal(config_set(f->cfg, "pci.0.0.0.device", "hostbridge",
@@ -754,6 +754,198 @@ test_stdio_full(void **state)
 	    strstr(log, "port console: 94464 bytes of output were dropped"));
 }
 
+/* ---- a hostile driver's control messages ---- */
+
+static void
+test_bad_control(void **state)
+{
+	char a[108], b[108], opts[300], log[8192];
+	struct cap cap;
+	struct fx *f;
+	struct msg m;
+	int n = 0;
+
+	(void)state;
+	sock_path(a, sizeof(a), "bc0");
+	sock_path(b, sizeof(b), "bc1");
+	snprintf(opts, sizeof(opts), "console=%s,agent=%s", a, b);
+	f = fx_new(opts, NULL);
+	driver_init(f, F_MULTIPORT, 6);
+	ctrl_rx_post(f, 32);
+	capture_start(&cap);
+	/* Before DEVICE_READY, a port is not there to be ready. */
+	ctrl_send(f, 1, PORT_READY, 1);
+	ctrl_send(f, 0, DEVICE_READY, 1);
+	expect_msg(f, 0, DEVICE_ADD, 0, NULL);
+	expect_msg(f, 1, DEVICE_ADD, 0, NULL);
+	/* Said twice: no second round of DEVICE_ADDs. */
+	ctrl_send(f, 0, DEVICE_READY, 1);
+	/* Short, unknown ids, unknown events, device-only events, open
+	 * before ready, a readable-and-writable chain: none answered. */
+	for (int i = 0; i < 100; i++) {
+		ctrl_send_len(f, 1, PORT_READY, 1, (uint32_t)(i % 8));
+		ctrl_send(f, 99 + (uint32_t)i, PORT_READY, 1);
+		ctrl_send(f, 0xffffffffu, PORT_OPEN, 1);
+		ctrl_send(f, 1, (uint16_t)(42 + i), 1);
+		ctrl_send(f, 1, PORT_NAME, 1);
+		ctrl_send(f, 1, PORT_OPEN, 1);
+	}
+	expect_no_msg(f);
+	capture_end(&cap, log, sizeof(log));
+	/* One line for all of them (rate-limited), the queue alive. */
+	assert_int_equal(count_lines(log, "ignored a control message"), 1);
+	assert_int_equal(count_lines(log, "\n"), 1);
+	assert_false(io_read(f, VIRTIO_PCI_STATUS, 1) & 0x40);
+	/* The handshake still works. */
+	ctrl_send(f, 1, PORT_READY, 1);
+	expect_msg(f, 1, PORT_NAME, 0, "agent");
+	/* A driver that never reads its control queue: the replies are
+	 * bounded (128 kept), the rest dropped, no crash. */
+	for (int i = 0; i < 300; i++) {
+		ctrl_send(f, 1, PORT_READY, 0);
+		ctrl_send(f, 1, PORT_READY, 1);
+	}
+	capture_start(&cap);
+	ctrl_rx_post(f, 32);
+	while (ctrl_next(f, &m, 20)) {
+		assert_int_equal(m.event, PORT_NAME);
+		n++;
+		if (n % 32 == 0)
+			ctrl_rx_post(f, 32);
+	}
+	capture_end(&cap, log, sizeof(log));
+	/* 29 buffers were still posted; then the 128 kept. */
+	assert_int_equal(n, 29 + 128);
+	fx_free(f);
+}
+
+/* ---- options ---- */
+
+/* Init with stderr captured: rc, and the first line in line. */
+static int
+init_capture(const char *opts, const char *kv, char *line, size_t len)
+{
+	struct fx *f = fx_alloc();
+	struct cap cap;
+	char *nl;
+	int rc;
+
+	capture_start(&cap);
+	rc = fx_init(f, opts, kv);
+	fx_free(f);
+	capture_end(&cap, line, len);
+	nl = strchr(line, '\n');
+	if (nl)
+		nl[1] = '\0';
+	return rc;
+}
+
+static void
+expect_init_error(const char *opts, const char *kv, const char *want)
+{
+	char line[512];
+
+	if (init_capture(opts, kv, line, sizeof(line)) != -1)
+		fail_msg("'%s' was accepted", opts ? opts : kv);
+	if (!strstr(line, want))
+		fail_msg("'%s': got '%s', want '%s'", opts ? opts : kv, line,
+			 want);
+	assert_int_equal(count_lines(line, "\n"), 1);
+	assert_non_null(strstr(line, "virtio-console at 0:5:0: "));
+}
+
+static void
+test_options(void **state)
+{
+	struct config *cfg = config_create();
+	char a[108], b[108], opts[300], kv[400], many[1024];
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct fx *f;
+	int fd;
+
+	(void)state;
+	sock_path(a, sizeof(a), "oa");
+	sock_path(b, sizeof(b), "ob");
+	/* bhyve's -s syntax into bhyve_config(5)'s port.N.{name,path}. */
+	assert_int_equal(
+	    pci_parse_slot(cfg, "5,virtio-console,console=stdio,org.x=/s", err,
+			   sizeof(err)),
+	    0);
+	assert_string_equal(config_get(cfg, "pci.0.5.0.port.0.name"),
+			    "console");
+	assert_string_equal(config_get(cfg, "pci.0.5.0.port.0.path"), "stdio");
+	assert_string_equal(config_get(cfg, "pci.0.5.0.port.1.name"), "org.x");
+	assert_string_equal(config_get(cfg, "pci.0.5.0.port.1.path"), "/s");
+	assert_int_equal(
+	    pci_parse_slot(cfg, "6,virtio-console,port1", err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "'port1' is not NAME=PATH"));
+	config_free(cfg);
+
+	/* The config file's spellings: port.N.{name,path}, port.NAME.path. */
+	snprintf(kv, sizeof(kv),
+		 "pci.0.5.0.port.agent.path=%s pci.0.5.0.port.7.name=console "
+		 "pci.0.5.0.port.7.path=%s",
+		 a, b);
+	f = fx_new(NULL, kv);
+	driver_init(f, F_MULTIPORT, 4);
+	ctrl_rx_post(f, 8);
+	ctrl_send(f, 0, DEVICE_READY, 1);
+	expect_msg(f, 0, DEVICE_ADD, 0, NULL);
+	expect_msg(f, 1, DEVICE_ADD, 0, NULL);
+	ctrl_send(f, 1, PORT_READY, 1);
+	expect_msg(f, 1, PORT_NAME, 0, "agent");
+	fx_free(f);
+
+	/* A stale socket (nobody listens) is replaced. */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sun.sun_path, a);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd);
+	snprintf(opts, sizeof(opts), "p=%s", a);
+	f = fx_new(opts, NULL);
+	fx_free(f);
+	/* One that is in use is not. */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	expect_init_error(opts, NULL,
+			  "port p: "
+			  "/tmp/test_vcon.");
+	expect_init_error(opts, NULL, "is in use: another process listens");
+	close(fd);
+	unlink(a);
+	/* Neither is a file. */
+	fd = open(a, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	expect_init_error(opts, NULL, "exists and is not a socket");
+	unlink(a);
+	expect_init_error("p=/nonexistent/dir/sock", NULL,
+			  "cannot listen on /nonexistent/dir/sock");
+
+	/* stdio has one owner: a second port, or a com port. */
+	expect_init_error("console=stdio,other=stdio", NULL,
+			  "port other: stdio is used by another "
+			  "virtio-console port");
+	expect_init_error("console=stdio", "lpc.com1.path=stdio",
+			  "port console: stdio is already lpc.com1's (-l "
+			  "com1,stdio)");
+	snprintf(opts, sizeof(opts), "a=%s,a=%s", a, b);
+	expect_init_error(opts, NULL, "two ports are named 'a'");
+	unlink(a);
+	expect_init_error("a/b=/tmp/x", NULL, "port name 'a/b'");
+	expect_init_error(NULL, "pci.0.5.0.bogus=1", "unknown option 'bogus'");
+	expect_init_error(NULL, "pci.0.5.0.port.3.name=x",
+			  "port.3 needs a name and a path");
+	/* 16 ports: the console and 15 more. */
+	many[0] = '\0';
+	for (int i = 0; i < 16; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			 "%sp%d=/tmp/test_vcon.%d.m%d", i ? "," : "", i,
+			 (int)getpid(), i);
+	expect_init_error(many, NULL, "more than 15 ports besides console");
+}
+
 int
 main(void)
 {
@@ -762,6 +954,8 @@ main(void)
 	    cmocka_unit_test(test_handshake),
 	    cmocka_unit_test(test_stdio),
 	    cmocka_unit_test(test_stdio_full),
+	    cmocka_unit_test(test_bad_control),
+	    cmocka_unit_test(test_options),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* as bhyve */
