@@ -502,6 +502,85 @@ test_worker_sandboxed(void **state)
 	fx_free(f);
 }
 
+/* Send the message at REQ_GPA; its reply's type (Rlerror's ecode in *e). */
+static uint8_t
+rpc(struct fx *f, uint32_t n, uint32_t *e)
+{
+	submit(f, n, 1, 8192, 1);
+	*e = f->mem[RESP_GPA + 4] == RLERROR ? rle32(f, 7) : 0;
+	return f->mem[RESP_GPA + 4];
+}
+
+#define RPC_OK(f, ...)                                                         \
+	do {                                                                   \
+		uint32_t e_;                                                   \
+		uint32_t n_ = put_msg(f, __VA_ARGS__);                         \
+		uint8_t t_ = rpc(f, n_, &e_);                                  \
+		if (e_)                                                        \
+			fail_msg("message type %u: Rlerror %u (%s)",           \
+				 (unsigned)f->mem[REQ_GPA + 4], e_,            \
+				 strerror((int)e_));                           \
+		assert_int_equal(t_, f->mem[REQ_GPA + 4] + 1);                 \
+	} while (0)
+
+/*
+ * Every kind of request through the worker, under its filter: a system
+ * call the filter lacks would end the process (SIGSYS, exit 4).
+ */
+static void
+test_every_request_sandboxed(void **state)
+{
+	struct fx *f = fx_new("share=%s");
+	char p[128];
+	struct stat st;
+
+	(void)state;
+	driver_init(f, 1);
+	mount_9p(f);
+	RPC_OK(f, 8, "4", 1);			 /* statfs */
+	RPC_OK(f, 24, "48", 1, (uint64_t)0x7ff); /* getattr */
+	RPC_OK(f, 72, "4s44", 1, "d", 0755, 0);	 /* mkdir */
+	RPC_OK(f, TWALK, "442s", 1, 2, 1, "d");
+	RPC_OK(f, 14, "4s444", 2, "f", O_RDWR, 0644, 0); /* lcreate */
+	RPC_OK(f, 118, "48414", 2, (uint64_t)0, 5, 0x6c6c6568, 'o'); /* write */
+	RPC_OK(f, 50, "44", 2, 0);				     /* fsync */
+	RPC_OK(f, 50, "44", 2, 1); /* fdatasync */
+	RPC_OK(f, TREAD, "484", 2, (uint64_t)0, 100);
+	RPC_OK(f, 52, "414884s", 2, 1, 0, (uint64_t)0, (uint64_t)1, 1, "c");
+	RPC_OK(f, 54, "41884s", 2, 1, (uint64_t)0, (uint64_t)1, 1, "c");
+	/* setattr: mode, owner, size, both times */
+	RPC_OK(f, 26, "4444488888", 2, 0x1ff & ~0x40, 0600, getuid(), getgid(),
+	       (uint64_t)3, (uint64_t)1, (uint64_t)0, (uint64_t)2, (uint64_t)0);
+	RPC_OK(f, 30, "44s", 2, 3, ""); /* xattrwalk: list */
+	RPC_OK(f, TREAD, "484", 3, (uint64_t)0, 100);
+	RPC_OK(f, 120, "4", 3); /* clunk */
+	RPC_OK(f, TWALK, "442s", 1, 4, 1, "d");
+	RPC_OK(f, 16, "4ss4", 4, "l", "f", 0); /* symlink */
+	RPC_OK(f, TWALK, "442s", 4, 5, 1, "l");
+	RPC_OK(f, 22, "4", 5);					  /* readlink */
+	RPC_OK(f, 18, "4s4444", 4, "p", S_IFIFO | 0600, 0, 0, 0); /* mknod */
+	RPC_OK(f, TWALK, "442s", 4, 6, 1, "f");
+	RPC_OK(f, 70, "44s", 4, 6, "h");	/* link */
+	RPC_OK(f, 74, "4s4s", 4, "h", 1, "h2"); /* renameat */
+	RPC_OK(f, 20, "44s", 6, 1, "f2");	/* rename */
+	RPC_OK(f, 76, "4s4", 4, "p", 0);	/* unlinkat */
+	RPC_OK(f, TWALK, "442", 4, 7, 0);
+	RPC_OK(f, TLOPEN, "44", 7, O_RDONLY | O_DIRECTORY);
+	RPC_OK(f, 40, "484", 7, (uint64_t)0, 4000); /* readdir */
+	RPC_OK(f, 122, "4", 5);			    /* remove */
+	RPC_OK(f, 108, "2", 1);			    /* flush */
+	snprintf(p, sizeof(p), "%s/f2", f->dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 3);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_mtim.tv_sec, 2);
+	snprintf(p, sizeof(p), "%s/h2", f->dir);
+	assert_int_equal(stat(p, &st), 0);
+	snprintf(p, sizeof(p), "%s/d/l", f->dir);
+	assert_int_not_equal(lstat(p, &st), 0);
+	fx_free(f);
+}
+
 /* Teardown with a request queued and the worker busy: no leak, no hang. */
 static void
 test_teardown_busy(void **state)
@@ -578,6 +657,7 @@ main(void)
 	    cmocka_unit_test(test_indirect),
 	    cmocka_unit_test(test_bad_chains),
 	    cmocka_unit_test(test_worker_sandboxed),
+	    cmocka_unit_test(test_every_request_sandboxed),
 	    cmocka_unit_test(test_teardown_busy),
 	    cmocka_unit_test(test_config_errors),
 	};
