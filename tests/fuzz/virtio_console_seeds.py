@@ -105,6 +105,11 @@ def main():
     handshake(m, [ctrl(0, DEVICE_READY, 1), b"\x01\x00",
                   ctrl(0, 42, 1), ctrl(0, PORT_READY, 1)])
     seeds["control"] = seed(MULTIPORT, [3, 2, 3], m)
+    # Output past what the pipe and the device's 64 KiB buffer take.
+    m = Mem(2)
+    m.chain(1, 0, [(0x20000, 0x30000, False), (0x60000, 0x10000, False)])
+    m.avail(1, [0])
+    seeds["flood"] = seed(0, [1, 1], m)
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data)
