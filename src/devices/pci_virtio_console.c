@@ -107,6 +107,7 @@ struct vtcon_port {
 	int lfd;    /* the listening socket */
 	int rfd;    /* input: stdin or the client; -1 when none */
 	int wfd;    /* output: stdout or a dup of the client (epoll keys fds) */
+	bool rsock, wsock; /* sockets: each call says it must not wait */
 	struct mevent_ev *lev, *rev, *wev;
 	bool rx_paused; /* no receive buffers: rfd is not being read */
 	bool host_open; /* a client is connected (stdio: always) */
@@ -147,6 +148,8 @@ static struct {
 	bool atexit_set;
 	bool tty_saved;
 	struct termios tio;
+	int flags[2]; /* of fds 0 and 1, when we had to set O_NONBLOCK */
+	bool flags_saved[2];
 } vtcon_stdio = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- messages ---- */
@@ -418,9 +421,21 @@ vtcon_writev(struct vtcon_port *p, const struct iovec *iov, int n)
 	struct msghdr mh = {.msg_iov = (struct iovec *)iov,
 			    .msg_iovlen = (size_t)n};
 
-	if (p->kind == VTCON_SOCK)
+	if (p->wsock)
 		return sendmsg(p->wfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	return writev(p->wfd, iov, n);
+}
+
+/* read(2) that never waits. */
+static ssize_t
+vtcon_readv(struct vtcon_port *p, const struct iovec *iov, int n)
+{
+	struct msghdr mh = {.msg_iov = (struct iovec *)iov,
+			    .msg_iovlen = (size_t)n};
+
+	if (p->rsock)
+		return recvmsg(p->rfd, &mh, MSG_DONTWAIT);
+	return readv(p->rfd, iov, n);
 }
 
 /* The output side failed for good (EPIPE, a closed terminal). */
@@ -435,6 +450,7 @@ vtcon_out_dead(struct vtcon_port *p)
 		mevent_delete(p->wev);
 	p->wev = NULL;
 	p->olen = 0;
+	close(p->wfd);
 	p->wfd = -1;
 }
 
@@ -621,7 +637,7 @@ vtcon_rx(struct pci_vtcon_softc *sc, struct vtcon_port *p)
 			continue;
 		}
 		do
-			r = readv(p->rfd, iov + req.readable, req.writable);
+			r = vtcon_readv(p, iov + req.readable, req.writable);
 		while (r < 0 && errno == EINTR);
 		if (r > 0) {
 			vq_relchain(vq, req.idx, (uint32_t)r);
@@ -692,6 +708,7 @@ vtcon_accept(int fd, enum ev_type type, void *arg)
 	}
 	p->rfd = c;
 	p->wfd = fcntl(c, F_DUPFD_CLOEXEC, 0);
+	p->rsock = p->wsock = true;
 	if (p->wfd < 0) {
 		close(c);
 		p->rfd = -1;
@@ -778,6 +795,10 @@ vtcon_tty_restore(void)
 	if (vtcon_stdio.tty_saved)
 		tcsetattr(STDIN_FILENO, TCSADRAIN, &vtcon_stdio.tio);
 	vtcon_stdio.tty_saved = false;
+	for (int fd = 0; fd < 2; fd++)
+		if (vtcon_stdio.flags_saved[fd])
+			fcntl(fd, F_SETFL, vtcon_stdio.flags[fd]);
+	vtcon_stdio.flags_saved[0] = vtcon_stdio.flags_saved[1] = false;
 }
 
 static void
@@ -795,21 +816,30 @@ vtcon_stdio_atexit(void)
  * its offset is shared with the shell's redirection).
  */
 static int
-vtcon_reopen(int fd, int flags)
+vtcon_reopen(int fd, int flags, bool *sock)
 {
 	char path[32];
 	struct stat st;
-	int r;
+	int r, fl;
 
 	if (fstat(fd, &st) < 0)
 		return -1;
-	if (S_ISREG(st.st_mode))
+	*sock = S_ISSOCK(st.st_mode);
+	/* A socket cannot be reopened: each call gets MSG_DONTWAIT. */
+	if (S_ISREG(st.st_mode) || *sock)
 		return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	r = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (r < 0)
-		/* A socket cannot be reopened: it gets a send(2) flag then. */
-		r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r >= 0)
+		return r;
+	/* No /proc: the shared description, non-blocking until exit. */
+	r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	fl = fcntl(fd, F_GETFL);
+	if (r >= 0 && fl >= 0 && !(fl & O_NONBLOCK) &&
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+		vtcon_stdio.flags[fd] = fl;
+		vtcon_stdio.flags_saved[fd] = true;
+	}
 	return r;
 }
 
@@ -830,8 +860,8 @@ vtcon_stdio_open(struct vtcon_port *p, char *err, size_t errlen)
 	vtcon_stdio.owner = p;
 	if (!vtcon_stdio.atexit_set)
 		vtcon_stdio.atexit_set = atexit(vtcon_stdio_atexit) == 0;
-	p->wfd = vtcon_reopen(STDOUT_FILENO, O_WRONLY);
-	p->rfd = vtcon_reopen(STDIN_FILENO, O_RDONLY);
+	p->wfd = vtcon_reopen(STDOUT_FILENO, O_WRONLY, &p->wsock);
+	p->rfd = vtcon_reopen(STDIN_FILENO, O_RDONLY, &p->rsock);
 	if (p->rfd >= 0 && isatty(p->rfd) &&
 	    tcgetattr(STDIN_FILENO, &vtcon_stdio.tio) == 0) {
 		/* Keys go to the guest as they are typed, ^C included. */

@@ -196,7 +196,8 @@ stdio_restore(struct fx *f)
 	close(f->saved1);
 	close(f->in_w);
 	close(f->out_r);
-	close(f->out_w);
+	if (f->out_w >= 0)
+		close(f->out_w);
 	f->saved0 = -1;
 }
 
@@ -691,6 +692,42 @@ test_stdio(void **state)
 	fx_free(f);
 }
 
+/* stdio on a socket (bhyve run by a supervisor over a socketpair). */
+static void
+test_stdio_socket(void **state)
+{
+	const char *hi[] = {"hi\r\n"};
+	struct fx *f = fx_alloc();
+	char buf[16];
+	int sv[2];
+	uint16_t u;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fflush(stdout);
+	f->saved0 = dup(0);
+	f->saved1 = dup(1);
+	dup2(sv[1], 0);
+	dup2(sv[1], 1);
+	close(sv[1]);
+	f->in_w = sv[0];
+	f->out_r = dup(sv[0]);
+	f->out_w = -1;
+	assert_int_equal(fx_init(f, "console=stdio", NULL), 0);
+	fx_start(f);
+	driver_init(f, 0, 2);
+	tx(f, 1, hi, 1);
+	read_exact(sv[0], buf, 4);
+	assert_memory_equal(buf, "hi\r\n", 4);
+	/* A buffer and nothing to read: the notify returns at once. */
+	u = used_idx(f, 0);
+	rx_post(f, 0, RX_GPA, 16);
+	assert_int_equal(write(sv[0], "ok", 2), 2);
+	assert_true(wait_used(f, 0, (uint16_t)(u + 1)));
+	assert_memory_equal(f->mem + RX_GPA, "ok", 2);
+	fx_free(f);
+}
+
 /* A pipe nobody reads: buffered to 64 KiB, then dropped, never waited on. */
 static void
 test_stdio_full(void **state)
@@ -953,6 +990,7 @@ main(void)
 	    cmocka_unit_test(test_identity),
 	    cmocka_unit_test(test_handshake),
 	    cmocka_unit_test(test_stdio),
+	    cmocka_unit_test(test_stdio_socket),
 	    cmocka_unit_test(test_stdio_full),
 	    cmocka_unit_test(test_bad_control),
 	    cmocka_unit_test(test_options),
