@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -113,6 +114,7 @@ struct p9_fid {
 	enum fid_kind kind;
 	char *path;    /* beneath the share: "" or "a/b" */
 	int fd;	       /* FID_OPEN: the open file or directory */
+	int oflags;    /* FID_OPEN: how it was opened */
 	uint8_t *xbuf; /* FID_XATTR: the value or the name list */
 	size_t xlen;
 };
@@ -124,6 +126,7 @@ struct p9_server {
 	uint32_t msize_max;
 	uint32_t msize;
 	unsigned int nfids;
+	unsigned int nopen, max_open; /* fids holding a host fd */
 	struct p9_fid *fids[P9_FID_BUCKETS];
 };
 
@@ -371,10 +374,12 @@ fid_new(struct p9_server *s, uint32_t num, const char *path, int *err)
 }
 
 static void
-fid_release(struct p9_fid *f)
+fid_release(struct p9_server *s, struct p9_fid *f)
 {
-	if (f->fd >= 0)
+	if (f->fd >= 0) {
 		close(f->fd);
+		s->nopen--;
+	}
 	free(f->xbuf);
 	free(f->path);
 	free(f);
@@ -389,7 +394,7 @@ fid_clunk(struct p9_server *s, uint32_t num)
 		return;
 	*pp = f->next;
 	s->nfids--;
-	fid_release(f);
+	fid_release(s, f);
 }
 
 static void
@@ -400,7 +405,7 @@ fid_clunk_all(struct p9_server *s)
 			struct p9_fid *f = s->fids[b];
 
 			s->fids[b] = f->next;
-			fid_release(f);
+			fid_release(s, f);
 		}
 	}
 	s->nfids = 0;
@@ -414,6 +419,20 @@ fid_path_only(struct p9_server *s, uint32_t num, struct p9_fid **fp)
 	if (!*fp)
 		return EBADF;
 	return (*fp)->kind == FID_PATH ? 0 : EBADF;
+}
+
+/*
+ * The fid num, which names a file or directory, open or not: Linux's
+ * client hands an inode's open fid for walks and as the directory of
+ * mkdir and the like (v9fs_fid_find looks at the inode's open fids).
+ */
+static int
+fid_named(struct p9_server *s, uint32_t num, struct p9_fid **fp)
+{
+	*fp = fid_get(s, num);
+	if (!*fp)
+		return EBADF;
+	return (*fp)->kind == FID_XATTR ? EBADF : 0;
 }
 
 /* ---- paths beneath the share ---- */
@@ -646,10 +665,11 @@ p9_walk(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 		names[i] = getstr(in);
 	if (in->bad)
 		return EINVAL;
-	if ((err = fid_path_only(s, fidn, &f)))
+	if ((err = fid_named(s, fidn, &f)))
 		return err;
-	if (newfidn != fidn && fid_get(s, newfidn))
-		return EBADF;
+	if (newfidn == fidn ? f->kind != FID_PATH && nwname
+			    : fid_get(s, newfidn) != NULL)
+		return EBADF; /* an open fid cannot move; newfid is free */
 	if (strlen(f->path) >= sizeof(path))
 		return ENAMETOOLONG;
 	strcpy(path, f->path);
@@ -748,11 +768,15 @@ p9_lopen(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 		return err;
 	if (s->ro && open_writes(flags))
 		return EROFS;
+	if (s->nopen >= s->max_open)
+		return EMFILE;
 	fd = open_checked(s->root, f->path, flags, 0, &st);
 	if (fd < 0)
 		return -fd;
 	f->fd = fd;
+	f->oflags = flags;
 	f->kind = FID_OPEN;
+	s->nopen++;
 	putqid(out, &st);
 	put32(out, 0); /* iounit: msize less the Rread header */
 	return 0;
@@ -776,6 +800,8 @@ p9_lcreate(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 		return err;
 	if (s->ro)
 		return EROFS;
+	if (s->nopen >= s->max_open)
+		return EMFILE;
 	np = path_join(f->path, comp, &err);
 	if (!np)
 		return err;
@@ -795,7 +821,9 @@ p9_lcreate(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 	free(f->path);
 	f->path = np;
 	f->fd = fd;
+	f->oflags = flags;
 	f->kind = FID_OPEN;
+	s->nopen++;
 	putqid(out, &st);
 	put32(out, 0);
 	return 0;
@@ -821,7 +849,7 @@ make_start(struct p9_server *s, uint32_t dfid, struct p9_str name, char *comp,
 	struct p9_fid *d;
 	int err;
 
-	if ((err = fid_path_only(s, dfid, &d)) || (err = name_copy(name, comp)))
+	if ((err = fid_named(s, dfid, &d)) || (err = name_copy(name, comp)))
 		return err;
 	if (s->ro)
 		return EROFS;
@@ -945,9 +973,9 @@ p9_renameat(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 	(void)out;
 	if (in->bad)
 		return EINVAL;
-	if ((err = fid_path_only(s, odfid, &d1)) ||
-	    (err = fid_path_only(s, ndfid, &d2)) ||
-	    (err = name_copy(oname, c1)) || (err = name_copy(nname, c2)))
+	if ((err = fid_named(s, odfid, &d1)) ||
+	    (err = fid_named(s, ndfid, &d2)) || (err = name_copy(oname, c1)) ||
+	    (err = name_copy(nname, c2)))
 		return err;
 	if (s->ro)
 		return EROFS;
@@ -985,10 +1013,8 @@ p9_rename(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 	(void)out;
 	if (in->bad)
 		return EINVAL;
-	f = fid_get(s, fidn);
-	if (!f)
-		return EBADF;
-	if ((err = fid_path_only(s, dfid, &d)) || (err = name_copy(name, comp)))
+	if ((err = fid_named(s, fidn, &f)) || (err = fid_named(s, dfid, &d)) ||
+	    (err = name_copy(name, comp)))
 		return err;
 	if (s->ro)
 		return EROFS;
@@ -1106,6 +1132,9 @@ set_size(struct p9_server *s, const struct p9_fid *f, uint64_t size)
 
 	if (size > INT64_MAX)
 		return EFBIG;
+	/* The guest's own open file when it can write (its mode may not). */
+	if (f->kind == FID_OPEN && (f->oflags & O_ACCMODE) != O_RDONLY)
+		return ftruncate(f->fd, (off_t)size) < 0 ? errno : 0;
 	fd = open_checked(s->root, f->path, O_WRONLY, 0, &st);
 	if (fd < 0)
 		return -fd;
@@ -1194,7 +1223,12 @@ xattr_fetch(struct p9_server *s, const struct p9_fid *f, const char *name,
 	*len = 0;
 	fd = f->fd >= 0 ? f->fd
 			: open_checked(s->root, f->path, O_RDONLY, 0, &st);
-	if (fd == -EPERM || fd == -ELOOP)
+	/*
+	 * Links, special files and files bhyve cannot read show none: the
+	 * guest asks for security.capability before each write, and a
+	 * write-only file must not fail that way.
+	 */
+	if (fd == -EPERM || fd == -ELOOP || fd == -EACCES)
 		return *name ? ENODATA : 0;
 	if (fd < 0)
 		return -fd;
@@ -1702,6 +1736,7 @@ struct p9_server *
 p9_server_new(int dirfd, bool ro, uint32_t msize_max)
 {
 	struct p9_server *s = calloc(1, sizeof(*s));
+	struct rlimit rl;
 
 	if (!s)
 		return NULL;
@@ -1709,6 +1744,13 @@ p9_server_new(int dirfd, bool ro, uint32_t msize_max)
 	s->ro = ro;
 	s->msize_max = msize_max < P9_MSIZE_MIN ? P9_MSIZE_MIN : msize_max;
 	s->msize = s->msize_max;
+	/* Half the descriptors bhyve may have: the rest stay for the others. */
+	s->max_open =
+	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+		? (unsigned int)(rl.rlim_cur / 2)
+		: P9_MAX_OPEN;
+	if (s->max_open > P9_MAX_OPEN)
+		s->max_open = P9_MAX_OPEN;
 	return s;
 }
 

@@ -27,8 +27,13 @@
 #define P9_RLERROR_SIZE 11
 /* Names per Twalk (the protocol's MAXWELEM). */
 #define P9_MAXWELEM 16
-/* Fids one session may hold at once. */
-#define P9_MAX_FIDS 16384
+/*
+ * Fids one session may hold at once (Linux holds one a dentry in use, and
+ * with cache=loose one a cached dentry), and of those, open ones (each a
+ * host fd): at most this, and half of RLIMIT_NOFILE.
+ */
+#define P9_MAX_FIDS 32768
+#define P9_MAX_OPEN 4096
 
 struct p9_server;
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -487,7 +488,10 @@ test_read_write(void **state)
 	OK(f, mk(TLOPEN, "44", 2, O_RDWR));
 	assert_int_equal(le(f->r + 7 + 13, 4), 0);    /* iounit */
 	FAILS(f, mk(TLOPEN, "44", 2, O_RDWR), EBADF); /* already */
-	FAILS(f, mk(TWALK, "442", 2, 3, 0), EBADF);   /* open fids stay */
+	/* An open fid can be cloned (Linux does) but not walked in place. */
+	OK(f, mk(TWALK, "442", 2, 9, 0));
+	OK(f, mk(TCLUNK, "4", 9));
+	FAILS(f, mk(TWALK, "442s", 2, 2, 1, ".."), EBADF);
 	OK(f, mk(TREAD, "484", 2, (uint64_t)1, 3));
 	assert_int_equal(le(f->r + 7, 4), 3);
 	assert_memory_equal(f->r + 11, "ell", 3);
@@ -976,6 +980,41 @@ test_truncated_fields(void **state)
 	fx_free(f);
 }
 
+/* Open fids (host fds) are bounded by half of RLIMIT_NOFILE. */
+static void
+test_open_limit(void **state)
+{
+	struct rlimit old, low;
+	struct fx *f;
+	uint32_t n;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 128;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	f = fx_attached(false);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	for (n = 2; n < 100; n++) {
+		assert_int_equal(walk(f, ROOT, n, 1, "file", 0, 0, 0), 1);
+		if (rpc(f, mk(TLOPEN, "44", n, O_RDONLY)))
+			break;
+	}
+	assert_int_equal(n, 2 + 64);
+	assert_int_equal(le(f->r + 7, 4), EMFILE);
+	FAILS(f, mk(TLCREATE, "4s444", n, "x", O_RDWR, 0644, 0), EMFILE);
+	OK(f, mk(TCLUNK, "4", 2));
+	OK(f, mk(TLOPEN, "44", n, O_RDONLY));
+	/* An open directory serves as the directory of a mkdir. */
+	assert_int_equal(walk(f, ROOT, 200, 0, 0, 0, 0, 0), 0);
+	FAILS(f, mk(TLOPEN, "44", 200, O_RDONLY | O_DIRECTORY), EMFILE);
+	OK(f, mk(TCLUNK, "4", 3));
+	OK(f, mk(TLOPEN, "44", 200, O_RDONLY | O_DIRECTORY));
+	OK(f, mk(TMKDIR, "4s44", 200, "viaopen", 0755, 0));
+	assert_true(host_exists(f, "viaopen"));
+	fx_free(f);
+}
+
 /* The fid table has a bound; past it, ENFILE, and clunks make room. */
 static void
 test_fid_limit(void **state)
@@ -1012,6 +1051,7 @@ main(void)
 	    cmocka_unit_test(test_read_only),
 	    cmocka_unit_test(test_bad_framing),
 	    cmocka_unit_test(test_truncated_fields),
+	    cmocka_unit_test(test_open_limit),
 	    cmocka_unit_test(test_fid_limit),
 	};
 
