@@ -1,7 +1,8 @@
 /*
- * virtio-9p (virtio 1.2 §5.11 is silent on it; the device is the one
- * QEMU and bhyve share: transitional PCI ID 0x1009, virtio device ID 9)
- * on the legacy PCI transport, as bhyve's pci_virtio_9p.c:
+ * virtio-9p on the legacy PCI transport, as bhyve's pci_virtio_9p.c. The
+ * virtio spec assigns device ID 9 ("9P transport", 1.2 §5) but describes
+ * no device; this is the one QEMU and bhyve share (transitional PCI ID
+ * 0x1009) and Linux's 9pnet_virtio drives:
  *
  *   -s SLOT,virtio-9p,SHARENAME=/host/dir[,ro]
  *
