@@ -18,17 +18,21 @@
  *
  * Requests are served on a worker thread, so a slow host file system
  * stalls neither the vCPU that notified nor the event loop; the worker
- * runs under its own seccomp filter.
+ * runs under its own seccomp filter and, where the kernel has Landlock,
+ * can reach no file outside the share whatever path it is handed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/landlock.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "p9_server.h"
@@ -65,6 +69,7 @@ struct pci_vt9p_softc {
 	struct virtio_consts consts;
 	struct vt9p_config cfg;
 	struct p9_server *srv; /* the worker's alone */
+	int ruleset;	       /* Landlock: the share only, or -1 */
 	pthread_t thr;
 	bool thr_started;
 	bool closing;
@@ -158,6 +163,65 @@ vt9p_rules(void *f, void *arg)
 	return rc;
 }
 
+/* Landlock's file system rights by ABI version (landlock.h). */
+#define LL_FS_ABI1 ((1ULL << 13) - 1)
+#define LL_FS_REFER (1ULL << 13)     /* ABI 2: rename and link across dirs */
+#define LL_FS_TRUNCATE (1ULL << 14)  /* ABI 3 */
+#define LL_FS_IOCTL_DEV (1ULL << 15) /* ABI 5 */
+
+/*
+ * A Landlock ruleset allowing what the server does beneath dirfd and
+ * nothing anywhere else; -1 without Landlock, or before ABI 2 (which
+ * would forbid renames across directories). The worker enforces it on
+ * itself. Never execute, never make device nodes or sockets.
+ */
+static int
+vt9p_ruleset(int dirfd)
+{
+	struct landlock_ruleset_attr attr = {0};
+	struct landlock_path_beneath_attr beneath = {0};
+	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+			   LANDLOCK_CREATE_RULESET_VERSION);
+	long fd;
+
+	if (abi < 2)
+		return -1;
+	attr.handled_access_fs = LL_FS_ABI1 | LL_FS_REFER |
+				 (abi >= 3 ? LL_FS_TRUNCATE : 0) |
+				 (abi >= 5 ? LL_FS_IOCTL_DEV : 0);
+	fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	if (fd < 0)
+		return -1;
+	beneath.parent_fd = dirfd;
+	beneath.allowed_access =
+	    attr.handled_access_fs &
+	    ~(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_MAKE_CHAR |
+	      LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+	      (abi >= 5 ? LL_FS_IOCTL_DEV : 0));
+	if (syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH,
+		    &beneath, 0) < 0) {
+		close((int)fd);
+		return -1;
+	}
+	return (int)fd;
+}
+
+/* Confine the calling thread (only it) to the share. */
+static void
+vt9p_landlock(struct pci_vt9p_softc *sc)
+{
+	if (sc->ruleset < 0)
+		return;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_landlock_restrict_self, sc->ruleset, 0) < 0)
+		fprintf(stderr,
+			"bhyve: warning: virtio-9p: Landlock failed (%s); the "
+			"9p thread relies on openat2 and seccomp alone\n",
+			strerror(errno));
+	close(sc->ruleset);
+	sc->ruleset = -1;
+}
+
 static void *
 vt9p_thr(void *arg)
 {
@@ -166,6 +230,7 @@ vt9p_thr(void *arg)
 	char err[256];
 
 	pthread_setname_np(pthread_self(), "9p");
+	vt9p_landlock(sc);
 	if (sandbox_thread("virtio-9p", vt9p_rules, NULL, err, sizeof(err)) < 0)
 		fprintf(stderr,
 			"bhyve: warning: %s; the 9p thread runs without a "
@@ -374,6 +439,7 @@ pci_vt9p_init(struct pci_devinst *pi, struct config *node)
 	}
 	pthread_mutex_init(&sc->mtx, NULL);
 	pthread_cond_init(&sc->cond, NULL);
+	sc->ruleset = vt9p_ruleset(dirfd);
 	sc->cfg.tag_len = (uint16_t)strlen(tag);
 	memcpy(sc->cfg.tag, tag, sc->cfg.tag_len);
 	sc->consts = vt9p_vi_consts;
@@ -410,6 +476,8 @@ pci_vt9p_deinit(struct pci_devinst *pi)
 		pthread_mutex_unlock(&sc->mtx);
 		pthread_join(sc->thr, NULL);
 	}
+	if (sc->ruleset >= 0)
+		close(sc->ruleset); /* the worker never started */
 	p9_server_free(sc->srv);
 	free(sc->req);
 	free(sc->resp);
