@@ -210,9 +210,15 @@ tap_missing_body()
 	for rule in tcp::x-:22 "tcp:127.0.0.1:$(free_port)-:22;tcp:127.0.0.1:PORT-:22"; do
 		port=$(free_port)
 		rule=$(echo "$rule" | sed "s/PORT/$port/")
-		python3 -c 'import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(30)' "$port" &
+		rm -f held
+		python3 -c 'import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); open("held", "w").close(); time.sleep(60)' "$port" &
 		holder=$!
-		sleep 0.5
+		# python3 starts slowly nested: until it holds the port.
+		i=0
+		while [ ! -e held ] && [ $i -lt 300 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
 		timeout 60 "$BIN/bhyve" -c 1 -m 32M -s 0:0,hostbridge \
 		    -s "2,virtio-net,slirp,hostfwd=$rule" v-badfwd </dev/null >out 2>err
 		rc=$?
