@@ -104,16 +104,17 @@ disk_reboot_body()
 atf_test_case net_http
 net_http_head()
 {
-	atf_set descr "net user and forward: the guest's httpd, fetched by a host step" \
-	    "through the forwarded port"
+	atf_set descr "net user and forward (virtio-net and e1000): the guest's httpd," \
+	    "fetched by a host step through the forwarded port"
 	linux_head
 }
 net_http_body()
 {
 	setup
-	run_hvtest "$EX/net-http.hvt"
+	run_hvtest "$EX/net-http.hvt" "$EX/net-http-e1000.hvt"
 	[ "$rc" -eq 0 ] || show_fail "hvtest exited $rc"
-	expect_line 'PASS .*net-http'
+	expect_line 'PASS .*net-http '
+	expect_line 'PASS .*net-http-e1000 '
 }
 
 atf_test_case panic
