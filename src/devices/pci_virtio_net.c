@@ -596,18 +596,31 @@ vtnet_ctrl(struct vtnet_softc *sc)
 	uint8_t ack;
 	int n;
 
-	while ((n = vq_getchain(vq, iov, VTNET_CTRL_SEGS, &req)) > 0) {
-		/* The ack goes in the first writable byte (§5.1.6.5). */
-		if (iov_bytes(iov + req.readable, req.writable) == 0) {
-			sc->st.ctrl_errors++;
-			vq_relchain(vq, req.idx, 0);
-			continue;
+	for (;;) {
+		while ((n = vq_getchain(vq, iov, VTNET_CTRL_SEGS, &req)) > 0) {
+			/* The ack goes in the first writable byte (§5.1.6.5). */
+			if (iov_bytes(iov + req.readable, req.writable) == 0) {
+				sc->st.ctrl_errors++;
+				vq_relchain(vq, req.idx, 0);
+				continue;
+			}
+			ack = vtnet_ctrl_cmd(sc, iov, req.readable);
+			if (ack != VTNET_OK)
+				sc->st.ctrl_errors++;
+			iov_copy(iov + req.readable, req.writable, 0, &ack, 1,
+				 true);
+			vq_relchain(vq, req.idx, 1);
 		}
-		ack = vtnet_ctrl_cmd(sc, iov, req.readable);
-		if (ack != VTNET_OK)
-			sc->st.ctrl_errors++;
-		iov_copy(iov + req.readable, req.writable, 0, &ack, 1, true);
-		vq_relchain(vq, req.idx, 1);
+		/*
+		 * Ask for the next command's notification (with EVENT_IDX the
+		 * driver notifies only past avail_event, §2.7.10) and look
+		 * once more for one that came in before the store.
+		 */
+		if (n < 0)
+			break;
+		vq_kick_enable(vq);
+		if (!vq_has_descs(vq))
+			break;
 	}
 	vq_endchains(vq);
 }
