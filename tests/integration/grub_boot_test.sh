@@ -336,7 +336,7 @@ EOF
 # init, which waits for the command), so "&& reboot" comes after it.
 INSTALL_CMD='mkdir /cd; sleep 1; mount -t iso9660 /dev/sr0 /cd; sh /cd/install.sh'
 
-atf_test_case handbook
+atf_test_case handbook cleanup
 handbook_head()
 {
 	atf_set descr "the FreeBSD Handbook's Linux guest section command by" \
@@ -344,12 +344,22 @@ handbook_head()
 	    "installer that partitions and formats the disk and copies the" \
 	    "kernel), bhyvectl --destroy, boot the installed disk"
 	atf_set timeout 900
+	atf_set require.user root
 }
 handbook_body()
 {
 	setup
 	image_tools
 	install_media
+	# The Handbook's host network steps, in Linux's words: a tap for the
+	# guest, a bridge it joins, both up (the host's own address on the
+	# bridge stands in for the LAN the Handbook bridges to).
+	ip tuntap add tap0 mode tap 2>ip.err &&
+	    ip link add bridge0 type bridge 2>>ip.err &&
+	    ip link set tap0 master bridge0 2>>ip.err &&
+	    ip addr add 192.168.77.1/24 dev bridge0 2>>ip.err &&
+	    ip link set tap0 up 2>>ip.err && ip link set bridge0 up 2>>ip.err ||
+	    atf_fail "cannot make tap0 and bridge0: $(cat ip.err)"
 	xorriso -as mkisofs -quiet -R -J -V SOMELINUX -o somelinux.iso media \
 	    2>xorriso.err || atf_fail "xorriso: $(cat xorriso.err)"
 
@@ -360,7 +370,7 @@ handbook_body()
 	# grub-bhyve -m device.map -r cd0 -M 1024M linuxguest, typed commands
 	# (the Handbook's, with console=ttyS0 and the installer added).
 	printf 'ls\nls (cd0)/isolinux\nlinux (cd0)/isolinux/vmlinuz %s\ninitrd (cd0)/isolinux/initrd.img\nboot\n' \
-	    "$(grub_escape "console=ttyS0 quiet -- $INSTALL_CMD nocfg && reboot")" >cmds
+	    "$(grub_escape "console=ttyS0 quiet ip=off -- $INSTALL_CMD nocfg && reboot")" >cmds
 	grub_load -m device.map -r cd0 -M 1024M linuxguest
 	expect_gout '^\(hd0\) \(cd0\) *$'
 	for f in initrd.img isolinux.cfg vmlinuz; do
@@ -370,8 +380,7 @@ handbook_body()
 	# bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc -s 2:0,virtio-net,tap0
 	#   -s 3:0,virtio-blk,./linux.img -s 4:0,ahci-cd,./somelinux.iso
 	#   -l com1,stdio -c 4 -m 1024M linuxguest
-	# without -s 2:0,virtio-net,tap0: virtio-net is a later issue.
-	run_bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc \
+	run_bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc -s 2:0,virtio-net,tap0 \
 	    -s 3:0,virtio-blk,./linux.img -s 4:0,ahci-cd,./somelinux.iso \
 	    -l com1,stdio -c 4 -m 1024M linuxguest
 	# "reboot the virtual machine. This will cause bhyve to exit."
@@ -390,35 +399,50 @@ handbook_body()
 	    fail_all "bhyvectl --destroy: $(cat destroy.out)"
 
 	# grub-bhyve -m device.map -r hd0,msdos1 -M 1024M linuxguest
-	printf 'ls\nls (hd0,msdos1)/\nlinux (hd0,msdos1)/vmlinuz-hv console=ttyS0 quiet -- echo hv-installed\ninitrd (hd0,msdos1)/initrd.img-hv\nboot\n' >cmds
+	# The installed guest's NIC on tap0 reaches the host's bridge; its MAC
+	# is bhyve's (MD5 of "2-0-linuxguest" after 00:a0:98).
+	printf 'ls\nls (hd0,msdos1)/\nlinux (hd0,msdos1)/vmlinuz-hv console=ttyS0 quiet ip=192.168.77.2/24 -- %s\ninitrd (hd0,msdos1)/initrd.img-hv\nboot\n' \
+	    "$(grub_escape 'cat /sys/class/net/eth0/address; ping -c 1 -W 5 192.168.77.1 >/dev/null && echo hv-installed')" >cmds
 	grub_load -m device.map -r hd0,msdos1 -M 1024M linuxguest
 	expect_gout '^\(hd0\) \(hd0,msdos1\) \(cd0\) *$'
 	for f in initrd.img-hv lost+found/ vmlinuz-hv; do
 		tr ' ' '\n' <gout | grep -qxF -- "$f" ||
 		    fail_all "ls (hd0,msdos1)/ does not list $f"
 	done
-	# bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc (-s 2:0,virtio-net,tap0)
+	# bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc -s 2:0,virtio-net,tap0
 	#   -s 3:0,virtio-blk,./linux.img -l com1,stdio -c 4 -m 1024M linuxguest
-	run_bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc \
+	run_bhyve -A -H -P -s 0:0,hostbridge -s 1:0,lpc -s 2:0,virtio-net,tap0 \
 	    -s 3:0,virtio-blk,./linux.img -l com1,stdio -c 4 -m 1024M linuxguest
 	expect_echo hv-installed
+	mac=$(printf '2-0-linuxguest' | md5sum | sed 's/^\(..\)\(..\)\(..\).*/00:a0:98:\1:\2:\3/')
+	expect_line "^$mac\$"
 	# bhyvectl --destroy --vm=linuxguest
 	"$BIN/bhyvectl" --destroy --vm=linuxguest >destroy.out 2>&1 ||
 	    fail_all "bhyvectl --destroy: $(cat destroy.out)"
 }
 
-atf_test_case vmrun
+handbook_cleanup()
+{
+	ip link del tap0 2>/dev/null
+	ip link del bridge0 2>/dev/null
+	:
+}
+
+atf_test_case vmrun cleanup
 vmrun_head()
 {
-	atf_set descr "vmrun.sh's install path as the Handbook writes it" \
-	    "(minus -t tap0): -i -I install.iso boots the ISO's grub.cfg," \
+	atf_set descr "vmrun.sh's install path as the Handbook writes it:" \
+	    "-t tap0 -i -I install.iso boots the ISO's grub.cfg," \
 	    "whose installer writes the disk and powers off; the next run" \
 	    "boots the disk through its grub.cfg (-r hd0)"
 	atf_set timeout 900
+	atf_set require.user root
 }
 vmrun_body()
 {
 	setup
+	ip tuntap add tap0 mode tap 2>ip.err && ip link set tap0 up 2>>ip.err ||
+	    atf_fail "cannot make tap0: $(cat ip.err)"
 	image_tools
 	install_media
 	mkdir -p media/boot/grub
@@ -432,7 +456,7 @@ EOF
 	xorriso -as mkisofs -quiet -R -J -V INSTALL -o install.iso media \
 	    2>xorriso.err || atf_fail "xorriso: $(cat xorriso.err)"
 	# vmrun.sh creates linux.img (8G) when it is missing, as FreeBSD's.
-	timeout -k 10 $LINUX_TIMEOUT "$BIN/vmrun.sh" -c 1 -m 1024M \
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/vmrun.sh" -c 1 -m 1024M -t tap0 \
 	    -d linux.img -i -I install.iso g-vmrun </dev/null >out 2>err
 	rc=$?
 	expect_exit 1 "the installer powers off: vmrun.sh ends"
@@ -443,12 +467,20 @@ EOF
 	    fail_with_output "vmrun.sh did not create an 8G linux.img"
 	mv out install.out
 	mv err install.err
-	timeout -k 10 $LINUX_TIMEOUT "$BIN/vmrun.sh" -c 1 -m 1024M \
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/vmrun.sh" -c 1 -m 1024M -t tap0 \
 	    -d linux.img g-vmrun </dev/null >out 2>err
 	rc=$?
 	expect_echo hv-vmrun-disk
 	# grub-bhyve (-r hd0) found the partition's grub.cfg and ran it.
 	expect_line "^Booting 'Installed Linux'"
+	# The guest had vmrun.sh's NIC on tap0 (init's DHCP finds no server).
+	expect_line '^eth0: no DHCP answer'
+}
+
+vmrun_cleanup()
+{
+	ip link del tap0 2>/dev/null
+	:
 }
 
 atf_init_test_cases()
