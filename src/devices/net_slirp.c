@@ -866,8 +866,11 @@ slirp_be_get_cap(struct net_backend *be)
 	return 0;
 }
 
+static const char *const slirp_keys[] = {"hostfwd", NULL};
+
 static const struct net_backend_ops slirp_backend = {
     .prefix = "slirp",
+    .keys = slirp_keys,
     .init = slirp_be_init,
     .cleanup = slirp_be_cleanup,
     .send = slirp_be_send,

@@ -1366,19 +1366,6 @@ struct key_check {
 	const char *bad;
 };
 
-/*
- * slirp reads hostfwd from our node but does not list it in its ops' keys
- * yet (as pci_virtio_net.c notes); once it does, netbe_is_option answers
- * and this goes.
- */
-static bool
-e1k_slirp_key(const struct config *node, const char *name)
-{
-	const char *be = config_get(node, "backend");
-
-	return be && !strcmp(be, "slirp") && !strcmp(name, "hostfwd");
-}
-
 static int
 e1k_check_key(const struct config *c, void *arg)
 {
@@ -1387,8 +1374,7 @@ e1k_check_key(const struct config *c, void *arg)
 
 	if (config_is_leaf(c) &&
 	    (!strcmp(name, "device") || !strcmp(name, "backend") ||
-	     !strcmp(name, "mac") || netbe_is_option(k->node, name) ||
-	     e1k_slirp_key(k->node, name)))
+	     !strcmp(name, "mac") || netbe_is_option(k->node, name)))
 		return 0;
 	k->bad = name;
 	return 1;

@@ -729,19 +729,6 @@ vtnet_cfgwrite(void *vsc, int offset, int size, uint32_t val)
 
 static const char *const vtnet_keys[] = {"device", "backend", "mac", "mtu"};
 
-/*
- * slirp reads hostfwd from our node (FreeBSD 15: virtio-net,slirp,
- * hostfwd=...) but does not list it in its ops' keys yet; once it does,
- * netbe_is_option answers and this goes.
- */
-static bool
-vtnet_slirp_key(const struct config *node, const char *name)
-{
-	const char *be = config_get(node, "backend");
-
-	return be && !strcmp(be, "slirp") && !strcmp(name, "hostfwd");
-}
-
 static int
 vtnet_check_key(const struct config *c, void *arg)
 {
@@ -753,7 +740,7 @@ vtnet_check_key(const struct config *c, void *arg)
 	for (size_t i = 0; i < sizeof(vtnet_keys) / sizeof(vtnet_keys[0]); i++)
 		if (!strcmp(name, vtnet_keys[i]))
 			return 0;
-	if (netbe_is_option(node, name) || vtnet_slirp_key(node, name))
+	if (netbe_is_option(node, name))
 		return 0;
 bad:
 	((const char **)arg)[1] = name;
