@@ -53,12 +53,6 @@ bhyve_mac()
 	python3 -c 'import hashlib, sys; d = hashlib.md5(sys.argv[1].encode()).digest(); print("00:a0:98:%02x:%02x:%02x" % (d[0], d[1], d[2]))' "$1"
 }
 
-need_device()
-{
-	"$BIN/bhyve" -s help | grep -qx "$1" ||
-	    atf_skip "bhyve -s help does not list $1 (not in this tree yet)"
-}
-
 atf_test_case slirp_dhcp
 slirp_dhcp_head()
 {
@@ -69,7 +63,6 @@ slirp_dhcp_head()
 slirp_dhcp_body()
 {
 	setup
-	need_device virtio-net
 	boot v-dhcp 'ip -4 addr show eth0; ip route; cat /etc/resolv.conf; echo "hvmac $(cat /sys/class/net/eth0/address)"' \
 	    -s 2,virtio-net,slirp
 	expect_exit 1 "powered off after the command"
@@ -91,7 +84,6 @@ guest_to_host_head()
 guest_to_host_body()
 {
 	setup
-	need_device virtio-net
 	mkdir www
 	echo "hv-from-the-host" >www/hello.txt
 	port=$(free_port)
@@ -115,7 +107,6 @@ host_to_guest_head()
 host_to_guest_body()
 {
 	setup
-	need_device virtio-net
 	port=$(free_port)
 	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
 	    "$LINUX" "$(grub_escape "console=ttyS0 quiet -- mkdir /www; echo hv-from-the-guest >/www/index.html; httpd -p 80 -h /www; echo hv-serving; sleep 20")" "$LINUX" |
@@ -168,7 +159,6 @@ tap_head()
 tap_body()
 {
 	setup
-	need_device virtio-net
 	tap=tap76
 	ip link del "$tap" 2>/dev/null
 	ip tuntap add "$tap" mode tap || atf_fail "ip tuntap add $tap failed (no tun module?)"
@@ -199,7 +189,6 @@ tap_missing_head()
 tap_missing_body()
 {
 	setup
-	need_device virtio-net
 	ip link del tap77 2>/dev/null
 	timeout 60 "$BIN/bhyve" -c 1 -m 32M -s 0:0,hostbridge \
 	    -s 2,virtio-net,tap77 v-notap </dev/null >out 2>err
@@ -242,7 +231,6 @@ e1000_slirp_head()
 e1000_slirp_body()
 {
 	setup
-	need_device e1000
 	mkdir www
 	echo "hv-e1000-fetch" >www/e.txt
 	port=$(free_port)
@@ -268,7 +256,6 @@ mac_stable_head()
 mac_stable_body()
 {
 	setup
-	need_device e1000
 	want=$(bhyve_mac 3-0-v-mac)
 	for n in 1 2; do
 		boot v-mac 'echo "hvmac $(cat /sys/class/net/eth0/address)"' \
