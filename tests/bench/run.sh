@@ -12,6 +12,10 @@
 # disk: disk throughput and IOPS inside the guest, bhyve's virtio-blk,
 #      ahci and nvme against QEMU's (disk.py; DISK=0 skips it, about
 #      15 minutes nested).
+# net: TCP throughput guest <-> host, bhyve's virtio-net and e1000 against
+#      QEMU's, on a tap and on user-mode networking (net.py; NET=0 skips it).
+# p9: virtio-9p, sequential and small-file, against QEMU's (p9.py; P9=0
+#      skips it).
 # Runs nested under QEMU when there is no /dev/kvm, like the tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,9 +29,12 @@ if [ "${1:-}" = "--nested" ] ||
 	{ [ "${1:-}" != "--inside" ] && ! kvm_usable; }; then
 	echo "bench: running nested under QEMU (harness/nested): $(kvm_why_nested)" >&2
 	# The outer VM has no network: the Linux guest is built here first.
-	if [ "${BOOT:-1}" = 1 ] || [ "${DISK:-1}" = 1 ]; then fixtures/linux/build.sh >/dev/null; fi
+	if [ "${BOOT:-1}" = 1 ] || [ "${DISK:-1}" = 1 ] ||
+		[ "${NET:-1}" = 1 ] || [ "${P9:-1}" = 1 ]; then
+		fixtures/linux/build.sh >/dev/null
+	fi
 	exec harness/nested -- env RUNS="$RUNS" N="$N" BOOT="${BOOT:-1}" \
-		DISK="${DISK:-1}" \
+		DISK="${DISK:-1}" NET="${NET:-1}" P9="${P9:-1}" \
 		"$PWD/tests/bench/run.sh" --inside
 fi
 echo "bench: on $(uname -r)${BHYVE_NESTED:+, nested in QEMU TCG}" >&2
@@ -102,4 +109,14 @@ fi
 if [ "${DISK:-1}" = 1 ]; then
 	echo "bench: disks, bhyve against QEMU (tests/bench/disk.py)" >&2
 	RUNS=$RUNS tests/bench/disk.py
+fi
+
+if [ "${NET:-1}" = 1 ]; then
+	echo "bench: network, bhyve against QEMU (tests/bench/net.py)" >&2
+	RUNS=$RUNS tests/bench/net.py
+fi
+
+if [ "${P9:-1}" = 1 ]; then
+	echo "bench: virtio-9p, bhyve against QEMU (tests/bench/p9.py)" >&2
+	RUNS=$RUNS tests/bench/p9.py
 fi
