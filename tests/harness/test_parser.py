@@ -79,6 +79,17 @@ class GoodFiles(unittest.TestCase):
         self.assertEqual(parse("linux\nnet user e1000\nexpect x\n").net, "e1000")
         self.assertEqual(parse("linux\nnet user virtio-net\nexpect x\n").net, "virtio-net")
 
+    def test_shares_and_console(self):
+        s = parse("linux\nshare data\nshare ../x/y/ ro\nshare /srv/d as web\nshare results\n"
+                  "share . ro as dot\nshare ..\nconsole virtio\nexpect x\n")
+        self.assertEqual([(sh.line, sh.tag, sh.path, sh.ro, sh.results) for sh in s.shares],
+                         [(2, "data", "data", False, False), (3, "y", "../x/y/", True, False),
+                          (4, "web", "/srv/d", False, False), (5, "results", None, False, True),
+                          (6, "dot", ".", True, False), (7, "share", "..", False, False)])
+        self.assertEqual(s.console, "virtio")
+        self.assertEqual(parse("linux\nexpect x\n").console, "com1")
+        self.assertEqual(parse("linux\nshare a:b\nexpect x\n").shares[0].tag, "share")
+
     def test_host_steps_need_no_vm(self):
         # Host steps run before a boot and after wait-exit.
         s = parse("linux\nhost true\nwait-exit poweroff\nhost echo done\nhost-expect done\n")
@@ -204,6 +215,24 @@ BAD = [
     ("linux\nnet user\nforward tcp 80\nforward tcp 80\nexpect a\n", 4,
      "PORT_TCP_80 is already the port of line 3"),
     ("linux\nexpect a\nnet user\n", 3, "'net' is a VM setting"),
+    ("linux\nshare\nexpect a\n", 2, "share takes DIR [ro] [as TAG], or 'results'"),
+    ("linux\nshare d rw\nexpect a\n", 2, "share takes DIR [ro] [as TAG]"),
+    ("linux\nshare d ro ro\nexpect a\n", 2, "share takes DIR [ro] [as TAG]"),
+    ("linux\nshare results ro\nexpect a\n", 2, "share results takes nothing more"),
+    ("linux\nshare d as\nexpect a\n", 2, "share takes DIR"),
+    ("linux\nshare d as a/b\nexpect a\n", 2, "share: bad tag 'a/b'"),
+    ("linux\nshare d as ..\nexpect a\n", 2, "share: bad tag '..'"),
+    ("linux\nshare x/d\nshare y/d\nexpect a\n", 3,
+     "tag 'd' is already the share of line 2 (give another with 'as TAG')"),
+    ("linux\nshare results\nshare r as results\nexpect a\n", 3, "tag 'results' is already"),
+    ("linux\n" + "".join(f"share d{i}\n" for i in range(9)) + "expect a\n", 10,
+     "at most 8 shares"),
+    ("guest g\nshare d\nexpect a\n", 2, "share is for Linux guests"),
+    ("linux\nexpect a\nshare d\n", 3, "'share' is a VM setting"),
+    ("linux\nconsole\nexpect a\n", 2, "console takes virtio"),
+    ("linux\nconsole hvc0\nexpect a\n", 2, "console takes virtio"),
+    ("linux\nconsole virtio\nconsole com1\nexpect a\n", 3, "'console' given twice"),
+    ("guest g\nconsole virtio\nexpect a\n", 2, "console virtio is for Linux guests"),
     ("linux\nhost\n", 2, "host needs a shell command"),
     ("linux\nhost -s x true\n", 2, "host -s: not a status"),
     ("linux\nhost -t never true\n", 2, "bad duration 'never'"),

@@ -308,6 +308,82 @@ class HostSteps(FakeVM):
         self.assertIn("no virtio-net device", r.reason)
 
 
+class Shares(FakeVM):
+    """share, share results and console virtio: bhyve's options, the kernel
+    command line, the host directories (the fake bhyve takes any -s)."""
+
+    def setUp(self):
+        super().setUp()
+        os.environ["FAKE_DEVICES"] += " virtio-9p virtio-console"
+
+    def transcript(self, name="t"):
+        with open(os.path.join(self.work, "results", name, "transcript.txt")) as f:
+            return f.read()
+
+    def test_shares_become_virtio_9p_devices(self):
+        os.makedirs(os.path.join(self.work, "data"))
+        os.makedirs(os.path.join(self.work, "sub", "ro-dir"))
+        r = self.run_text("linux\nshare data\nshare sub/ro-dir ro as stuff\nshare results\n"
+                          "expect 'userspace up'\nhost echo from-host >\"$SHARE_RESULTS/f\"; "
+                          "echo \"$SHARE_DATA $SHARE_STUFF\"\n"
+                          "host-expect '^(\\S+) (\\S+)$'\n")
+        self.assertEqual(r.verdict, "passed", r.reason)
+        tr = self.transcript()
+        data = os.path.join(self.work, "data")
+        stuff = os.path.join(self.work, "sub", "ro-dir")
+        results = os.path.join(self.work, "results", "t", "results")
+        self.assertIn(f"-s 20:0,virtio-9p,data={data} -s 21:0,virtio-9p,stuff={stuff},ro "
+                      f"-s 22:0,virtio-9p,results={results} ", tr)
+        self.assertIn(f"host| {data} {stuff}", tr)
+        self.assertIn("-l com1,stdio", tr)
+        # The results share is kept with the transcript.
+        with open(os.path.join(results, "f")) as f:
+            self.assertEqual(f.read(), "from-host\n")
+        self.assert_nothing_left()
+
+    def test_results_share_is_fresh_each_run(self):
+        text = "linux\nshare results\nhost ls \"$SHARE_RESULTS\"; touch \"$SHARE_RESULTS/x\"\n"
+        self.run_text(text)
+        self.assertNotIn("host| x", self.transcript())
+        self.run_text(text)
+        self.assertNotIn("host| x", self.transcript())
+
+    def test_missing_share_fails(self):
+        r = self.run_text("linux\nshare nosuch\nexpect 'userspace up'\n")
+        self.assertEqual(r.verdict, "failed")
+        self.assertEqual(r.reason, f"share {os.path.join(self.work, 'nosuch')} is not a "
+                                   "directory (line 2)")
+
+    def test_no_9p_device_skips(self):
+        os.environ["FAKE_DEVICES"] = "com1 hostbridge lpc virtio-console"
+        r = self.run_text("linux\nshare results\nexpect 'userspace up'\n")
+        self.assertEqual(r.verdict, "skipped")
+        self.assertIn("no virtio-9p device", r.reason)
+
+    def test_console_virtio(self):
+        r = self.run_text("linux\nconsole virtio\ncommand echo on hvc0\nexpect '^on hvc0$'\n"
+                          "guest-status 0\nwait-exit poweroff\n")
+        self.assertEqual(r.verdict, "passed", r.reason)
+        tr = self.transcript()
+        self.assertIn("-s 30:0,virtio-console,console=stdio ", tr)
+        self.assertNotIn("com1", tr)
+        self.assertIn("command line console=ttyS0 console=hvc0 -- echo on hvc0", tr)
+
+    def test_console_virtio_for_a_whole_run(self):
+        self.write("suite/a.hvt", "linux\ncommand true\nguest-status 0\n")
+        self.write("suite/b.hvt", "guest hello\nwait-exit poweroff\n")
+        rc, out, err = self.hvtest("--console", "virtio", "suite", env=dict(os.environ))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("virtio-console,console=stdio", self.transcript("suite/a"))
+        self.assertIn("-l com1,stdio", self.transcript("suite/b"))  # tiny guests keep the UART
+
+    def test_no_console_device_skips(self):
+        os.environ["FAKE_DEVICES"] = "com1 hostbridge lpc"
+        r = self.run_text("linux\nconsole virtio\nexpect 'userspace up'\n")
+        self.assertEqual(r.verdict, "skipped")
+        self.assertIn("no virtio-console device", r.reason)
+
+
 class Shell(FakeVM):
     def test_run_checks_exit_status_and_output(self):
         r = self.run_text("linux\nexpect 'userspace up'\nrun echo hello there\nexpect '^hello there$'\n"
@@ -562,6 +638,21 @@ class Nesting(FakeVM):
         # The work directory is under /tmp: hidden in the outer VM, so shared.
         self.assertIn(f"--share {os.path.realpath(self.work)}", calls[0])
         self.assertTrue(os.path.exists(junit))
+
+
+    def test_share_dirs_go_into_the_outer_vm(self):
+        # A share elsewhere under /tmp is hidden inside: hvtest shares it.
+        other = tempfile.mkdtemp(prefix="hvtest-share-")
+        self.addCleanup(shutil.rmtree, other, ignore_errors=True)
+        self.write("suite/t.hvt", f"linux\nshare {other} ro as data\ncommand true\nguest-status 0\n")
+        nested_log = os.path.join(self.work, "nested.log")
+        env = dict(self.env, BHYVE_NESTED_TESTS="1", HVTEST_NESTED=os.path.join(FAKE, "nested"),
+                   FAKE_NESTED_LOG=nested_log, FAKE_DEVICES=self.env["FAKE_DEVICES"] + " virtio-9p")
+        env.pop("BHYVE_DIRECT")
+        rc, out, err = self.hvtest("suite", env=env)
+        self.assertEqual(rc, 0, out + err)
+        with open(nested_log) as f:
+            self.assertIn(f"--share {os.path.realpath(other)}", f.read())
 
 
 class Kyua(FakeVM):

@@ -152,7 +152,7 @@ def main(argv):
     real_home_cache(os.environ)
     nest, why = host.decide()
     if nest:
-        return run_nested_case(directory, name, opts["r"], why)
+        return run_nested_case(directory, name, opts["r"], why, found[name])
     return run_case(found[name], name, opts["r"])
 
 
@@ -181,7 +181,23 @@ def run_case(path, name, result_file):
     return 0 if r.verdict == "skipped" else 1
 
 
-def run_nested_case(directory, name, result_file, why):
+def share_dirs(path):
+    """The outer VM's --share directories for a test file's `share DIR`s
+    that it would hide or make read-only."""
+    try:
+        spec = parse_file(path)
+    except ParseError:
+        return []
+    here, out = os.path.dirname(os.path.abspath(path)), []
+    for sh in spec.shares:
+        d = None if sh.results else os.path.normpath(os.path.join(here, sh.path))
+        if d and os.path.isdir(d) and (host.hidden_inside(d) or
+                                       not (sh.ro or host.writable_inside(d))):
+            out.append(d)
+    return out
+
+
+def run_nested_case(directory, name, result_file, why, path):
     """One case, nested: slow (an outer VM per case). `make check` avoids
     this by running kyua itself inside one outer VM."""
     print(f"hvtest: {why}: running this case nested under QEMU (harness/nested)", file=sys.stderr)
@@ -190,6 +206,8 @@ def run_nested_case(directory, name, result_file, why):
     cmd = [host.NESTED, "--share", work]
     if host.hidden_inside(directory):
         cmd += ["--share", os.path.abspath(directory)]
+    for d in share_dirs(path):
+        cmd += ["--share", d]
     cmd += ["--", sys.executable, host.HVTEST, "--atf", os.path.abspath(directory), "-r", inner, name]
     status = subprocess.call(cmd, stdin=subprocess.DEVNULL)
     try:

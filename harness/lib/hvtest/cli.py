@@ -14,7 +14,7 @@ from .runner import Context
 USAGE = """\
 hvtest [-j N] [--results DIR] [--junit FILE] [--tap FILE] [--shard K/N]
               [--repeat N] [--timeout-scale F] [--bin DIR] [--guests DIR]
-              [--list | --check] [-v] PATH...
+              [--console com1|virtio] [--list | --check] [-v] PATH...
        hvtest --merge-junit OUT FILE...
        hvtest --kyua DIR
        hvtest --atf DIR [-l | [-r FILE] [-s DIR] [-v VAR=VALUE]... CASE]"""
@@ -48,6 +48,9 @@ def parser():
                    "(default: build/bin, or $HVTEST_BIN)")
     p.add_argument("--guests", metavar="DIR", help="where tiny guests are (default: build/guests, "
                    "or $HVTEST_GUESTS)")
+    p.add_argument("--console", choices=("com1", "virtio"),
+                   help="every Linux guest's console: com1 or virtio (hvc0 on virtio-console); "
+                   "default: each test's own `console`, or $HVTEST_CONSOLE")
     p.add_argument("--list", action="store_true", help="list the tests (after --shard) and exit")
     p.add_argument("--check", action="store_true", help="only parse the files; report errors")
     p.add_argument("-v", "--verbose", action="store_true", help="show the last lines of passing tests too")
@@ -102,7 +105,7 @@ def run(args, argv):
                                    or os.path.join(host.REPO, "build", "hvtest-results"))
     ctx = Context(bin_dir=args.bin and os.path.abspath(args.bin),
                   guests_dir=args.guests and os.path.abspath(args.guests),
-                  results=results_root, scale=args.timeout_scale)
+                  results=results_root, scale=args.timeout_scale, console=args.console)
     nest, why = host.decide()
     shard_note = f" (shard {args.shard} of {total_files})" if args.shard else ""
     if nest:
@@ -149,9 +152,15 @@ def run_nested(args, argv, entries, ctx):
     on the host (inside, HOME is read-only), and handed in by path."""
     env = dict(os.environ)
     read_dirs = [os.getcwd(), ctx.bin_dir, ctx.guests_dir]
+    rw_shares = []  # `share DIR` (read-write): writable inside only if shared
     for e in entries:
-        read_dirs.append(os.path.dirname(os.path.abspath(e.path)))
+        here = os.path.dirname(os.path.abspath(e.path))
+        read_dirs.append(here)
         spec = e.spec
+        for sh in (spec.shares if spec else []):
+            if not sh.results:
+                path = os.path.normpath(os.path.join(here, sh.path))
+                (read_dirs if sh.ro else rw_shares).append(path)
         if spec and spec.vm_kind == "fixture":
             try:
                 fx = ctx.fixture(spec.fixture)
@@ -163,6 +172,7 @@ def run_nested(args, argv, entries, ctx):
     for d in write_dirs:
         os.makedirs(d, exist_ok=True)
     shares = [d for d in write_dirs if not host.writable_inside(d)]
+    shares += [d for d in rw_shares if os.path.isdir(d) and not host.writable_inside(d)]
     shares += [d for d in read_dirs if os.path.isdir(d) and host.hidden_inside(d)]
     cmd = [host.NESTED]
     for d in host.minimal_shares(shares):

@@ -52,13 +52,15 @@ class Context:
     """What all tests of a run share: paths, options, caches, live processes."""
 
     def __init__(self, bin_dir=None, guests_dir=None, results=None, scale=1.0,
-                 own_groups=True, env=None):
+                 own_groups=True, env=None, console=None):
         self.bin_dir = bin_dir or os.environ.get("HVTEST_BIN") or os.path.join(REPO, "build", "bin")
         self.guests_dir = guests_dir or os.environ.get("HVTEST_GUESTS") or os.path.join(REPO, "build", "guests")
         self.results = results
         self.scale = scale
         self.own_groups = own_groups  # False under kyua: it kills our group
         self.env = dict(os.environ if env is None else env)
+        # --console / HVTEST_CONSOLE: every Linux guest's console (com1 or virtio)
+        self.console = console or self.env.get("HVTEST_CONSOLE") or None
         self.abort = threading.Event()
         self.lock = threading.Lock()
         self.procs = set()

@@ -37,6 +37,7 @@ SETTINGS = {
     "guest", "guest-source", "fixture", "linux", "kernel", "initrd",
     "cmdline", "command", "disk", "memory", "cpus", "bhyve", "rawload",
     "requires", "prompt", "marker", "timeout", "allow-panic", "net", "forward",
+    "share", "console",
 }
 STEPS = {
     "expect", "expect-not", "send", "run", "wait-exit", "sleep",
@@ -47,6 +48,10 @@ HOST_STEPS = {"host", "host-expect"}
 # `net user [MODEL]`: the NIC models, by the names a test may use.
 NET_MODELS = {"virtio": "virtio-net", "virtio-net": "virtio-net", "e1000": "e1000"}
 KEYWORDS = sorted(SETTINGS | STEPS)
+# `share`: at most this many virtio-9p devices (one PCI slot each), and the
+# tags Linux mounts at /mnt/TAG.
+MAX_SHARES = 8
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 class ParseError(Exception):
@@ -114,6 +119,21 @@ class Forward:
 
 
 @dataclass
+class Share:
+    """`share DIR [ro] [as TAG]` or `share results`: a host directory the
+    guest sees over virtio-9p, the Linux guest at /mnt/TAG."""
+
+    line: int
+    tag: str
+    path: str = None  # relative to the test file; None for `share results`
+    ro: bool = False
+
+    @property
+    def results(self):
+        return self.path is None
+
+
+@dataclass
 class TestSpec:
     path: str
     description: str = ""
@@ -140,6 +160,8 @@ class TestSpec:
     net: str = None  # the NIC model of `net user`: virtio-net or e1000
     net_line: int = 0
     forwards: list = field(default_factory=list)  # Forward
+    shares: list = field(default_factory=list)  # Share
+    console: str = "com1"  # or "virtio": hvc0 on virtio-console
     steps: list = field(default_factory=list)
     expect_not: list = field(default_factory=list)  # Steps, kind expect-not
 
@@ -515,6 +537,39 @@ class _Parser:
                 raise LineError(f"forward: {name} is already the port of line {f.line}")
         self.spec.forwards.append(Forward(number, proto, int(port), name))
 
+    def set_share(self, number, args):
+        usage = "share takes DIR [ro] [as TAG], or 'results'"
+        if args == ["results"]:
+            share = Share(number, "results")
+        elif args[:1] == ["results"]:
+            raise LineError("share results takes nothing more (a directory named results: "
+                            "share ./results)")
+        else:
+            words, tag = list(args), None
+            if len(words) >= 2 and words[-2] == "as":
+                tag, words = words[-1], words[:-2]
+            ro = words[1:] == ["ro"]
+            if len(words) != (2 if ro else 1):
+                raise LineError(usage)
+            if tag is None:
+                tag = share_tag(words[0])
+            elif not _TAG.fullmatch(tag):
+                raise LineError(f"share: bad tag '{tag}' (letters, digits, _ . -; at most 64)")
+            share = Share(number, tag, path=words[0], ro=ro)
+        for other in self.spec.shares:
+            if other.tag == share.tag:
+                raise LineError(f"share: tag '{share.tag}' is already the share of line "
+                                f"{other.line} (give another with 'as TAG')")
+        if len(self.spec.shares) == MAX_SHARES:
+            raise LineError(f"share: at most {MAX_SHARES} shares")
+        self.spec.shares.append(share)
+
+    def set_console(self, number, args):
+        self.once(number, "console")
+        if len(args) != 1 or args[0] not in ("virtio", "com1"):
+            raise LineError("console takes virtio (hvc0 on virtio-console) or com1 (the default)")
+        self.spec.console = args[0]
+
     # steps
 
     def step_host(self, number, args):
@@ -645,6 +700,12 @@ class _Parser:
         if s.forwards and not s.net:
             self.errors.append((s.forwards[0].line, "forward needs a NIC: add 'net user' "
                                                     "before it"))
+        if s.shares and s.vm_kind in ("guest", "guest-source"):
+            self.errors.append((s.shares[0].line, "share is for Linux guests (fixture linux "
+                                                  "or kernel PATH): tiny guests have no 9P"))
+        if "console" in self.seen and s.console == "virtio" and s.vm_kind in ("guest", "guest-source"):
+            self.errors.append((self.seen["console"], "console virtio is for Linux guests "
+                                                      "(fixture linux or kernel PATH)"))
         if s.rawload_args and s.vm_kind in ("fixture", "kernel"):
             self.errors.append((s.vm_line, "rawload options are for tiny guests; "
                                            "this VM boots through grub-bhyve"))
@@ -652,6 +713,12 @@ class _Parser:
             self.errors.append((max(nlines, 1), "no steps: add at least one (expect, "
                                                 "wait-exit, run ...)"))
         self.errors.sort(key=lambda e: e[0])
+
+
+def share_tag(path):
+    """`share DIR`'s default tag: the directory's name, or "share"."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name if _TAG.fullmatch(name) and name not in (".", "..") else "share"
 
 
 def parse_text(text, path="<test>"):

@@ -17,6 +17,12 @@ LINUX_CMDLINE = "console=ttyS0"
 LINUX_BHYVE_ARGS = ("-A", "-H", "-P")
 # The NIC of `net user`: bhyve(8)'s usual slot (disks go from 4 up).
 NET_SLOT = 2
+# virtio-9p shares from slot 20 up (testfile.MAX_SHARES of them), the
+# virtio-console of `console virtio` in slot 30: clear of the disks.
+SHARE_SLOT = 20
+CONSOLE_SLOT = 30
+# `share results`: this directory in the test's results directory.
+RESULTS_SHARE = "results"
 
 
 @dataclass
@@ -92,14 +98,27 @@ def prepare(vm, spec, ctx):
     memory, extra = set_loader(vm, spec, ctx, here)
     extra += disk_args(spec.disks, vm.vmm_dir, here)
     extra += net_args(spec, vm.host_vars)
+    extra += share_args(spec.shares, here, vm.dir, vm.host_vars)
     milestone_log = None
     if "milestone" in ctx.device_names():
         milestone_log = os.path.join(vm.dir, "milestones.log")
         extra += ["-l", f"milestone,path={milestone_log}"]
+    if console_of(spec, ctx) == "virtio":
+        console = ["-s", f"{CONSOLE_SLOT}:0,virtio-console,console=stdio"]
+    else:
+        console = ["-l", "com1,stdio"]
     vm.bhyve_base = ([ctx.tool("bhyve"), "-c", str(spec.cpus or 1), "-m", memory,
-                      "-s", "0:0,hostbridge", "-s", "1:0,lpc", "-l", "com1,stdio"]
+                      "-s", "0:0,hostbridge", "-s", "1:0,lpc"] + console
                      + extra + spec.bhyve_args + [vm.name])
     return milestone_log
+
+
+def console_of(spec, ctx):
+    """com1 or virtio: the test's `console`, unless the run chose one for
+    every Linux guest (hvtest --console; tiny guests talk to the UART)."""
+    if ctx.console and spec.is_linux:
+        return ctx.console
+    return spec.console
 
 
 def check_needs(spec, ctx):
@@ -107,6 +126,8 @@ def check_needs(spec, ctx):
         if not ctx.tool_ok(b):
             raise fail(f"{ctx.tool(b)} is missing: run make")
     needed = spec.requires + ([spec.net] if spec.net else [])
+    needed += ["virtio-9p"] if spec.shares else []
+    needed += ["virtio-console"] if console_of(spec, ctx) == "virtio" else []
     if needed:
         missing = [d for d in needed if d not in ctx.device_names()]
         if missing:
@@ -130,6 +151,8 @@ def set_loader(vm, spec, ctx, here):
     cmdline, memory = fx.cmdline, spec.memory or fx.memory
     if spec.cmdline:
         cmdline += " " + spec.cmdline
+    if console_of(spec, ctx) == "virtio":
+        cmdline += " console=hvc0"  # the last console= is /dev/console
     if spec.command:
         cmdline += " -- " + spec.command
     vm.loader = lambda: vm.grub_load(fx.kernel, fx.initrd, cmdline, memory)
@@ -197,6 +220,38 @@ def disk_args(disks, vmm_dir, here):
             if not os.path.exists(path):
                 raise fail(f"disk image {path} does not exist (line {disk.line})")
         args += ["-s", f"{slot}:0,virtio-blk,{path}"]
+    return args
+
+
+def share_dir(share, here, result_dir):
+    """The host directory of a share: `share results` makes a fresh one in
+    the test's results directory (kept with its transcript, and the same
+    for every boot of the test)."""
+    if share.results:
+        path = os.path.join(result_dir, RESULTS_SHARE)
+        os.makedirs(path, exist_ok=True)
+        return path
+    return os.path.normpath(os.path.join(here, share.path))
+
+
+def share_var(tag):
+    """The host steps' variable that holds a share's host directory."""
+    return "SHARE_" + re.sub(r"\W", "_", tag).upper()
+
+
+def share_args(shares, here, result_dir, host_vars):
+    """bhyve options for the test's shares: a virtio-9p device each, from
+    SHARE_SLOT up, its tag the guest's mount tag (the Linux fixture mounts
+    it at /mnt/TAG). Host steps find each directory in $SHARE_TAG."""
+    args = []
+    for slot, share in enumerate(shares, start=SHARE_SLOT):
+        path = share_dir(share, here, result_dir)
+        if not os.path.isdir(path):
+            raise fail(f"share {path} is not a directory (line {share.line})")
+        if "," in path:
+            raise fail(f"share {path}: bhyve's options cannot hold a ',' (line {share.line})")
+        host_vars[share_var(share.tag)] = path
+        args += ["-s", f"{slot}:0,virtio-9p,{share.tag}={path}" + (",ro" if share.ro else "")]
     return args
 
 

@@ -72,6 +72,7 @@ def grub_bhyve(argv):
     if not kernel:
         sys.exit("grub-bhyve: no linux command")
     print(f"fake grub-bhyve: loaded {kernel}")
+    print(f"fake grub-bhyve: command line {cmdline}")
     make_instance(vm, kernel, cmdline)
 
 
