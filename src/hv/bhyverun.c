@@ -364,6 +364,8 @@ main(int argc, char **argv)
 	case OPT_RUN:
 		break;
 	}
+	if (bhyve_check_config(cfg, stderr, err, sizeof(err)) < 0)
+		return die(4, "%s", err);
 	if (config_get_bool(cfg, "config.dump", false)) {
 		config_dump(cfg, stdout);
 		return 0;

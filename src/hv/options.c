@@ -417,6 +417,108 @@ bhyve_parse_args(int argc, char **argv, struct config *cfg, FILE *out,
 	return OPT_RUN;
 }
 
+/*
+ * The top-level keys bhyve reads or bhyve(8)'s options set, in one list: any
+ * other is most likely a typo (-o x86strictmsr=false), worth one line.
+ */
+static const char *const top_keys[] = {
+    "acpi_tables", "config",	  "cores",
+    "cpus",	   "debug",	  "destroy_on_poweroff",
+    "fwcfg",	   "gdb",	  "keyboard",
+    "lpc",	   "memory",	  "name",
+    "pci",	   "pvpanic",	  "rtc",
+    "sockets",	   "threads",	  "uuid",
+    "vcpu",	   "virtio_msix", "x86",
+};
+
+/*
+ * Every boolean bhyve reads from the tree outside a device's own node. They
+ * are checked once here, so a misspelt value (strictmsr=flase) stops bhyve
+ * at start-up instead of reading as the default (bhyve's config.c does the
+ * same, exit 4).
+ */
+static const char *const bool_keys[] = {
+    "acpi_tables",
+    "config.dump",
+    "debug.exit_stats",
+    "destroy_on_poweroff",
+    "gdb.wait",
+    "lpc.com1.coalesce",
+    "lpc.com2.coalesce",
+    "lpc.com3.coalesce",
+    "lpc.com4.coalesce",
+    "lpc.pc-testdev",
+    "memory.guest_in_core",
+    "memory.wired",
+    "pvpanic",
+    "rtc.use_localtime",
+    "virtio_msix",
+    "x86.mptable",
+    "x86.strictio",
+    "x86.strictmsr",
+    "x86.vmexit_on_hlt",
+    "x86.vmexit_on_pause",
+    "x86.x2apic",
+};
+
+struct top_check {
+	FILE *warn;
+	char *dump; /* the whole tree as text, to find %(references) */
+};
+
+/* Whether some value names key as %(key) or %(key.sub): a variable. */
+static bool
+referenced(const char *dump, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *p = dump; p && (p = strstr(p, "%(")); p += 2)
+		if (!strncmp(p + 2, key, n) &&
+		    (p[2 + n] == ')' || p[2 + n] == '.'))
+			return true;
+	return false;
+}
+
+static int
+warn_unknown_top(const struct config *node, void *arg)
+{
+	struct top_check *t = arg;
+	const char *name = config_node_name(node);
+
+	for (size_t i = 0; i < sizeof(top_keys) / sizeof(top_keys[0]); i++)
+		if (!strcmp(name, top_keys[i]))
+			return 0;
+	/* bhyve_config(5): variables of one's own, for %(name), are fine. */
+	if (t->dump && referenced(t->dump, name))
+		return 0;
+	fprintf(t->warn,
+		"bhyve: warning: unknown configuration key '%s' (ignored)\n",
+		name);
+	return 0;
+}
+
+int
+bhyve_check_config(struct config *cfg, FILE *warn, char *err, size_t errlen)
+{
+	struct top_check t = {warn, NULL};
+	size_t len;
+	FILE *f;
+
+	if (config_check(cfg, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(bool_keys) / sizeof(bool_keys[0]); i++)
+		if (config_check_bool(cfg, bool_keys[i], err, errlen) < 0)
+			return -1;
+	f = open_memstream(&t.dump, &len);
+	if (f) {
+		config_dump(cfg, f);
+		fclose(f);
+	}
+	config_foreach(cfg, warn_unknown_top, &t);
+	free(t.dump);
+	return 0;
+}
+
 static int
 cfg_int(struct config *cfg, const char *key, int def, int *out, char *err,
 	size_t errlen)

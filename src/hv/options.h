@@ -31,6 +31,13 @@ struct bhyve_settings {
 void bhyve_set_defaults(struct config *cfg);
 enum opt_result bhyve_parse_args(int argc, char **argv, struct config *cfg,
 				 FILE *out, char *err, size_t errlen);
+/*
+ * Once the options are in: every %(ref) expands (an unknown one or a runaway
+ * expansion is an error), every boolean key holds a boolean; an unknown
+ * top-level key is one line on warn. -1 with err set: exit 4.
+ */
+int bhyve_check_config(struct config *cfg, FILE *warn, char *err,
+		       size_t errlen);
 int bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 		   size_t errlen);
 void bhyve_usage(FILE *f);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -14,6 +15,8 @@
 #include "options.h"
 
 static char err[256];
+
+static enum opt_result parse(struct config **out, ...);
 
 static void
 test_set_get(void **state)
@@ -78,9 +81,165 @@ test_bool_and_expand(void **state)
 	config_set(c, "name", "vm1", err, sizeof(err));
 	config_set(c, "path", "/vms/%(name).img", err, sizeof(err));
 	assert_string_equal(config_get(c, "path"), "/vms/vm1.img");
-	/* A self-reference ends, bounded. */
+	/* A self-reference ends, bounded: it reads raw and is an error. */
 	config_set(c, "loop", "x%(loop)", err, sizeof(err));
-	assert_non_null(config_get(c, "loop"));
+	assert_string_equal(config_get(c, "loop"), "x%(loop)");
+	assert_int_equal(config_check(c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "loop"));
+	assert_non_null(strstr(err, "too deep"));
+	config_free(c);
+}
+
+/* Two reads, a set in between: every pointer stays good (ASan checks). */
+static void
+test_values_stay(void **state)
+{
+	struct config *c = config_create();
+	const char *a, *b, *plain;
+
+	(void)state;
+	config_set(c, "base", "vm1", err, sizeof(err));
+	config_set(c, "name", "%(base)-x", err, sizeof(err));
+	config_set(c, "plain", "p1", err, sizeof(err));
+	a = config_get(c, "name");
+	b = config_get(c, "name");
+	plain = config_get(c, "plain");
+	assert_string_equal(a, "vm1-x");
+	assert_string_equal(b, "vm1-x");
+	config_set(c, "base", "vm2", err, sizeof(err));
+	config_set(c, "plain", "p2", err, sizeof(err));
+	assert_string_equal(config_get(c, "name"), "vm2-x");
+	assert_string_equal(config_get(c, "plain"), "p2");
+	assert_string_equal(a, "vm1-x");
+	assert_string_equal(b, "vm1-x");
+	assert_string_equal(plain, "p1");
+	config_free(c);
+}
+
+/*
+ * bhyve -o base=vm1 '%(base)': options.c keeps the VM name, smbiostbl.c
+ * reads "name" again; the first pointer must survive the second read.
+ */
+static void
+test_name_by_reference(void **state)
+{
+	struct config *c;
+	struct bhyve_settings s;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-o", "base=vm1", "%(base)", NULL), OPT_RUN);
+	assert_int_equal(bhyve_check_config(c, stderr, err, sizeof(err)), 0);
+	assert_int_equal(bhyve_settings(c, &s, err, sizeof(err)), 0);
+	assert_string_equal(config_get(c, "name"), "vm1");
+	assert_string_equal(config_get(c, "name"), "vm1");
+	assert_string_equal(s.name, "vm1");
+	config_free(c);
+}
+
+/* A chain where each value names the one before twice doubles per link. */
+static void
+test_expansion_bounded(void **state)
+{
+	struct config *c = config_create();
+	char key[16], prev[16], val[128];
+	clock_t t0 = clock();
+
+	(void)state;
+	config_set(c, "a0",
+		   "0123456789abcdef0123456789abcdef"
+		   "0123456789abcdef0123456789abcdef",
+		   err, sizeof(err));
+	for (int i = 1; i <= 60; i++) {
+		snprintf(key, sizeof(key), "a%d", i);
+		snprintf(prev, sizeof(prev), "a%d", i - 1);
+		snprintf(val, sizeof(val), "%%(%s)%%(%s)", prev, prev);
+		assert_int_equal(config_set(c, key, val, err, sizeof(err)), 0);
+	}
+	/* 2^10 copies of 64 bytes is exactly 64 KiB: still fine. */
+	assert_int_equal(strlen(config_get(c, "a10")), 64 * 1024);
+	assert_string_equal(config_get(c, "a60"), "%(a59)%(a59)");
+	assert_int_equal(config_check(c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a11="));
+	assert_non_null(strstr(err, "64 KiB"));
+	assert_null(strchr(err, '\n'));
+	/* A wide fan-out stays small but has too many references. */
+	config_set(c, "z", "", err, sizeof(err));
+	config_unset(c, "a0");
+	for (int i = 1; i <= 60; i++) {
+		snprintf(key, sizeof(key), "a%d", i);
+		config_unset(c, key);
+	}
+	config_set(c, "b0", "%(z)%(z)%(z)%(z)%(z)%(z)%(z)%(z)", err,
+		   sizeof(err));
+	for (int i = 1; i <= 8; i++) {
+		snprintf(key, sizeof(key), "b%d", i);
+		snprintf(prev, sizeof(prev), "b%d", i - 1);
+		snprintf(val, sizeof(val), "%%(%s)%%(%s)%%(%s)%%(%s)", prev,
+			 prev, prev, prev);
+		config_set(c, key, val, err, sizeof(err));
+	}
+	assert_int_equal(config_check(c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too many references"));
+	/* Bounded work: well under a second, not 15 s. */
+	assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 1.0);
+	config_free(c);
+}
+
+static void
+test_bad_bool_and_ref(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-o", "x86.strictmsr=flase", "vm", NULL),
+			 OPT_RUN);
+	assert_int_equal(bhyve_check_config(c, stderr, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "'flase'"));
+	assert_non_null(strstr(err, "x86.strictmsr"));
+	config_free(c);
+	/* A bad boolean reached through a reference names its value too. */
+	assert_int_equal(
+	    parse(&c, "-o", "v=maybe", "-o", "virtio_msix=%(v)", "vm", NULL),
+	    OPT_RUN);
+	assert_int_equal(bhyve_check_config(c, stderr, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "'maybe'"));
+	assert_non_null(strstr(err, "virtio_msix"));
+	config_free(c);
+	assert_int_equal(parse(&c, "-o", "x86.strictio=yes", "vm", NULL),
+			 OPT_RUN);
+	assert_int_equal(bhyve_check_config(c, stderr, err, sizeof(err)), 0);
+	config_free(c);
+	assert_int_equal(parse(&c, "-o", "memory.size=%(nosuch)", "vm", NULL),
+			 OPT_RUN);
+	assert_int_equal(bhyve_check_config(c, stderr, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "memory.size"));
+	assert_non_null(strstr(err, "%(nosuch): no such value"));
+	config_free(c);
+}
+
+static void
+test_unknown_top_key(void **state)
+{
+	struct config *c;
+	char line[256];
+	FILE *w = tmpfile();
+	int lines = 0;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-o", "x86strictmsr=false", "-o",
+			       "x86.strictmsr=false", "-o", "dir=/vms", "-o",
+			       "lpc.com1.path=%(dir)/c1", "-s", "0,hostbridge",
+			       "-l", "com2,stdio", "-c", "2", "vm", NULL),
+			 OPT_RUN);
+	/* Unknown, but a variable: dir is named by %(dir), so no warning. */
+	assert_int_equal(bhyve_check_config(c, w, err, sizeof(err)), 0);
+	rewind(w);
+	while (fgets(line, sizeof(line), w)) {
+		lines++;
+		assert_non_null(strstr(line, "'x86strictmsr'"));
+	}
+	assert_int_equal(lines, 1);
+	fclose(w);
 	config_free(c);
 }
 
@@ -381,6 +540,11 @@ main(void)
 	    cmocka_unit_test(test_bad_command_lines),
 	    cmocka_unit_test(test_o_and_k_agree),
 	    cmocka_unit_test(test_help_listings),
+	    cmocka_unit_test(test_values_stay),
+	    cmocka_unit_test(test_name_by_reference),
+	    cmocka_unit_test(test_expansion_bounded),
+	    cmocka_unit_test(test_bad_bool_and_ref),
+	    cmocka_unit_test(test_unknown_top_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

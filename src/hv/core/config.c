@@ -9,15 +9,38 @@
 #include "config.h"
 
 #define CONFIG_MAX_DEPTH 16
-#define CONFIG_MAX_EXPAND 8
+/*
+ * %(ref) expansion is bounded three ways, since -k files may come from
+ * anywhere: references nest at most CONFIG_MAX_EXPAND deep, one expansion
+ * follows at most CONFIG_MAX_REFS references, and its result is at most
+ * CONFIG_MAX_VALUE bytes. A chain of values that each name the previous one
+ * twice doubles per link; unbounded, 719 bytes of -k file took 15 s and
+ * 1.2 GB. With these caps one expansion copies at most
+ * CONFIG_MAX_EXPAND * CONFIG_MAX_VALUE bytes.
+ */
+#define CONFIG_MAX_EXPAND 16
+#define CONFIG_MAX_REFS 4096
+#define CONFIG_MAX_VALUE (64 * 1024)
+
+/* A string a reader may still hold: kept until the tree is freed. */
+struct retired {
+	struct retired *next;
+	char *s;
+};
 
 struct config {
 	char *name;
 	char *value; /* non-NULL for a leaf */
 	struct config *parent;
 	struct config *child, *last, *next;
-	/* the expanded value, owned by the leaf, rebuilt on each read */
+	/*
+	 * The expanded value, owned by the leaf. config_get hands out
+	 * pointers that callers keep (the VM name, device paths), so a value
+	 * that a later read or set replaces moves to old instead of being
+	 * freed: every pointer config_get returned lives as long as the tree.
+	 */
 	char *expanded;
+	struct retired *old;
 };
 
 static struct config *
@@ -58,10 +81,35 @@ node_free(struct config *n)
 		next = c->next;
 		node_free(c);
 	}
+	while (n->old) {
+		struct retired *r = n->old;
+
+		n->old = r->next;
+		free(r->s);
+		free(r);
+	}
 	free(n->name);
 	free(n->value);
 	free(n->expanded);
 	free(n);
+}
+
+/* Keep s until the tree goes; free it at once if that fails. */
+static void
+retire(struct config *n, char *s)
+{
+	struct retired *r;
+
+	if (!s)
+		return;
+	r = malloc(sizeof(*r));
+	if (!r) {
+		free(s);
+		return;
+	}
+	r->s = s;
+	r->next = n->old;
+	n->old = r;
 }
 
 void
@@ -96,8 +144,7 @@ path_valid(const char *path)
 
 /* Walk to PATH; with make, create missing nodes. */
 static struct config *
-walk(struct config *root, const char *path, bool make, char *err,
-     size_t errlen)
+walk(struct config *root, const char *path, bool make, char *err, size_t errlen)
 {
 	struct config *n = root;
 	const char *p = path;
@@ -137,8 +184,8 @@ walk(struct config *root, const char *path, bool make, char *err,
 }
 
 int
-config_set(struct config *root, const char *path, const char *value,
-	   char *err, size_t errlen)
+config_set(struct config *root, const char *path, const char *value, char *err,
+	   size_t errlen)
 {
 	struct config *n;
 	char *v;
@@ -158,7 +205,7 @@ config_set(struct config *root, const char *path, const char *value,
 	v = strdup(value);
 	if (!v)
 		return -1;
-	free(n->value);
+	retire(n, n->value);
 	n->value = v;
 	return 0;
 }
@@ -267,57 +314,152 @@ sb_add(struct strbuf *b, const char *s, size_t n)
 	return 0;
 }
 
-/* Expand %(path) references, bounded in depth; unknown ones become "". */
-static char *
-expand(const struct config *root, const char *v, int depth)
-{
-	struct strbuf b = {0};
+struct expander {
+	const struct config *root;
+	struct strbuf b;
+	int refs;
+	char *err;
+	size_t errlen;
+};
 
-	if (sb_add(&b, "", 0) < 0)
-		return NULL;
+static int
+expand_fail(struct expander *x, const char *fmt, const char *what)
+{
+	if (x->err)
+		snprintf(x->err, x->errlen, fmt, what);
+	return -1;
+}
+
+/* Append v with its %(path) references expanded, within the bounds above. */
+static int
+expand_into(struct expander *x, const char *v, int depth)
+{
 	while (*v) {
 		const char *ref = strstr(v, "%(");
 		const char *end = ref ? strchr(ref, ')') : NULL;
+		size_t lit = ref && end ? (size_t)(ref - v) : strlen(v);
+		struct config *n;
 		char key[256];
 
-		if (!ref || !end || depth >= CONFIG_MAX_EXPAND ||
-		    (size_t)(end - ref - 2) >= sizeof(key)) {
-			sb_add(&b, v, strlen(v));
-			break;
-		}
-		sb_add(&b, v, ref - v);
+		if (x->b.len + lit > CONFIG_MAX_VALUE)
+			return expand_fail(x, "expands to more than 64 KiB%s",
+					   "");
+		if (sb_add(&x->b, v, lit) < 0)
+			return expand_fail(x, "out of memory%s", "");
+		if (!ref || !end)
+			return 0;
+		if ((size_t)(end - ref - 2) >= sizeof(key))
+			return expand_fail(x, "a reference is too long%s", "");
 		memcpy(key, ref + 2, end - ref - 2);
 		key[end - ref - 2] = '\0';
-		struct config *n = walk((struct config *)root, key, false,
-					NULL, 0);
-		if (n && n->value) {
-			char *sub = expand(root, n->value, depth + 1);
-			if (sub)
-				sb_add(&b, sub, strlen(sub));
-			free(sub);
-		}
+		if (depth >= CONFIG_MAX_EXPAND)
+			return expand_fail(
+			    x, "%%(%s): references nest too deep (a loop?)",
+			    key);
+		if (++x->refs > CONFIG_MAX_REFS)
+			return expand_fail(x, "%%(%s): too many references",
+					   key);
+		n = walk((struct config *)x->root, key, false, NULL, 0);
+		if (!n || !n->value)
+			return expand_fail(x, "%%(%s): no such value", key);
+		if (expand_into(x, n->value, depth + 1) < 0)
+			return -1;
 		v = end + 1;
 	}
-	return b.s;
+	return 0;
+}
+
+/* The expansion of n's value, or NULL with err set. */
+static char *
+expand(const struct config *root, const struct config *n, char *err,
+       size_t errlen)
+{
+	struct expander x = {.root = root, .err = err, .errlen = errlen};
+
+	if (sb_add(&x.b, "", 0) < 0 || expand_into(&x, n->value, 0) < 0) {
+		free(x.b.s);
+		return NULL;
+	}
+	return x.b.s;
+}
+
+/* n's value expanded, cached in n; NULL with err set when it cannot be. */
+static const char *
+leaf_expanded(const struct config *root, struct config *n, char *err,
+	      size_t errlen)
+{
+	char *e;
+
+	if (!strstr(n->value, "%("))
+		return n->value;
+	e = expand(root, n, err, errlen);
+	if (!e)
+		return NULL;
+	if (n->expanded && !strcmp(n->expanded, e)) {
+		free(e);
+		return n->expanded;
+	}
+	retire(n, n->expanded);
+	n->expanded = e;
+	return e;
 }
 
 const char *
 config_get(const struct config *root, const char *path)
 {
 	struct config *n = walk((struct config *)root, path, false, NULL, 0);
+	const char *v;
 
 	if (!n || !n->value)
 		return NULL;
-	if (!strstr(n->value, "%("))
-		return n->value;
-	free(n->expanded);
-	n->expanded = expand(root, n->value, 0);
-	return n->expanded ? n->expanded : n->value;
+	/* A value that cannot expand reads raw; config_check reports it. */
+	v = leaf_expanded(root, n, NULL, 0);
+	return v ? v : n->value;
+}
+
+static int
+check_node(const struct config *root, struct config *n, char *prefix,
+	   size_t plen, size_t cap, char *err, size_t errlen)
+{
+	for (struct config *c = n->child; c; c = c->next) {
+		size_t nl = strlen(c->name);
+		size_t need = plen + (plen ? 1 : 0) + nl;
+		char why[200];
+		int rc = 0;
+
+		if (need + 1 > cap)
+			continue;
+		if (plen)
+			prefix[plen] = '.';
+		memcpy(prefix + plen + (plen ? 1 : 0), c->name, nl + 1);
+		if (c->value) {
+			if (!leaf_expanded(root, c, why, sizeof(why))) {
+				snprintf(err, errlen, "%s=%.60s: %s", prefix,
+					 c->value, why);
+				rc = -1;
+			}
+		} else {
+			rc =
+			    check_node(root, c, prefix, need, cap, err, errlen);
+		}
+		prefix[plen] = '\0';
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int
+config_check(const struct config *root, char *err, size_t errlen)
+{
+	char prefix[1024] = "";
+
+	return check_node(root, (struct config *)root, prefix, 0,
+			  sizeof(prefix), err, errlen);
 }
 
 const char *
-config_get_default(const struct config *root, const char *path,
-		   const char *def)
+config_get_default(const struct config *root, const char *path, const char *def)
 {
 	const char *v = config_get(root, path);
 
@@ -352,6 +494,23 @@ config_get_bool(const struct config *root, const char *path, bool def)
 	if (!v || config_parse_bool(v, &b) < 0)
 		return def;
 	return b;
+}
+
+int
+config_check_bool(const struct config *root, const char *path, char *err,
+		  size_t errlen)
+{
+	const char *v = config_get(root, path);
+	bool b;
+
+	if (v && config_parse_bool(v, &b) < 0) {
+		snprintf(err, errlen,
+			 "invalid value '%s' for boolean %s (true/false, "
+			 "yes/no, on/off, 1/0)",
+			 v, path);
+		return -1;
+	}
+	return 0;
 }
 
 void

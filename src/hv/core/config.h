@@ -24,12 +24,29 @@ int config_set_kv(struct config *root, const char *kv, char *err,
 int config_load_file(struct config *root, const char *file, char *err,
 		     size_t errlen);
 
-/* A value, or NULL. Values may name others as %(path), expanded on read. */
+/*
+ * A value, or NULL. Values may name others as %(path), expanded on read;
+ * one that cannot expand (see config_check) reads as written. The pointer
+ * stays valid until config_free, even when the key is read or set again.
+ */
 const char *config_get(const struct config *root, const char *path);
+/*
+ * Expand every value once: -1 with a one-line message naming the key when a
+ * %(path) names no value, nests too deep or grows past 64 KiB.
+ */
+int config_check(const struct config *root, char *err, size_t errlen);
 const char *config_get_default(const struct config *root, const char *path,
 			       const char *def);
-/* Booleans: true/false, yes/no, on/off, 1/0. Returns def when unset. */
+/*
+ * Booleans: true/false, yes/no, on/off, 1/0. Returns def when unset, and
+ * when not a boolean: bhyve checks its boolean keys at start-up
+ * (bhyve_check_config, config_check_bool), devices their own when they
+ * parse their node.
+ */
 bool config_get_bool(const struct config *root, const char *path, bool def);
+/* -1 with "invalid value 'V' for boolean PATH" when set and not a boolean. */
+int config_check_bool(const struct config *root, const char *path, char *err,
+		      size_t errlen);
 int config_parse_bool(const char *s, bool *out);
 /* Remove a value or a whole subtree; 0 even when it was not there. */
 void config_unset(struct config *root, const char *path);
