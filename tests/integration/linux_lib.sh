@@ -47,17 +47,25 @@ grub_escape()
 # boot VMNAME CMDLINE BHYVE-ARGS...: load the default guest with grub-bhyve
 # (its command line CMDLINE after " -- ", BOOT_ARGS before it), run bhyve
 # with BOOT_CPUS vCPUs (default 1), the console to ./out and errors to
-# ./err; status in $rc.
+# ./err; status in $rc. BOOT_CONSOLE=virtio: no com1, the console is the
+# guest's hvc0 on -s 31,virtio-console,console=stdio.
 boot()
 {
 	vm=$1 cmd=$2
 	shift 2
+	if [ "${BOOT_CONSOLE:-com1}" = virtio ]; then
+		console=hvc0
+		set -- -s 31,virtio-console,console=stdio "$@"
+	else
+		console=ttyS0
+		set -- -l com1,stdio "$@"
+	fi
 	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
-	    "$LINUX" "$(grub_escape "console=ttyS0 quiet ${BOOT_ARGS:+$BOOT_ARGS }-- $cmd")" "$LINUX" |
+	    "$LINUX" "$(grub_escape "console=$console quiet ${BOOT_ARGS:+$BOOT_ARGS }-- $cmd")" "$LINUX" |
 	    "$BIN/grub-bhyve" -r host -M 512M "$vm" >grub.out 2>&1 ||
 	    atf_fail "grub-bhyve $vm: $(cat grub.out)"
 	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c "${BOOT_CPUS:-1}" \
-	    -m 512M -A -H -P -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$@" \
+	    -m 512M -A -H -P -s 0:0,hostbridge -s 1:0,lpc "$@" \
 	    "$vm" </dev/null >out 2>err
 	rc=$?
 }
