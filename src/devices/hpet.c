@@ -37,6 +37,16 @@
 #define NS_PER_TICK (1000000000ULL / HPET_FREQ)
 #define HPET_VENDOR 0x8086ULL
 #define HPET_REV 1
+/*
+ * The shortest period a periodic timer runs at: 100 us (1000 ticks, 10 kHz).
+ * The register takes any period, down to one tick (100 ns); run as written,
+ * that had the event loop fire MSIs as fast as it could (185k in 3 s, a whole
+ * host core). A host timerfd wakes up tens of microseconds late anyway, so a
+ * shorter period is a busy loop rather than a timer, and no guest needs one:
+ * Linux's periodic tick is at most 1000 Hz and its high-resolution timers use
+ * one-shot mode. The comparator then advances by this much per interrupt.
+ */
+#define HPET_MIN_PERIOD (100000ULL / NS_PER_TICK)
 /* Deadlines further out than this (about 14 years) are never armed. */
 #define MAX_DELTA (1ULL << 52)
 
@@ -243,10 +253,13 @@ advance(struct hpet_timer *t, uint64_t cnt)
 {
 	uint64_t mask = width_mask(t);
 	uint64_t behind = (cnt - t->cmp) & mask;
+	uint64_t period = t->period;
 
-	if (!t->period)
+	if (!period)
 		return;
-	t->cmp = (t->cmp + (behind / t->period + 1) * t->period) & mask;
+	if (period < HPET_MIN_PERIOD)
+		period = HPET_MIN_PERIOD;
+	t->cmp = (t->cmp + (behind / period + 1) * period) & mask;
 }
 
 static void

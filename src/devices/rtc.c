@@ -207,20 +207,34 @@ running(const struct rtc *r)
 	       (r->reg_a & RTC_A_DV_MASK) == DV_NORMAL;
 }
 
-/* Periodic rate in ms (datasheet Table 5), at least 1: mevent's unit. */
+/*
+ * The shortest periodic interval: 1 ms. RS 3 to 5 ask for 8192, 4096 and
+ * 2048 Hz (122 to 488 us); those run at 1 kHz, so that a guest cannot make
+ * the event loop take thousands of timer wake-ups a second for it (a host
+ * timer resolves tens of microseconds at best, and mevent counts whole
+ * milliseconds). Guests do not use the fast rates: firmware leaves 1024 Hz
+ * and Linux's rtc driver lets users ask for 64 Hz unless root raises it.
+ */
+#define RTC_MIN_PERIOD_MS 1
+
+/* Periodic rate in ms (datasheet Table 5), at least RTC_MIN_PERIOD_MS. */
 static int
 periodic_ms(const struct rtc *r)
 {
 	int rs = r->reg_a & RTC_A_RS_MASK;
-	long us;
+	long us, ms;
 
 	if (rs == 0)
 		return 0;
-	/* RS 1 and 2 repeat 8 and 9's rates: 3.90625 and 7.8125 ms. */
+	/*
+	 * RS 1 and 2 repeat 8 and 9's rates (3.90625 and 7.8125 ms) on a real
+	 * MC146818 with a 32.768 kHz time base (datasheet Table 5 note).
+	 */
 	if (rs < 3)
 		rs += 7;
 	us = (1000000L << (rs - 1)) / 32768;
-	return us < 1500 ? 1 : (int)((us + 500) / 1000);
+	ms = (us + 500) / 1000;
+	return ms < RTC_MIN_PERIOD_MS ? RTC_MIN_PERIOD_MS : (int)ms;
 }
 
 static bool

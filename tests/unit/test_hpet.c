@@ -354,6 +354,46 @@ test_periodic(void **state)
 	assert_true(rd(f, tcmp(0), 8) > cmp);
 }
 
+/*
+ * A period of one tick runs at the 100 us floor: expiring as fast as we
+ * can for 20 ms fires at most 20 ms / 100 us of MSIs, not one per call.
+ */
+static void
+test_min_period(void **state)
+{
+	struct fx *f = *state;
+	struct timespec t0, t;
+	uint64_t addr, msg, cmp, last = 0;
+	long calls = 0, ms = 0;
+	int fires;
+
+	wr(f, HPET_TIMER(0) + HPET_TN_FSB, 8, 0xfee00000ULL << 32 | 0x41);
+	wr(f, HPET_CONFIG, 4, HPET_CNF_ENABLE);
+	wr(f, tconf(0), 4,
+	   HPET_TN_INT_ENB | HPET_TN_PERIODIC | HPET_TN_VAL_SET |
+	       HPET_TN_FSB_EN);
+	wr(f, tcmp(0), 8, rd(f, HPET_COUNTER, 8) + 1000);
+	wr(f, tcmp(0), 8, 1); /* the period: one tick */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (ms < 20) {
+		hpet_expire(f->ctx, 0);
+		calls++;
+		cmp = rd(f, tcmp(0), 8);
+		/* Each reload moves the comparator by whole 100 us periods. */
+		if (last && cmp != last)
+			assert_true(cmp - last >= 1000);
+		last = cmp;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ms = (t.tv_sec - t0.tv_sec) * 1000 +
+		     (t.tv_nsec - t0.tv_nsec) / 1000000;
+	}
+	fires = vm_mock_msi_count(f->ctx, &addr, &msg);
+	assert_true(fires >= 1);
+	assert_true(fires <= ms * 10 + 2);
+	assert_true(calls > fires); /* expiries came faster than the floor */
+	assert_int_equal(hpet_armed(f->ctx, 0), 1);
+}
+
 static void
 test_level_and_status(void **state)
 {
@@ -483,6 +523,7 @@ main(void)
 	    T(test_early_expiry_is_ignored),
 	    T(test_oneshot_32bit_rearms_for_wrap),
 	    T(test_periodic),
+	    T(test_min_period),
 	    T(test_level_and_status),
 	    T(test_fsb_msi),
 	    T(test_bad_sizes),

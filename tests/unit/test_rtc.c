@@ -398,6 +398,8 @@ test_ports(void **state)
 	assert_int_equal(d->init(f->ctx), -1);
 }
 
+#define RTC_MIN_MS 1 /* rtc.c's RTC_MIN_PERIOD_MS */
+
 static void *
 loop_thread(void *arg)
 {
@@ -436,6 +438,44 @@ test_periodic_timer(void **state)
 	f->m->mev = NULL;
 }
 
+/*
+ * RS 3 asks for 8192 Hz; it runs at the 1 ms floor. A reader that clears
+ * PF as fast as it can sees at most one periodic flag per millisecond.
+ */
+static void
+test_periodic_rate_floor(void **state)
+{
+	struct fx *f = *state;
+	struct timespec t0, t;
+	struct rtc *r;
+	pthread_t th;
+	long ms = 0;
+	int flags = 0;
+
+	f->m->mev = mevent_create();
+	assert_non_null(f->m->mev);
+	r = rtc_create(f->ctx, fake_clock, f);
+	assert_int_equal(pthread_create(&th, NULL, loop_thread, f->m->mev), 0);
+	rtc_write(r, RTC_REG_A, 0x23); /* RS 3: 8192 Hz asked */
+	rtc_write(r, RTC_REG_B, RTC_B_24H | RTC_B_PIE);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (ms < 100) {
+		if (rtc_read(r, RTC_REG_C) & RTC_C_PF)
+			flags++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		ms = (t.tv_sec - t0.tv_sec) * 1000 +
+		     (t.tv_nsec - t0.tv_nsec) / 1000000;
+	}
+	rtc_write(r, RTC_REG_B, RTC_B_24H);
+	mevent_stop(f->m->mev);
+	pthread_join(th, NULL);
+	assert_true(flags >= 1);
+	assert_true(flags <= ms / RTC_MIN_MS + 2);
+	rtc_free(r);
+	mevent_free(f->m->mev);
+	f->m->mev = NULL;
+}
+
 int
 main(void)
 {
@@ -453,6 +493,7 @@ main(void)
 	    T(test_nvram_rw_and_range),
 	    T(test_ports),
 	    T(test_periodic_timer),
+	    T(test_periodic_rate_floor),
 #undef T
 	};
 
