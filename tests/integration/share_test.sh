@@ -221,10 +221,10 @@ hvtest_console_virtio_body()
 	need_device virtio-console
 	need_device virtio-9p
 	ex=$top/harness/examples/linux
-	"$top/harness/hvtest" --console virtio --results "$(pwd)/results" \
-	    "$ex/boot-and-run.hvt" "$ex/command.hvt" "$ex/share.hvt" >out 2>err
+	"$top/harness/hvtest" -j 2 --console virtio --results "$(pwd)/results" \
+	    "$ex/boot-and-run.hvt" "$ex/command.hvt" "$ex/share.hvt" "$ex/hvc0.hvt" >out 2>err
 	rc=$?
-	[ "$rc" -eq 0 ] && grep -q '^3 passed, 0 failed$' out ||
+	[ "$rc" -eq 0 ] && grep -q '^4 passed, 0 failed$' out ||
 	    fail_with_output "hvtest exited $rc"
 	grep -rq 'virtio-console,console=stdio' results ||
 	    fail_with_output "no test ran with virtio-console"
