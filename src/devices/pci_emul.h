@@ -18,8 +18,15 @@
 #define PCI_BARMAX 5
 #define PCI_CFG_SIZE 4096 /* extended config space, reachable by ECAM */
 
-/* Where things go in the guest's physical and port spaces (as bhyve). */
-#define PCI_EMUL_IOBASE 0x2000
+/*
+ * Where things go in the guest's physical and port spaces (as bhyve, but
+ * for the I/O BARs' start). bhyve starts them at 0x2000, where pc-testdev's
+ * IRQ ports (0x2000-0x2017, fixed by kvm-unit-tests) are: with both, the
+ * first I/O BAR took them and -l pc-testdev failed. 0x2000-0x2fff is left to
+ * LPC devices; the root bridge's _CRS still forwards 0x0d00-0xffff, as the
+ * LPC devices behind it decode there too.
+ */
+#define PCI_EMUL_IOBASE 0x3000
 #define PCI_EMUL_IOLIMIT 0x10000
 #define PCI_EMUL_MEMBASE32 0xc0000000ULL
 #define PCI_EMUL_ECFG_BASE 0xe0000000ULL

@@ -19,6 +19,7 @@
 #include "inout.h"
 #include "machine.h"
 #include "mem.h"
+#include "pci_emul.h"
 
 #define TESTDEV_EXIT 0xf4
 #define TESTDEV_EXIT_LEN 4
@@ -26,6 +27,8 @@
 #define TESTDEV_IOPORT_LEN 4
 #define TESTDEV_IRQ 0x2000
 #define TESTDEV_IRQ_PINS 24 /* KVM's IOAPIC */
+_Static_assert(TESTDEV_IRQ + TESTDEV_IRQ_PINS <= PCI_EMUL_IOBASE,
+	       "PCI I/O BARs start above the IRQ ports");
 #define TESTDEV_IOMEM 0xff000000ULL
 #define TESTDEV_IOMEM_LEN 0x10000
 

@@ -15,6 +15,7 @@
 #include "machine.h"
 #include "mem.h"
 #include "options.h"
+#include "pci_emul.h"
 #include "vmm.h"
 
 /* pctestdev.c has no header of its own; this is its teardown. */
@@ -279,6 +280,42 @@ test_pctestdev_iomem(void **state)
 	fx_free(f);
 }
 
+/*
+ * bhyve -s 4,virtio-rnd -s 31,lpc -l pc-testdev, and with the LPC bridge
+ * first: the first I/O BAR used to take 0x2000, pc-testdev's IRQ ports.
+ */
+static void
+test_pctestdev_with_pci_io_bar(void **state)
+{
+	static const char *const lpc_slot[] = {"31,lpc", "1,lpc"};
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		char *argv[] = {"bhyve",	"-s", "0,hostbridge",	   "-s",
+				"4,virtio-rnd", "-s", (char *)lpc_slot[i], "-l",
+				"pc-testdev",	"vm0"};
+		struct fx *f = fx_new();
+		struct pci_devinst *pi;
+		uint32_t bar;
+
+		assert_int_equal(bhyve_parse_args(10, argv, f->cfg, stdout, err,
+						  sizeof(err)),
+				 OPT_RUN);
+		assert_int_equal(init_pci(f->ctx), 0);
+		pi = pci_find_devinst(f->ctx, 0, 4, 0);
+		assert_non_null(pi);
+		bar = pci_get_cfgdata32(pi, 0x10) & ~3u; /* BAR 0 */
+		assert_true(bar >= PCI_EMUL_IOBASE);
+		assert_string_equal(inout_owner(f->ctx, (int)bar), pi->pi_name);
+		for (int port = 0x2000; port < 0x2018; port++)
+			assert_string_equal(inout_owner(f->ctx, port),
+					    "pc-testdev");
+		out(f, 0x2005, 1, 1);
+		assert_int_equal(vm_mock_irq_level(f->ctx, 5), 1);
+		fx_free(f);
+	}
+}
+
 int
 main(void)
 {
@@ -288,6 +325,7 @@ main(void)
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_conflict_names_owner),
 	    cmocka_unit_test(test_pctestdev_ports),
+	    cmocka_unit_test(test_pctestdev_with_pci_io_bar),
 	    cmocka_unit_test(test_pctestdev_iomem),
 	};
 
