@@ -24,6 +24,7 @@
 #include "inout.h"
 #include "mem.h"
 #include "pci_emul.h"
+#include "ratelimit.h"
 
 #define PCIR_VENDOR 0x00
 #define PCIR_COMMAND 0x04
@@ -67,6 +68,8 @@ struct pci_state {
 	int next_irq;
 	/* A slot's INTA line, shared by its functions (0: none yet). */
 	uint8_t slot_irq[MAXBUSES][MAXSLOTS];
+	/* A guest can move BARs onto other devices as often as it likes. */
+	struct ratelimit overlap_warn;
 };
 
 static const struct sysdev pci_sysdev;
@@ -395,9 +398,10 @@ bar_register(struct pci_devinst *pi, int idx, bool on)
 		return;
 	}
 	if (rc < 0 && on)
-		fprintf(stderr, "bhyve: %s: BAR %d at 0x%llx overlaps another "
-				"device; not decoded\n",
-			pi->pi_name, idx, (unsigned long long)b->addr);
+		ratelimit_warn(&machine_of(ctx)->pci->overlap_warn,
+			       "%s: BAR %d at 0x%llx overlaps another device; "
+			       "not decoded",
+			       pi->pi_name, idx, (unsigned long long)b->addr);
 }
 
 static uint64_t

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -364,6 +366,48 @@ test_io_bar_moves(void **state)
 	assert_null(inout_owner(f->ctx, last + 0x20));
 }
 
+/*
+ * A guest moving a BAR onto the config ports 10,000 times gets a line a
+ * second on stderr, not 10,000; the device still follows each move.
+ */
+static void
+test_overlap_warnings_limited(void **state)
+{
+	struct fixture *f = *state;
+	char path[] = "/tmp/test_pci.XXXXXX", line[256];
+	int fd = mkstemp(path), saved = dup(2), lines = 0;
+	uint32_t v = 0, cmd = cfg_read(f->ctx, 4, 0x04, 2);
+	time_t t0 = time(NULL), secs;
+	FILE *fp;
+
+	assert_true(fd >= 0 && saved >= 0);
+	cfg_write(f->ctx, 4, 0x04, 2, cmd | 1); /* I/O decoding on */
+	fflush(stderr);
+	dup2(fd, 2);
+	for (int i = 0; i < 10000; i++) {
+		cfg_write(f->ctx, 4, 0x10, 4, 0xce0); /* over 0xcf8-0xcff */
+		cfg_write(f->ctx, 4, 0x10, 4, 0x6000);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	secs = time(NULL) - t0;
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		assert_non_null(strstr(line, "overlaps another device"));
+		if (lines++)
+			assert_non_null(strstr(line, "more like it not shown"));
+	}
+	fclose(fp);
+	unlink(path);
+	assert_true(lines >= 1);
+	assert_true(lines <= secs + 2);
+	assert_int_equal(inout_dispatch(f->ctx, 1, 0x6004, 2, &v), 0);
+	assert_int_equal(v, 4);
+}
+
 /* The first capability with this ID in slot's list, or 0. */
 static int
 find_cap(struct vmctx *ctx, int slot, int id)
@@ -401,6 +445,34 @@ mmio_write(struct fixture *f, uint64_t addr, int size, uint64_t v)
 }
 
 /* Enable MSI-X and memory decode; program vector i to data 0x40 + i. */
+/*
+ * A BAR moved onto another device's ports or memory does not get them; moved
+ * on, it leaves them to that device (it used to free them: a guest could
+ * take the config ports or another device's BAR away).
+ */
+static void
+test_overlap_leaves_owner(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t cmd = cfg_read(f->ctx, 4, 0x04, 2);
+	uint64_t mine = cfg_read(f->ctx, 4, 0x14, 4) & ~0xfu;
+	uint64_t theirs = msix_bar(f);
+	const char *conf1 = inout_owner(f->ctx, 0xcf8);
+
+	assert_non_null(conf1);
+	cfg_write(f->ctx, 4, 0x04, 2, cmd | 3); /* I/O and memory on */
+	cfg_write(f->ctx, 4, 0x10, 4, 0xce0);	/* over 0xcf8-0xcff */
+	cfg_write(f->ctx, 4, 0x10, 4, 0x6000);
+	assert_ptr_equal(inout_owner(f->ctx, 0xcf8), conf1);
+	assert_int_equal(cfg_read(f->ctx, 5, 0x02, 2), 0x5678);
+	/* The same for memory: a 4 KiB BAR onto msixdev's 4 KiB BAR. */
+	assert_int_equal(mmio_read(f, theirs + 0x1000 - 4, 4) >> 16, 0xd002);
+	cfg_write(f->ctx, 4, 0x14, 4, (uint32_t)theirs);
+	cfg_write(f->ctx, 4, 0x14, 4, (uint32_t)mine);
+	assert_int_equal(mmio_read(f, theirs + 0x1000 - 4, 4) >> 16, 0xd002);
+	assert_int_equal(mmio_read(f, mine + 0x10, 4), (1 << 16) | 0x10);
+}
+
 static void
 msix_setup(struct fixture *f, int cap)
 {
@@ -560,6 +632,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_msix_hostile_accesses, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_msix_no_intx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_overlap_warnings_limited,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_overlap_leaves_owner, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,8 +111,18 @@ unregister_inout(struct vmctx *ctx, const struct inout_port *iop)
 		errno = EINVAL;
 		return -1;
 	}
-	for (int p = iop->port; p < iop->port + iop->size; p++)
+	for (int p = iop->port; p < iop->port + iop->size; p++) {
+		const struct inout_entry *e = port_entry(t, p);
+
+		/*
+		 * A BAR the guest moved onto another device's ports failed to
+		 * register there; moving it on must not take them away.
+		 */
+		if (iop->handler && e &&
+		    (e->handler != iop->handler || e->arg != iop->arg))
+			continue;
 		t->port[p] = 0;
+	}
 	return 0;
 }
 

@@ -34,6 +34,11 @@ void inout_table_free(struct inout_table *t);
 
 /* -1 with errno EEXIST if any port in the range already has a handler. */
 int register_inout(struct vmctx *ctx, const struct inout_port *iop);
+/*
+ * Free the range's ports. With a handler, only those that handler and arg
+ * own (what a BAR that failed to register over another device leaves is
+ * that device's); without one, whoever owns them (a device's teardown).
+ */
 int unregister_inout(struct vmctx *ctx, const struct inout_port *iop);
 
 /*

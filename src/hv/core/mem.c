@@ -82,8 +82,14 @@ unregister_mem(struct vmctx *ctx, const struct mem_range *mr)
 
 	pthread_rwlock_wrlock(&t->lock);
 	for (int i = 0; i < t->n; i++) {
-		if (t->r[i].base != mr->base || t->r[i].size != mr->size)
+		const struct mem_range *r = &t->r[i];
+
+		if (r->base != mr->base || r->size != mr->size)
 			continue;
+		/* Not another device's range that mr failed to take. */
+		if (mr->handler && (r->handler != mr->handler ||
+				    r->arg1 != mr->arg1 || r->arg2 != mr->arg2))
+			break;
 		memmove(&t->r[i], &t->r[i + 1],
 			(t->n - i - 1) * sizeof(t->r[0]));
 		t->n--;

@@ -29,6 +29,7 @@ struct mem_table *mem_table_create(void);
 void mem_table_free(struct mem_table *t);
 
 int register_mem(struct vmctx *ctx, const struct mem_range *mr);
+/* Remove the range at mr's base and size; with a handler, only mr's own. */
 int unregister_mem(struct vmctx *ctx, const struct mem_range *mr);
 /* Unclaimed addresses read as all ones and drop writes (-1 when strict). */
 int emulate_mem(struct vmctx *ctx, struct vcpu *vcpu, uint64_t gpa, int dir,
