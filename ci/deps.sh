@@ -19,5 +19,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: installing$missing (apt-get)" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null
-apt-get install -y -qq $missing >/dev/null
+# Another apt-get or unattended-upgrades may hold the dpkg lock (a fresh
+# cloud VM often does): wait for it rather than fail at once.
+lock_wait=600
+echo "deps: if another apt-get or dpkg holds its lock, waiting up to ${lock_wait} s for it" >&2
+apt-get -o DPkg::Lock::Timeout=$lock_wait update -qq >/dev/null
+apt-get -o DPkg::Lock::Timeout=$lock_wait install -y -qq $missing >/dev/null

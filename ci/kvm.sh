@@ -15,6 +15,15 @@ kvm_usable() {
 kvm_why_nested() {
 	if [ "${BHYVE_NESTED_TESTS:-0}" = 1 ]; then
 		echo "BHYVE_NESTED_TESTS=1"
+	elif [ ! -e /dev/kvm ]; then
+		# kvm_pvm can be loaded without having made a /dev/kvm.
+		if [ -d /sys/module/kvm_pvm ]; then
+			echo "no /dev/kvm here (the kvm_pvm module is loaded but made none)"
+		else
+			echo "no /dev/kvm here"
+		fi
+	elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		echo "/dev/kvm is not readable and writable by $(id -un) (join its group, usually kvm)"
 	elif [ -d /sys/module/kvm_pvm ]; then
 		echo "/dev/kvm here is kvm_pvm, which cannot run a stock Linux guest"
 	else
