@@ -205,6 +205,73 @@ memsize_mismatch_body()
 	expect_error "32 MiB"
 }
 
+atf_test_case bad_boolean
+bad_boolean_head()
+{
+	atf_set descr "-o x86.strictmsr=flase: an error naming key and value" \
+	    "(exit 4), not the default"
+}
+bad_boolean_body()
+{
+	setup
+	bhyve $STD -o x86.strictmsr=flase badargs
+	expect_error "'flase' for boolean x86.strictmsr"
+	[ $rc -eq 4 ] || fail_with "exit $rc, expected 4"
+}
+
+atf_test_case unknown_reference
+unknown_reference_head()
+{
+	atf_set descr "-o lpc.com1.path=%(nosuch): an unknown reference" \
+	    "is an error"
+}
+unknown_reference_body()
+{
+	setup
+	bhyve $STD -o 'lpc.com1.path=%(nosuch)' badargs
+	expect_error "%(nosuch)"
+	[ $rc -eq 4 ] || fail_with "exit $rc, expected 4"
+}
+
+atf_test_case expansion_bound
+expansion_bound_head()
+{
+	atf_set descr "-k FILE whose values double at each reference: a" \
+	    "one-line error at once, not minutes and gigabytes"
+}
+expansion_bound_body()
+{
+	setup
+	echo "a0=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" \
+	    >bomb.conf
+	i=1
+	while [ $i -le 40 ]; do
+		echo "a$i=%(a$((i - 1)))%(a$((i - 1)))" >>bomb.conf
+		i=$((i + 1))
+	done
+	echo "name=%(a40)" >>bomb.conf
+	start=$(date +%s)
+	bhyve $STD -k bomb.conf
+	expect_error "64 KiB"
+	[ $(($(date +%s) - start)) -le 5 ] ||
+	    fail_with "the expansion took $(($(date +%s) - start)) s"
+}
+
+atf_test_case unknown_top_key
+unknown_top_key_head()
+{
+	atf_set descr "-o x86strictmsr=false: an unknown top-level key is" \
+	    "one warning line"
+}
+unknown_top_key_body()
+{
+	setup
+	bhyve $STD -o x86strictmsr=false -o config.dump=1 badargs
+	[ $rc -eq 0 ] || [ $rc -eq 1 ] || fail_with "exit $rc"
+	[ "$(wc -l <err)" -eq 1 ] && grep -q "warning.*'x86strictmsr'" err ||
+	    fail_with "expected one warning naming x86strictmsr"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case unknown_device
@@ -218,4 +285,8 @@ atf_init_test_cases()
 	atf_add_test_case no_kvm
 	atf_add_test_case lpc_missing
 	atf_add_test_case memsize_mismatch
+	atf_add_test_case bad_boolean
+	atf_add_test_case unknown_reference
+	atf_add_test_case expansion_bound
+	atf_add_test_case unknown_top_key
 }
