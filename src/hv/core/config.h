@@ -27,7 +27,8 @@ int config_load_file(struct config *root, const char *file, char *err,
 /*
  * A value, or NULL. Values may name others as %(path), expanded on read;
  * one that cannot expand (see config_check) reads as written. The pointer
- * stays valid until config_free, even when the key is read or set again.
+ * stays valid until config_free, even when the key is read or set again
+ * (config_unset frees what it removes).
  */
 const char *config_get(const struct config *root, const char *path);
 /*
