@@ -244,6 +244,21 @@ buf_to_iov(const void *buf, size_t len, const struct iovec *iov, int n)
 	return done;
 }
 
+/*
+ * Ask for the driver's next notification on vq, then look once more for a
+ * chain that came before the store (vq_kick_enable orders the two). With
+ * EVENT_IDX the driver notifies only when its index passes avail_event
+ * (§2.7.10), which would otherwise stay where the first notification left
+ * it: Linux's second control message then spun forever in
+ * __send_control_msg (a soft lockup in the port handshake).
+ */
+static bool
+vtcon_kick_again(struct vqueue_info *vq)
+{
+	vq_kick_enable(vq);
+	return vq_has_descs(vq);
+}
+
 /* ---- the control queues (§5.3.6.2) ---- */
 
 /* Hand pending messages to the guest while it has buffers for them. */
@@ -260,8 +275,14 @@ vtcon_ctrl_flush(struct pci_vtcon_softc *sc)
 		size_t len = sizeof(m->hdr) + m->extra_len, put;
 		int n = vq_getchain(vq, iov, VTCON_RINGSZ, &req);
 
-		if (n <= 0)
+		if (n < 0)
 			break;
+		if (n == 0) {
+			/* Out of buffers: hear about the next one. */
+			if (vtcon_kick_again(vq))
+				continue;
+			break;
+		}
 		memcpy(buf, &m->hdr, sizeof(m->hdr));
 		memcpy(buf + sizeof(m->hdr), m->extra, m->extra_len);
 		/* A buffer too small for the message gets what fits. */
@@ -382,6 +403,7 @@ vtcon_ctrl_tx(struct pci_vtcon_softc *sc, struct vqueue_info *vq)
 	struct iovec iov[VTCON_RINGSZ];
 	struct vi_req req;
 
+again:
 	for (int i = 0; i < vq->vq_qsize && vq_has_descs(vq); i++) {
 		struct vtcon_ctrl c;
 		uint8_t *p = (uint8_t *)&c;
@@ -404,6 +426,8 @@ vtcon_ctrl_tx(struct pci_vtcon_softc *sc, struct vqueue_info *vq)
 		else
 			vtcon_ctrl_handle(sc, &c);
 	}
+	if (vtcon_kick_again(vq))
+		goto again;
 	vq_endchains(vq);
 	vtcon_ctrl_flush(sc);
 }
@@ -549,6 +573,7 @@ vtcon_tx(struct pci_vtcon_softc *sc, struct vtcon_port *p,
 	struct iovec iov[VTCON_RINGSZ];
 	struct vi_req req;
 
+again:
 	for (int i = 0; i < vq->vq_qsize && vq_has_descs(vq); i++) {
 		int n = vq_getchain(vq, iov, VTCON_RINGSZ, &req);
 
@@ -559,6 +584,8 @@ vtcon_tx(struct pci_vtcon_softc *sc, struct vtcon_port *p,
 			vtcon_out(p, iov, req.readable);
 		vq_relchain(vq, req.idx, 0);
 	}
+	if (vtcon_kick_again(vq))
+		goto again;
 	vq_endchains(vq);
 	(void)sc;
 }
@@ -629,6 +656,8 @@ vtcon_rx(struct pci_vtcon_softc *sc, struct vtcon_port *p)
 			break;
 		if (n == 0) {
 			/* Nowhere to put it: leave it in the kernel. */
+			if (vtcon_kick_again(vq))
+				continue;
 			vtcon_rx_pause(p);
 			break;
 		}

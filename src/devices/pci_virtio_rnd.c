@@ -63,6 +63,7 @@ pci_vtrnd_notify(void *vsc, struct vqueue_info *vq)
 	struct iovec iov[VTRND_RINGSZ];
 	struct vi_req req;
 
+again:
 	for (int i = 0; i < vq->vq_qsize && vq_has_descs(vq); i++) {
 		int n = vq_getchain(vq, iov, VTRND_RINGSZ, &req);
 
@@ -74,10 +75,20 @@ pci_vtrnd_notify(void *vsc, struct vqueue_info *vq)
 				 "%d writable; entropy requests are writable "
 				 "only",
 				 req.idx, req.readable, req.writable);
-			break;
+			vq_endchains(vq);
+			return;
 		}
 		vq_relchain(vq, req.idx, vtrnd_fill(iov, req.writable));
 	}
+	/*
+	 * Ask for the next request's notification, then look once more (with
+	 * EVENT_IDX the driver notifies only past avail_event, §2.7.10:
+	 * Linux's virtio_rng posts one buffer per request, and its second
+	 * would never be heard of).
+	 */
+	vq_kick_enable(vq);
+	if (vq_has_descs(vq))
+		goto again;
 	vq_endchains(vq);
 }
 

@@ -647,6 +647,54 @@ test_handshake(void **state)
 	fx_free(f);
 }
 
+/*
+ * EVENT_IDX (§2.7.10): the driver notifies a queue only when its index
+ * passes avail_event, so the device leaves avail_event at the driver's
+ * index after each batch, and on a receive queue when it runs out of
+ * buffers with something to deliver. Linux's second control message (the
+ * console port's PORT_READY) otherwise spun forever in __send_control_msg.
+ */
+static uint16_t
+avail_event(struct fx *f, int q)
+{
+	return __atomic_load_n((uint16_t *)&f->q[q].used->ring[QSZ],
+			       __ATOMIC_ACQUIRE);
+}
+
+static void
+test_event_idx(void **state)
+{
+	char a[108], b[108], opts[300];
+	const char *hello[] = {"hello"};
+	struct fx *f;
+
+	(void)state;
+	sock_path(a, sizeof(a), "eicon");
+	sock_path(b, sizeof(b), "eiagent");
+	snprintf(opts, sizeof(opts), "agent=%s,console=%s", b, a);
+	f = fx_new(opts, NULL);
+	driver_init(f, F_MULTIPORT | VIRTIO_RING_F_EVENT_IDX, 6);
+	/* One buffer for two DEVICE_ADDs: the device waits for the next. */
+	ctrl_rx_post(f, 1);
+	ctrl_send(f, 0, DEVICE_READY, 1);
+	assert_int_equal(avail_event(f, 3), f->q[3].avail_idx);
+	expect_msg(f, 0, DEVICE_ADD, 0, NULL);
+	assert_int_equal(avail_event(f, 2), f->q[2].avail_idx);
+	ctrl_rx_post(f, 8);
+	expect_msg(f, 1, DEVICE_ADD, 0, NULL);
+	ctrl_send(f, 0, PORT_READY, 1);
+	assert_int_equal(avail_event(f, 3), f->q[3].avail_idx);
+	expect_msg(f, 0, CONSOLE_PORT, 1, NULL);
+	ctrl_send(f, 1, PORT_READY, 1);
+	assert_int_equal(avail_event(f, 3), f->q[3].avail_idx);
+	/* A port's transmit queue, twice. */
+	tx(f, 5, hello, 1);
+	assert_int_equal(avail_event(f, 5), f->q[5].avail_idx);
+	tx(f, 5, hello, 1);
+	assert_int_equal(avail_event(f, 5), f->q[5].avail_idx);
+	fx_free(f);
+}
+
 /* ---- stdio ---- */
 
 static void
@@ -989,6 +1037,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_identity),
 	    cmocka_unit_test(test_handshake),
+	    cmocka_unit_test(test_event_idx),
 	    cmocka_unit_test(test_stdio),
 	    cmocka_unit_test(test_stdio_socket),
 	    cmocka_unit_test(test_stdio_full),
