@@ -289,7 +289,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_identity), cmocka_unit_test(test_fill),
 	    cmocka_unit_test(test_bound),    cmocka_unit_test(test_bad_chain),
-	    cmocka_unit_test(test_options), cmocka_unit_test(test_event_idx),
+	    cmocka_unit_test(test_options),  cmocka_unit_test(test_event_idx),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
