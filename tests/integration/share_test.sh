@@ -199,20 +199,22 @@ hwrng_body()
 {
 	setup
 	need_device virtio-rnd
-	boot v-rnd 'echo "rng $(cat /sys/class/misc/hw_random/rng_current)"; dd if=/dev/hwrng bs=64 count=1 2>/dev/null | od -An -tx1 | tr -d " \n"; echo' \
+	boot v-rnd 'echo "rng $(cat /sys/class/misc/hw_random/rng_current)"; echo "hex $(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | od -An -tx1 | xargs | tr -d " ")"' \
 	    -s 3,virtio-rnd
 	expect_exit 1 "powered off after the command"
 	expect_ok
 	expect_line '^rng virtio_rng\.0$'
-	expect_line '^[0-9a-f]{128}$'
-	! tr -d '\r' <out | grep -qE '^0{128}$' || fail_with_output "/dev/hwrng gave zeros"
+	expect_line '^hex [0-9a-f]{128}$'
+	! tr -d '\r' <out | grep -qE '^hex 0{128}$' || fail_with_output "/dev/hwrng gave zeros"
 }
 
 atf_test_case hvtest_console_virtio
 hvtest_console_virtio_head()
 {
-	atf_set descr "hvtest --console virtio: Linux examples (a boot with" \
-	    "its shell, a command, shares) pass with the console on hvc0"
+	atf_set descr "hvtest --console virtio: Linux examples (a command," \
+	    "shares, a shell) pass with the console on hvc0 (not" \
+	    "boot-and-run.hvt: hvc0 never shows the kernel's first line," \
+	    "its 'kernel started' milestone)"
 	atf_set timeout 1200
 }
 hvtest_console_virtio_body()
@@ -222,9 +224,9 @@ hvtest_console_virtio_body()
 	need_device virtio-9p
 	ex=$top/harness/examples/linux
 	"$top/harness/hvtest" -j 2 --console virtio --results "$(pwd)/results" \
-	    "$ex/boot-and-run.hvt" "$ex/command.hvt" "$ex/share.hvt" "$ex/hvc0.hvt" >out 2>err
+	    "$ex/command.hvt" "$ex/share.hvt" "$ex/hvc0.hvt" >out 2>err
 	rc=$?
-	[ "$rc" -eq 0 ] && grep -q '^4 passed, 0 failed$' out ||
+	[ "$rc" -eq 0 ] && grep -q '^3 passed, 0 failed$' out ||
 	    fail_with_output "hvtest exited $rc"
 	grep -rq 'virtio-console,console=stdio' results ||
 	    fail_with_output "no test ran with virtio-console"
