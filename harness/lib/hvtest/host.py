@@ -9,6 +9,7 @@ must not make it nest again.
 """
 
 import os
+import pwd
 import subprocess
 
 HERE = os.path.dirname(os.path.realpath(__file__))
@@ -23,7 +24,7 @@ KVM_SH = os.path.join(REPO, "ci", "kvm.sh")
 HIDDEN_INSIDE = ("/tmp", "/run", "/var/tmp", "/dev", "/proc", "/sys")
 
 
-def kvm_rule(env, kvm_rw, pvm_loaded):
+def kvm_rule(env, kvm_rw, pvm_loaded, kvm_exists=True):
     """ci/kvm.sh's kvm_usable and kvm_why_nested: (usable, why)."""
     if env.get("BHYVE_NESTED_TESTS", "0") == "1":
         return False, "BHYVE_NESTED_TESTS=1"
@@ -31,14 +32,21 @@ def kvm_rule(env, kvm_rw, pvm_loaded):
         return True, "/dev/kvm (BHYVE_DIRECT=1)"
     if kvm_rw and not pvm_loaded:
         return True, "/dev/kvm"
-    if pvm_loaded:
-        return False, "/dev/kvm here is kvm_pvm, which cannot run a stock Linux guest"
-    return False, "no usable /dev/kvm here"
+    if not kvm_exists:
+        if pvm_loaded:
+            return False, "no /dev/kvm here (the kvm_pvm module is loaded but made none)"
+        return False, "no /dev/kvm here"
+    if not kvm_rw:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        return False, ("/dev/kvm is not readable and writable by %s "
+                       "(join its group, usually kvm)" % user)
+    return False, "/dev/kvm here is kvm_pvm, which cannot run a stock Linux guest"
 
 
 def _rule_here(env):
     kvm_rw = os.access("/dev/kvm", os.R_OK | os.W_OK)
-    return kvm_rule(env, kvm_rw, os.path.isdir("/sys/module/kvm_pvm"))
+    return kvm_rule(env, kvm_rw, os.path.isdir("/sys/module/kvm_pvm"),
+                    os.path.exists("/dev/kvm"))
 
 
 def decide(env=None):
