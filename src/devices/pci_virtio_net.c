@@ -39,8 +39,8 @@
 #define VTNET_MAXSEGS 256
 #define VTNET_CTRL_SEGS 16
 /*
- * Frames between interrupt checks on receive, between lock drops on
- * transmit; frames dropped per callback while the driver is not ready.
+ * Frames between interrupt checks on receive, frames sent per lock drop
+ * on transmit; frames dropped per callback while the driver is not ready.
  */
 #define VTNET_RX_BATCH 64
 #define VTNET_TX_BATCH 16
@@ -110,6 +110,14 @@ struct vtnet_config {
 	uint16_t mtu;
 } __attribute__((packed));
 
+/* A transmit chain between taking it and giving it back. */
+struct vtnet_txslot {
+	uint16_t idx;
+	int n;
+	struct iovec iov[VTNET_MAXSEGS];
+	struct iovec data[VTNET_MAXSEGS];
+};
+
 struct vtnet_softc {
 	struct virtio_softc vs; /* first: pi_arg points at both */
 	pthread_mutex_t mtx;
@@ -131,6 +139,9 @@ struct vtnet_softc {
 	bool tx_started;
 	pthread_cond_t tx_cond;
 	bool tx_pending, tx_stop;
+	bool tx_busy;		/* a batch is out, the lock dropped */
+	pthread_cond_t tx_idle; /* ...and back: a reset waits for it */
+	struct vtnet_txslot tx_slots[VTNET_TX_BATCH];
 	struct vtnet_stats st;
 	/* Receive scratch: the event loop's, with the lock held. */
 	struct iovec rx_iov[VTNET_MAXSEGS];
@@ -431,18 +442,19 @@ vtnet_rx_notify(struct vtnet_softc *sc)
 
 /* ---- transmit (its own thread) ---- */
 
-/* One chain to the backend; 0 when none was there, -1 the queue broke. */
+/*
+ * Take the next chain for slot (lock held): 1 taken, 2 handled here
+ * (nothing to send), 0 none there, -1 the queue broke.
+ */
 static int
-vtnet_tx_one(struct vtnet_softc *sc)
+vtnet_tx_take(struct vtnet_softc *sc, struct vtnet_txslot *slot)
 {
 	struct vqueue_info *vq = &sc->queues[VTNET_TXQ];
-	struct iovec iov[VTNET_MAXSEGS], data[VTNET_MAXSEGS];
 	struct vi_req req;
-	ssize_t rc;
 	size_t len;
 	int n, k;
 
-	n = vq_getchain(vq, iov, VTNET_MAXSEGS, &req);
+	n = vq_getchain(vq, slot->iov, VTNET_MAXSEGS, &req);
 	if (n <= 0)
 		return n;
 	if (req.writable)
@@ -450,7 +462,7 @@ vtnet_tx_one(struct vtnet_softc *sc)
 				"transmit chain %u has a device-writable "
 				"buffer",
 				req.idx);
-	len = iov_bytes(iov, n);
+	len = iov_bytes(slot->iov, n);
 	if (len > sc->hdr_len + sc->tx_max)
 		return vi_error(&sc->vs, vq,
 				"transmit chain %u is %zu bytes, more than a "
@@ -459,47 +471,77 @@ vtnet_tx_one(struct vtnet_softc *sc)
 	if (len <= sc->hdr_len) {
 		sc->st.tx_errors++; /* a header and no frame */
 		vq_relchain(vq, req.idx, 0);
-		return 1;
+		return 2;
 	}
+	slot->idx = req.idx;
 	/* The header goes to a backend that agreed to take it (set_cap). */
 	if (sc->be_hdr_len) {
-		rc = netbe_send(sc->be, iov, n);
+		slot->n = n;
 	} else {
-		k = iov_carve(iov, n, sc->hdr_len, len - sc->hdr_len, data,
-			      VTNET_MAXSEGS);
-		rc = netbe_send(sc->be, data, k);
+		k = iov_carve(slot->iov, n, sc->hdr_len, len - sc->hdr_len,
+			      slot->data, VTNET_MAXSEGS);
+		slot->n = k;
+		memcpy(slot->iov, slot->data, (size_t)k * sizeof(slot->iov[0]));
 	}
-	if (rc >= 0)
-		sc->st.tx_packets++;
-	else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
-		sc->st.tx_dropped++;
-	else
-		sc->st.tx_errors++;
-	vq_relchain(vq, req.idx, 0);
 	return 1;
 }
 
 /*
- * Send what the driver queued (lock held), dropping the lock now and then
- * so that receive and register accesses get in. Notifications stay off
+ * Send what the driver queued. Chains are taken and given back with the
+ * lock held, a batch at a time, and sent without it: a backend's send (a
+ * tap's write runs the host's receive path for the frame) then holds up
+ * neither the vCPUs' register accesses nor receive on the event loop. A
+ * reset waits for the batch in flight (tx_busy). Notifications stay off
  * while there is work; then on, and one more look (§2.7.10).
  */
 static void
 vtnet_tx_drain(struct vtnet_softc *sc)
 {
 	struct vqueue_info *vq = &sc->queues[VTNET_TXQ];
+	ssize_t rc[VTNET_TX_BATCH];
+	int k, r;
 
 	for (;;) {
-		for (int done = 1; vq_has_descs(vq); done++) {
-			if (vtnet_tx_one(sc) < 0)
-				return;
-			if (done % VTNET_TX_BATCH == 0) {
-				vq_endchains(vq);
-				pthread_mutex_unlock(&sc->mtx);
-				pthread_mutex_lock(&sc->mtx);
+		for (;;) {
+			for (k = 0, r = 0;
+			     k < VTNET_TX_BATCH && vq_has_descs(vq);) {
+				r = vtnet_tx_take(sc, &sc->tx_slots[k]);
+				if (r < 0)
+					break;
+				if (r == 1)
+					k++;
 			}
+			if (k > 0) {
+				sc->tx_busy = true;
+				pthread_mutex_unlock(&sc->mtx);
+				for (int i = 0; i < k; i++) {
+					rc[i] = netbe_send(sc->be,
+							   sc->tx_slots[i].iov,
+							   sc->tx_slots[i].n);
+					if (rc[i] < 0)
+						rc[i] = -errno;
+				}
+				pthread_mutex_lock(&sc->mtx);
+				sc->tx_busy = false;
+				pthread_cond_broadcast(&sc->tx_idle);
+				for (int i = 0; i < k; i++) {
+					if (rc[i] >= 0)
+						sc->st.tx_packets++;
+					else if (rc[i] == -EAGAIN ||
+						 rc[i] == -EWOULDBLOCK ||
+						 rc[i] == -ENOBUFS)
+						sc->st.tx_dropped++;
+					else
+						sc->st.tx_errors++;
+					vq_relchain(vq, sc->tx_slots[i].idx, 0);
+				}
+			}
+			vq_endchains(vq);
+			if (r < 0)
+				return;
+			if (k == 0 || !vq_has_descs(vq))
+				break;
 		}
-		vq_endchains(vq);
 		if (!vq_ring_ready(vq))
 			return;
 		vq_kick_enable(vq);
@@ -598,7 +640,8 @@ vtnet_ctrl(struct vtnet_softc *sc)
 
 	for (;;) {
 		while ((n = vq_getchain(vq, iov, VTNET_CTRL_SEGS, &req)) > 0) {
-			/* The ack goes in the first writable byte (§5.1.6.5). */
+			/* The ack goes in the first writable byte (§5.1.6.5).
+			 */
 			if (iov_bytes(iov + req.readable, req.writable) == 0) {
 				sc->st.ctrl_errors++;
 				vq_relchain(vq, req.idx, 0);
@@ -689,6 +732,9 @@ vtnet_reset(void *vsc)
 {
 	struct vtnet_softc *sc = vsc;
 
+	/* The chains of a batch in flight go back to the old rings first. */
+	while (sc->tx_busy)
+		pthread_cond_wait(&sc->tx_idle, &sc->mtx);
 	vi_reset_dev(&sc->vs);
 	memcpy(sc->cfg.mac, sc->mac, ETHER_ADDR_LEN);
 	sc->promisc = sc->allmulti = false;
@@ -842,6 +888,7 @@ vtnet_init(struct pci_devinst *pi, struct config *node)
 		return vtnet_fail(pi, "out of memory");
 	pthread_mutex_init(&sc->mtx, NULL);
 	pthread_cond_init(&sc->tx_cond, NULL);
+	pthread_cond_init(&sc->tx_idle, NULL);
 	sc->consts = vtnet_vi_consts;
 	sc->queues[VTNET_RXQ].vq_qsize = VTNET_RINGSZ;
 	sc->queues[VTNET_TXQ].vq_qsize = VTNET_RINGSZ;
@@ -896,6 +943,7 @@ vtnet_deinit(struct pci_devinst *pi)
 	}
 	netbe_close(sc->be);
 	pthread_cond_destroy(&sc->tx_cond);
+	pthread_cond_destroy(&sc->tx_idle);
 	pthread_mutex_destroy(&sc->mtx);
 	free(sc);
 	pi->pi_arg = NULL;

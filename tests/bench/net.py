@@ -23,6 +23,10 @@ host's 127.0.0.1 as 10.0.2.2). Median of RUNS boots per case.
 Needs root and /dev/kvm; run it nested with
   flock /tmp/bhyve-nested.lock harness/nested --timeout 2400 -- tests/bench/net.py
 CASES="word ..." keeps the cases whose name contains one of the words.
+NET_DEBUG=1 adds bhyve's -o debug.exit_stats=true, has the guest print
+/proc/interrupts and /proc/softirqs after the transfers, and prints each
+run's console and bhyve's exit report. NET_PERF=1 samples the whole
+outer VM with perf during each transfer and prints where the time went.
 Prints Markdown tables.
 """
 import os
@@ -50,6 +54,8 @@ TAP = "tapb0"
 HOST_TAP, GUEST_TAP = "192.168.90.1", "192.168.90.2"
 SINK_PORT, SOURCE_PORT = 5201, 5202
 TICK = os.sysconf("SC_CLK_TCK")
+DEBUG = os.environ.get("NET_DEBUG") == "1"
+PERF = os.environ.get("NET_PERF") == "1"
 
 # (name, vmm, nic, backend, vcpus)
 CASES = [
@@ -94,9 +100,10 @@ def make_tap():
 def cmdline(backend):
     host = HOST_TAP if backend == "tap" else "10.0.2.2"
     ip = "ip=%s/24 " % GUEST_TAP if backend == "tap" else ""
+    after = " && cat /proc/interrupts /proc/softirqs" if DEBUG else ""
     return ("console=ttyS0 panic=-1 quiet %s-- /bin/netbench send %s %d %d "
-            "&& /bin/netbench recv %s %d && sleep 1" % (
-                ip, host, SINK_PORT, MIB, host, SOURCE_PORT))
+            "&& /bin/netbench recv %s %d%s && sleep 1" % (
+                ip, host, SINK_PORT, MIB, host, SOURCE_PORT, after))
 
 
 def thread_cpu(pid):
@@ -148,6 +155,13 @@ class Server:
         return None
 
     def _measure(self, pid, conn, transfer):
+        perf = None
+        if PERF:
+            data = "/tmp/net-perf-%d.data" % pid
+            perf = subprocess.Popen(["perf", "record", "-q", "-a", "-g",
+                                     "-F", "997", "-o", data],
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
         cpu0 = thread_cpu(pid)
         self.counter.start()
         t0 = time.monotonic()
@@ -156,6 +170,17 @@ class Server:
         cpu1 = thread_cpu(pid)  # first: the guest powers off soon after
         exits, _ = self.counter.stop()
         cpu = {k: v - cpu0.get(k, 0) for k, v in cpu1.items()}
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+            rep = subprocess.run(
+                ["perf", "report", "-i", data, "--stdio", "--no-children",
+                 "-g", "none", "--sort", "comm,dso,sym",
+                 "--percent-limit", "0.7"],
+                capture_output=True, text=True).stdout
+            sys.stderr.write("net.py: perf, pid %d:\n%s\n" % (
+                pid, "\n".join(l for l in rep.splitlines()
+                               if l and not l.startswith("#"))))
         return {"secs": t, "bytes": nbytes, "exits": exits, "cpu": cpu}
 
     def _sink(self, conn):
@@ -195,8 +220,9 @@ class Server:
 def vmm_cmd(vmm, nic, backend, cpus, kdir, initrd):
     if vmm == "bhyve":
         be = TAP if backend == "tap" else "slirp"
-        return [os.path.join(B, "bhyve"), "-c", str(cpus), "-m", MEM, "-A",
-                "-H", "-P", "-s", "0,hostbridge", "-s", "31,lpc", "-l",
+        debug = ["-o", "debug.exit_stats=true"] if DEBUG else []
+        return [os.path.join(B, "bhyve")] + debug + [
+                "-c", str(cpus), "-m", MEM, "-A", "-H", "-P", "-s", "0,hostbridge", "-s", "31,lpc", "-l",
                 "com1,stdio", "-s", "2,%s,%s" % (nic, be), "bench-net"]
     if backend == "tap":
         netdev = "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP
@@ -248,6 +274,9 @@ def run_once(server, case, kdir, initrd):
         subprocess.run([os.path.join(B, "bhyvectl"), "--destroy",
                         "--vm=bench-net"], env=env, check=False)
     out = out.decode(errors="replace")
+    if DEBUG:
+        sys.stderr.write("net.py: %s: console and report:\n%s\n" % (
+            case[0], out))
     if "hvtest: exit status 0" not in out or len(result) != 2:
         sys.stderr.write("net.py: %s: a run failed (status %s):\n%s\n" % (
             case[0], p.returncode, out[-1500:]))

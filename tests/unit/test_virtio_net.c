@@ -100,7 +100,11 @@ static struct {
 	size_t sentlen[FK_NSENT];
 	int nsent;
 	int send_errno;
+	/* A gate fk_send waits at while hold is set (test_tx_unlocked). */
+	bool hold, held;
 } fk;
+static pthread_mutex_t fk_gate_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fk_gate = PTHREAD_COND_INITIALIZER;
 
 static int
 fk_init(struct net_backend *be, struct vmctx *ctx, const char *name,
@@ -134,6 +138,12 @@ fk_send(struct net_backend *be, const struct iovec *iov, int n)
 	uint8_t *out = fk.sent[fk.nsent % FK_NSENT];
 
 	(void)be;
+	pthread_mutex_lock(&fk_gate_mtx);
+	fk.held = fk.hold;
+	pthread_cond_broadcast(&fk_gate);
+	while (fk.hold)
+		pthread_cond_wait(&fk_gate, &fk_gate_mtx);
+	pthread_mutex_unlock(&fk_gate_mtx);
 	if (fk.send_errno) {
 		errno = fk.send_errno;
 		return -1;
@@ -776,9 +786,9 @@ test_options(void **state)
 	{
 		char line[512];
 
-		assert_int_equal(init_capture("mac=02:00:00:00:00:01", line,
-					      sizeof(line)),
-				 0);
+		assert_int_equal(
+		    init_capture("mac=02:00:00:00:00:01", line, sizeof(line)),
+		    0);
 	}
 	expect_init_error("nosuchnet0", "unknown network backend 'nosuchnet0'");
 	expect_init_error("fakenet,fakefail=1", "fakenet: told to fail");
@@ -879,6 +889,87 @@ test_tx(void **state)
 }
 
 /* Indirect descriptors carry a frame too (§2.7.5.3). */
+/* Wait until fk_send sits at the gate (up to 5 s). */
+static bool
+fk_wait_held(void)
+{
+	struct timespec ts;
+	bool held;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&fk_gate_mtx);
+	while (!fk.held &&
+	       pthread_cond_timedwait(&fk_gate, &fk_gate_mtx, &ts) == 0)
+		;
+	held = fk.held;
+	pthread_mutex_unlock(&fk_gate_mtx);
+	return held;
+}
+
+static void
+fk_open_gate(void)
+{
+	pthread_mutex_lock(&fk_gate_mtx);
+	fk.hold = false;
+	pthread_cond_broadcast(&fk_gate);
+	pthread_mutex_unlock(&fk_gate_mtx);
+}
+
+struct reset_arg {
+	struct fx *f;
+	bool done;
+};
+
+static void *
+reset_main(void *arg)
+{
+	struct reset_arg *r = arg;
+
+	io_write(r->f, VIRTIO_PCI_STATUS, 1, 0);
+	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * The backend's send runs without the device's lock: registers answer
+ * while a send is stuck, and a reset waits for the chain to come back.
+ */
+static void
+test_tx_unlocked(void **state)
+{
+	struct timespec ts = {0, 50000000};
+	struct reset_arg r = {0};
+	pthread_t t;
+	struct fx *f;
+	uint16_t u;
+
+	(void)state;
+	fk = (typeof(fk)){0};
+	fk.hold = true;
+	f = fx_new("fakenet");
+	driver_init(f, F_BASE);
+	u = tx_frame(f, 12, 60, 1);
+	assert_true(fk_wait_held());
+	/* The lock is free: a register read does not wait for the send. */
+	assert_int_equal(io_read(f, CFG + 6, 2), 1);
+	assert_int_equal(used_idx(f, TXQ), u);
+	/* A reset waits for the batch in flight... */
+	r.f = f;
+	assert_int_equal(pthread_create(&t, NULL, reset_main, &r), 0);
+	nanosleep(&ts, NULL);
+	assert_false(__atomic_load_n(&r.done, __ATOMIC_ACQUIRE));
+	/* ...which goes back to the guest's ring before the reset. */
+	fk_open_gate();
+	pthread_join(t, NULL);
+	assert_true(r.done);
+	assert_int_equal(used_idx(f, TXQ), (uint16_t)(u + 1));
+	assert_int_equal(fk.nsent, 1);
+	assert_int_equal(stats(f).tx_packets, 1);
+	assert_int_equal(status_reg(f), 0);
+	fx_free(f);
+}
+
 static void
 test_tx_indirect(void **state)
 {
@@ -1765,6 +1856,7 @@ main(void)
 	    cmocka_unit_test(test_options),
 	    cmocka_unit_test(test_tx),
 	    cmocka_unit_test(test_tx_indirect),
+	    cmocka_unit_test(test_tx_unlocked),
 	    cmocka_unit_test(test_tx_bad_chains),
 	    cmocka_unit_test(test_rx),
 	    cmocka_unit_test(test_rx_no_buffers),
