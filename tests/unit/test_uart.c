@@ -319,7 +319,7 @@ test_loopback(void **state)
 	const uint8_t in = 'q';
 
 	path_in(f, "out", path, sizeof(path));
-	be = uart_backend_open(path, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 
@@ -417,7 +417,7 @@ test_output_file(void **state)
 	struct uart_backend *be;
 
 	path_in(f, "console", path, sizeof(path));
-	be = uart_backend_open(path, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	uart_write(f->sc, UART_REG_DATA, 'h');
@@ -451,7 +451,7 @@ test_input_fifo_flow_control(void **state)
 
 	path_in(f, "fifo", path, sizeof(path));
 	assert_int_equal(mkfifo(path, 0600), 0);
-	be = uart_backend_open(path, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	wfd = open(path, O_WRONLY | O_NONBLOCK);
@@ -507,7 +507,7 @@ test_input_event_loop(void **state)
 	assert_non_null(mev);
 	path_in(f, "fifo", path, sizeof(path));
 	assert_int_equal(mkfifo(path, 0600), 0);
-	be = uart_backend_open(path, f->sc, mev, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, mev, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	wfd = open(path, O_WRONLY | O_NONBLOCK);
@@ -542,7 +542,7 @@ test_flush_timer(void **state)
 
 	assert_non_null(mev);
 	path_in(f, "prompt", path, sizeof(path));
-	be = uart_backend_open(path, f->sc, mev, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, mev, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	assert_int_equal(pthread_create(&t, NULL, loop_thread, mev), 0);
@@ -568,23 +568,23 @@ test_backend_errors(void **state)
 	struct uart_backend *be, *be2;
 	char err[256];
 
-	be = uart_backend_open("/nonexistent/dir/tty", f->sc, NULL, err,
+	be = uart_backend_open("com1", "/nonexistent/dir/tty", f->sc, NULL, err,
 			       sizeof(err));
 	assert_null(be);
 	assert_non_null(strstr(err, "/nonexistent/dir/tty"));
-	be = uart_backend_open(f->dir, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", f->dir, f->sc, NULL, err, sizeof(err));
 	assert_null(be);
 	assert_non_null(strstr(err, f->dir));
 
-	be = uart_backend_open("stdio", f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", "stdio", f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
-	be2 = uart_backend_open("stdio", sc2, NULL, err, sizeof(err));
+	be2 = uart_backend_open("com2", "stdio", sc2, NULL, err, sizeof(err));
 	assert_null(be2);
 	assert_non_null(strstr(err, "stdio"));
 	assert_null(strchr(err, '\n'));
 	uart_backend_close(be);
 	/* Free again once released. */
-	be2 = uart_backend_open("stdio", sc2, NULL, err, sizeof(err));
+	be2 = uart_backend_open("com2", "stdio", sc2, NULL, err, sizeof(err));
 	assert_non_null(be2);
 	uart_backend_close(be2);
 	uart_free(sc2);
