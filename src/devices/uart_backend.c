@@ -69,10 +69,11 @@ struct uart_backend {
 	bool eof;
 
 	pthread_mutex_t out_lock;
-	int wfd;      /* -1 when absent, no client, or failed for good */
-	bool wown;    /* wfd is ours to close (not bhyve's stdout) */
-	bool wsock;   /* send(MSG_DONTWAIT), not write */
-	bool wfile;   /* a regular file: capped at UART_FILE_CAP */
+	int wfd;    /* -1 when absent, no client, or failed for good */
+	bool wown;  /* wfd is ours to close (not bhyve's stdout) */
+	bool wsock; /* send(MSG_DONTWAIT), not write */
+	bool wfile; /* a regular file: capped at filecap bytes a run */
+	uint64_t filecap;
 	bool closing; /* no more write events: the loop has stopped */
 	struct mevent_ev *flush_ev, *wev;
 	uint8_t *obuf; /* a ring of UART_OUTBUF bytes */
@@ -199,14 +200,17 @@ out_put(struct uart_backend *be, uint8_t c)
 {
 	if (be->wfd < 0)
 		return; /* nobody there (no TCP client): gone, as in bhyve */
-	if (be->wfile && be->written + be->olen >= UART_FILE_CAP) {
+	if (be->wfile && be->written + be->olen >= be->filecap) {
 		if (!be->cap_said)
 			fprintf(stderr,
 				"bhyve: %s: the console file reached its cap "
-				"of %llu MiB this run: further output is "
+				"of %llu %s this run: further output is "
 				"dropped\n",
 				be->name,
-				(unsigned long long)(UART_FILE_CAP >> 20));
+				(unsigned long long)(be->filecap % (1 << 20)
+							 ? be->filecap
+							 : be->filecap >> 20),
+				be->filecap % (1 << 20) ? "bytes" : "MiB");
 		be->cap_said = true;
 		return;
 	}
@@ -643,6 +647,7 @@ uart_backend_open(const char *name, const char *path, struct uart_softc *sc,
 	be->sc = sc;
 	be->mev = mev;
 	be->rfd = be->wfd = be->ttyfd = be->lfd = -1;
+	be->filecap = UART_FILE_CAP;
 	pthread_mutex_init(&be->in_lock, NULL);
 	pthread_mutex_init(&be->out_lock, NULL);
 	if (!strcmp(path, "stdio"))
@@ -742,4 +747,12 @@ uart_backend_connected(struct uart_backend *be)
 	on = be->tcp && be->rfd >= 0;
 	pthread_mutex_unlock(&be->in_lock);
 	return on;
+}
+
+void
+uart_backend_set_file_cap(struct uart_backend *be, uint64_t bytes)
+{
+	pthread_mutex_lock(&be->out_lock);
+	be->filecap = bytes;
+	pthread_mutex_unlock(&be->out_lock);
 }

@@ -64,5 +64,7 @@ void uart_backend_rx_poll(struct uart_backend *be);
 size_t uart_backend_pending(struct uart_backend *be);
 uint64_t uart_backend_dropped(struct uart_backend *be);
 int uart_backend_connected(struct uart_backend *be);
+/* For tests: a regular file's cap other than UART_FILE_CAP. */
+void uart_backend_set_file_cap(struct uart_backend *be, uint64_t bytes);
 
 #endif
