@@ -4,6 +4,8 @@
  *
  *   -l com1,stdio            lpc.com1.path=stdio
  *   -l com2,/dev/pts/3       lpc.com2.path=/dev/pts/3
+ *   -l com1,tcp=ADDR:PORT    lpc.com1.tcp=ADDR:PORT, or as bhyve_config(5)
+ *                            spells it, lpc.com1.path=tcp=ADDR:PORT
  *   -l com1,stdio,key=value  lpc.com1.key=value as well
  *   -l com1                  a UART whose output goes nowhere (as bhyve)
  */
@@ -138,19 +140,36 @@ com_free(struct lpc_uart *u)
 	free(u);
 }
 
+/*
+ * lpc.NAME.path (stdio, a host path, or bhyve's "tcp=ADDR:PORT") or
+ * lpc.NAME.tcp (what "-l com1,tcp=ADDR:PORT" sets); not both.
+ */
 static int
 com_open_backend(struct lpc_uart *u, const char *name)
 {
 	struct config *cfg = machine_config(u->ctx);
-	char key[64], err[512];
-	const char *path;
+	char key[64], err[512], *spec = NULL;
+	const char *path, *tcp;
 
 	snprintf(key, sizeof(key), "lpc.%s.path", name);
 	path = config_get(cfg, key);
+	snprintf(key, sizeof(key), "lpc.%s.tcp", name);
+	tcp = config_get(cfg, key);
+	if (path && tcp) {
+		fprintf(stderr,
+			"bhyve: %s: both a path (%s) and tcp=%s: give one\n",
+			name, path, tcp);
+		return -1;
+	}
+	if (tcp && asprintf(&spec, "tcp=%s", tcp) < 0)
+		return -1;
+	if (tcp)
+		path = spec;
 	if (!path)
 		return 0;
-	u->be = uart_backend_open(path, u->sc, machine_of(u->ctx)->mev, err,
-				  sizeof(err));
+	u->be = uart_backend_open(name, path, u->sc, machine_of(u->ctx)->mev,
+				  err, sizeof(err));
+	free(spec);
 	if (!u->be) {
 		fprintf(stderr, "bhyve: %s: %s\n", name, err);
 		return -1;
@@ -218,7 +237,8 @@ com_init(struct vmctx *ctx, const struct lpc_dev *d)
 static int
 com_dsdt(struct vmctx *ctx, const void *desc, struct aml *a)
 {
-	const struct com_port *cp = com_find(((const struct lpc_dev *)desc)->name);
+	const struct com_port *cp =
+	    com_find(((const struct lpc_dev *)desc)->name);
 	char name[5] = "COM1";
 
 	(void)ctx;
@@ -242,7 +262,9 @@ static const struct fw_ops com_fw = {
     .dsdt = com_dsdt,
 };
 
-#define COM_HELP "16550 UART: -l NAME,stdio or -l NAME,/dev/pts/N"
+#define COM_HELP                                                               \
+	"16550 UART: -l NAME,stdio, -l NAME,/dev/pts/N or "                    \
+	"-l NAME,tcp=ADDR:PORT"
 #define COM_DEV(n)                                                             \
 	static const struct lpc_dev lpc_com##n = {                             \
 	    .name = "com" #n,                                                  \

@@ -11,6 +11,10 @@
  * to the next '\n', is dropped). A 1-byte IN returns 0xe9 so a guest can
  * see the device is there. Records go to FILE as "SECONDS TEXT\n", one
  * write(2) each, or to stderr as "bhyve: milestone SECONDS TEXT".
+ *
+ * A guest decides how many lines it sends: after MILESTONE_CAP bytes of
+ * records in a run, the rest are dropped, said once, so that a guest
+ * cannot fill the host's disk (or flood stderr) through this port.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +28,11 @@
 
 #include "inout.h"
 #include "machine.h"
+#include "ratelimit.h"
 
 #define MILESTONE_PORT 0xe9
 #define MILESTONE_MAX 200
+#define MILESTONE_CAP (1 << 20) /* bytes of records a run */
 
 struct milestone {
 	pthread_mutex_t lock;
@@ -37,6 +43,9 @@ struct milestone {
 	char line[MILESTONE_MAX + 1];
 	size_t len;
 	bool overflow;
+	size_t written; /* bytes of records so far, against MILESTONE_CAP */
+	bool capped;
+	struct ratelimit werr; /* a failing FILE: one line a second */
 };
 
 static double
@@ -49,6 +58,23 @@ since(const struct timespec *t0)
 	       (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Room for n more bytes of records? Says once when there is none. */
+static bool
+milestone_room(struct milestone *ms, size_t n)
+{
+	if (ms->written + n <= MILESTONE_CAP) {
+		ms->written += n;
+		return true;
+	}
+	if (!ms->capped)
+		fprintf(stderr,
+			"bhyve: milestone: %d KiB of records written this "
+			"run: the guest's further records are dropped\n",
+			MILESTONE_CAP / 1024);
+	ms->capped = true;
+	return false;
+}
+
 static void
 milestone_emit(struct milestone *ms)
 {
@@ -59,12 +85,15 @@ milestone_emit(struct milestone *ms)
 	if (ms->fd >= 0) {
 		n = snprintf(out, sizeof(out), "%.6f %s\n", since(&ms->start),
 			     ms->line);
-		if (write(ms->fd, out, (size_t)n) != n)
-			fprintf(stderr, "bhyve: milestone: write: %s\n",
-				strerror(errno));
+		if (milestone_room(ms, (size_t)n) &&
+		    write(ms->fd, out, (size_t)n) != n)
+			ratelimit_warn(&ms->werr, "milestone: write: %s",
+				       strerror(errno));
 	} else {
-		fprintf(stderr, "bhyve: milestone %.6f %s\n",
-			since(&ms->start), ms->line);
+		n = snprintf(out, sizeof(out), "bhyve: milestone %.6f %s\n",
+			     since(&ms->start), ms->line);
+		if (milestone_room(ms, (size_t)n))
+			fputs(out, stderr);
 	}
 	ms->len = 0;
 	ms->overflow = false;
@@ -148,8 +177,8 @@ milestone_init(struct vmctx *ctx, const struct lpc_dev *d)
 	ms->port = (int)port;
 	ms->fd = -1;
 	if (path && *path) {
-		ms->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-			      0644);
+		ms->fd =
+		    open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		if (ms->fd < 0) {
 			fprintf(stderr, "bhyve: milestone: %s: %s\n", path,
 				strerror(errno));
@@ -157,8 +186,8 @@ milestone_init(struct vmctx *ctx, const struct lpc_dev *d)
 			return -1;
 		}
 	}
-	iop = (struct inout_port){"milestone", (int)port, 1, IOPORT_F_INOUT,
-				  milestone_io, ms};
+	iop = (struct inout_port){"milestone",	  (int)port,	1,
+				  IOPORT_F_INOUT, milestone_io, ms};
 	if (register_inout(ctx, &iop) < 0) {
 		const char *owner = inout_owner(ctx, (int)port);
 		fprintf(stderr, "bhyve: milestone: port 0x%lx is taken%s%s\n",

@@ -238,6 +238,114 @@ milestone_body()
 	grep -q "bogus" err || fail_with_output "the error does not name 'bogus'"
 }
 
+# wait_file TEXT FILE PID: up to 90 s for TEXT in FILE; 1 if PID ended
+# first or the time ran out.
+wait_file()
+{
+	i=0
+	while ! grep -qF -- "$1" "$2" 2>/dev/null; do
+		kill -0 "$3" 2>/dev/null || return 1
+		i=$((i + 1))
+		[ $i -le 900 ] || return 1
+		sleep 0.1
+	done
+}
+
+atf_test_case console_stalled_reader
+console_stalled_reader_head()
+{
+	atf_set descr "com1 on a pipe whose reader never reads, a guest" \
+	    "printing without end: bhyve keeps 64 KiB, drops the rest and" \
+	    "says so once; SIGTERM still presses the power button: exit 1"
+}
+console_stalled_reader_body()
+{
+	setup
+	load_guest flood t-flood
+	: >out
+	mkfifo pipe
+	# The pipe's reader: holds it open, never reads.
+	sleep 600 <pipe &
+	holder=$!
+	timeout --foreground 120 "$BIN/bhyve" $BHYVE_ARGS t-flood \
+	    </dev/null >pipe 2>err &
+	pid=$!
+	if ! wait_file "is not reading" err $pid; then
+		kill -KILL $pid $holder 2>/dev/null
+		wait $pid
+		fail_with_output "bhyve never said it drops console output"
+	fi
+	start=$(date +%s)
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	took=$(($(date +%s) - start))
+	kill $holder 2>/dev/null
+	wait $holder 2>/dev/null
+	expect_exit 1 "powered off after the power button"
+	[ $took -le 10 ] ||
+	    fail_with_output "bhyve took $took s to stop after SIGTERM"
+	[ "$(grep -c "is not reading" err)" -eq 1 ] ||
+	    fail_with_output "the drop was not said exactly once"
+	grep -Eq "com1: [0-9]+ bytes of console output were dropped" err ||
+	    fail_with_output "no count of the dropped bytes"
+}
+
+# listening PORT PID: up to 60 s for a listener on 127.0.0.1:PORT.
+listening()
+{
+	hex=$(printf '0100007F:%04X 00000000:0000 0A' "$1")
+	i=0
+	while ! grep -q "$hex" /proc/net/tcp; do
+		kill -0 "$2" 2>/dev/null || return 1
+		i=$((i + 1))
+		[ $i -le 600 ] || return 1
+		sleep 0.1
+	done
+}
+
+atf_test_case com_tcp
+com_tcp_head()
+{
+	atf_set descr "-l com1,tcp=127.0.0.1:PORT: nc talks to the echo" \
+	    "guest, raw bytes both ways; a second nc meanwhile is told" \
+	    "the socket is taken and closed; quit powers off: exit 1"
+}
+com_tcp_body()
+{
+	setup
+	command -v nc >/dev/null ||
+	    atf_fail "nc is missing: ci/deps.sh installs netcat-openbsd"
+	load_guest echo t-tcp
+	port=$((20000 + $$ % 20000))
+	timeout --foreground 120 "$BIN/bhyve" -c 1 -m 32M -s 0:0,hostbridge \
+	    -s 1:0,lpc -l com1,tcp=127.0.0.1:$port t-tcp </dev/null \
+	    >out 2>err &
+	pid=$!
+	if ! listening $port $pid; then
+		kill -KILL $pid 2>/dev/null
+		wait $pid
+		fail_with_output "bhyve never listened on 127.0.0.1:$port"
+	fi
+	(printf 'one\r'; sleep 5; printf 'quit\r') |
+	    timeout 90 nc 127.0.0.1 $port >nc1 &
+	nc1=$!
+	if ! wait_file one nc1 $nc1; then
+		kill -KILL $pid $nc1 2>/dev/null
+		wait $pid
+		fail_with_output "the guest never echoed 'one' to nc: $(cat nc1)"
+	fi
+	timeout 30 nc 127.0.0.1 $port </dev/null >nc2
+	grep -q "Socket already connected" nc2 ||
+	    fail_with_output "the second client got '$(cat nc2)'"
+	wait $nc1
+	wait $pid
+	rc=$?
+	expect_exit 1 "powered off after 'quit' from nc"
+	grep -q bye nc1 || fail_with_output "nc lacks 'bye': $(cat nc1)"
+	[ ! -s out ] || fail_with_output "console bytes reached stdout"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case debugexit
@@ -249,4 +357,6 @@ atf_init_test_cases()
 	atf_add_test_case fwcfg_errors
 	atf_add_test_case hpet
 	atf_add_test_case milestone
+	atf_add_test_case console_stalled_reader
+	atf_add_test_case com_tcp
 }

@@ -10,6 +10,10 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -319,7 +323,7 @@ test_loopback(void **state)
 	const uint8_t in = 'q';
 
 	path_in(f, "out", path, sizeof(path));
-	be = uart_backend_open(path, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 
@@ -417,7 +421,7 @@ test_output_file(void **state)
 	struct uart_backend *be;
 
 	path_in(f, "console", path, sizeof(path));
-	be = uart_backend_open(path, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	uart_write(f->sc, UART_REG_DATA, 'h');
@@ -451,7 +455,7 @@ test_input_fifo_flow_control(void **state)
 
 	path_in(f, "fifo", path, sizeof(path));
 	assert_int_equal(mkfifo(path, 0600), 0);
-	be = uart_backend_open(path, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	wfd = open(path, O_WRONLY | O_NONBLOCK);
@@ -507,7 +511,7 @@ test_input_event_loop(void **state)
 	assert_non_null(mev);
 	path_in(f, "fifo", path, sizeof(path));
 	assert_int_equal(mkfifo(path, 0600), 0);
-	be = uart_backend_open(path, f->sc, mev, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, mev, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	wfd = open(path, O_WRONLY | O_NONBLOCK);
@@ -542,7 +546,7 @@ test_flush_timer(void **state)
 
 	assert_non_null(mev);
 	path_in(f, "prompt", path, sizeof(path));
-	be = uart_backend_open(path, f->sc, mev, err, sizeof(err));
+	be = uart_backend_open("com1", path, f->sc, mev, err, sizeof(err));
 	assert_non_null(be);
 	uart_set_backend(f->sc, be);
 	assert_int_equal(pthread_create(&t, NULL, loop_thread, mev), 0);
@@ -568,23 +572,23 @@ test_backend_errors(void **state)
 	struct uart_backend *be, *be2;
 	char err[256];
 
-	be = uart_backend_open("/nonexistent/dir/tty", f->sc, NULL, err,
+	be = uart_backend_open("com1", "/nonexistent/dir/tty", f->sc, NULL, err,
 			       sizeof(err));
 	assert_null(be);
 	assert_non_null(strstr(err, "/nonexistent/dir/tty"));
-	be = uart_backend_open(f->dir, f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", f->dir, f->sc, NULL, err, sizeof(err));
 	assert_null(be);
 	assert_non_null(strstr(err, f->dir));
 
-	be = uart_backend_open("stdio", f->sc, NULL, err, sizeof(err));
+	be = uart_backend_open("com1", "stdio", f->sc, NULL, err, sizeof(err));
 	assert_non_null(be);
-	be2 = uart_backend_open("stdio", sc2, NULL, err, sizeof(err));
+	be2 = uart_backend_open("com2", "stdio", sc2, NULL, err, sizeof(err));
 	assert_null(be2);
 	assert_non_null(strstr(err, "stdio"));
 	assert_null(strchr(err, '\n'));
 	uart_backend_close(be);
 	/* Free again once released. */
-	be2 = uart_backend_open("stdio", sc2, NULL, err, sizeof(err));
+	be2 = uart_backend_open("com2", "stdio", sc2, NULL, err, sizeof(err));
 	assert_non_null(be2);
 	uart_backend_close(be2);
 	uart_free(sc2);
@@ -673,6 +677,527 @@ test_lpc_com2_nopath_and_errors(void **state)
 	assert_null(inout_owner(f->ctx, 0x3e8));
 }
 
+/* ---- output that nobody reads: the bound, the drop count, no waiting ---- */
+
+/* Send stderr to a file while a test looks at bhyve's messages. */
+static int
+stderr_to(const char *path)
+{
+	int saved, fd;
+
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+static void
+stderr_back(int saved)
+{
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+}
+
+static int
+count_of(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The byte the guest sends i-th: a pattern a gap or a reorder breaks. */
+static uint8_t
+seq(size_t i)
+{
+	return (uint8_t)(i % 251);
+}
+
+/* Read what the pipe holds now; check it continues the pattern at *at. */
+static size_t
+drain_pipe(int fd, size_t *at)
+{
+	uint8_t buf[8192];
+	size_t got = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			assert_int_equal(buf[i], seq(*at + (size_t)i));
+		*at += (size_t)n;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+/*
+ * bhyve's stdout is the harness's pipe (as hvtest runs it), and its reader
+ * stops reading: THR writes still return at once, 64 KiB are kept, the
+ * rest is counted and said once; when the reader comes back it gets the
+ * kept bytes in order, and close reports the total once.
+ */
+struct stdio_pipe {
+	int p[2];
+	int saved_in, saved_out, saved_err;
+};
+
+static void
+stdio_pipe_begin(struct fx *f, struct stdio_pipe *sp)
+{
+	char errpath[128];
+	int nul = open("/dev/null", O_RDONLY);
+
+	assert_int_equal(pipe(sp->p), 0);
+	assert_int_equal(fcntl(sp->p[0], F_SETFL, O_NONBLOCK), 0);
+	fflush(stdout);
+	sp->saved_in = dup(STDIN_FILENO);
+	sp->saved_out = dup(STDOUT_FILENO);
+	assert_true(nul >= 0 && sp->saved_in >= 0 && sp->saved_out >= 0);
+	dup2(nul, STDIN_FILENO);
+	close(nul);
+	dup2(sp->p[1], STDOUT_FILENO);
+	path_in(f, "stderr", errpath, sizeof(errpath));
+	sp->saved_err = stderr_to(errpath);
+}
+
+static void
+stdio_pipe_end(struct fx *f, struct stdio_pipe *sp, char *err, size_t len)
+{
+	char errpath[128];
+
+	stderr_back(sp->saved_err);
+	dup2(sp->saved_out, STDOUT_FILENO);
+	dup2(sp->saved_in, STDIN_FILENO);
+	close(sp->saved_out);
+	close(sp->saved_in);
+	close(sp->p[0]);
+	close(sp->p[1]);
+	path_in(f, "stderr", errpath, sizeof(errpath));
+	slurp(errpath, err, len);
+}
+
+static void
+test_stalled_reader_bound(void **state)
+{
+	struct fx *f = *state;
+	const size_t total = 256 * 1024;
+	struct stdio_pipe sp;
+	struct uart_backend *be;
+	char err[4096], msg[256];
+	size_t at = 0, first, second;
+	uint64_t dropped;
+	double t0, took;
+
+	stdio_pipe_begin(f, &sp);
+	be = uart_backend_open("com1", "stdio", f->sc, NULL, msg, sizeof(msg));
+	assert_non_null(be);
+	uart_set_backend(f->sc, be);
+	/* The stdio backend has its own description of the pipe: ours (and
+	 * stderr, were it this pipe) stay blocking. */
+	assert_false(fcntl(STDOUT_FILENO, F_GETFL) & O_NONBLOCK);
+
+	t0 = now_s();
+	for (size_t i = 0; i < total; i++)
+		uart_write(f->sc, UART_REG_DATA, seq(i));
+	took = now_s() - t0;
+	assert_true(took < 5.0); /* never waited for the reader */
+	assert_int_equal(uart_backend_pending(be), UART_OUTBUF);
+	dropped = uart_backend_dropped(be);
+	assert_true(dropped > 0);
+	/* The guest saw an empty transmitter all along. */
+	assert_int_equal(uart_read(f->sc, UART_REG_LSR),
+			 UART_LSR_THRE | UART_LSR_TEMT);
+
+	/* The reader comes back: the pipe, then the kept 64 KiB, in order. */
+	first = drain_pipe(sp.p[0], &at);
+	assert_true(first > 0);
+	uart_backend_flush(be);
+	second = drain_pipe(sp.p[0], &at);
+	assert_true(second > 0);
+	for (int i = 0; i < 20 && uart_backend_pending(be) > 0; i++) {
+		uart_backend_flush(be);
+		second += drain_pipe(sp.p[0], &at);
+	}
+	assert_int_equal(uart_backend_pending(be), 0);
+	assert_int_equal(second, UART_OUTBUF);
+	assert_int_equal(first + second + dropped, total);
+
+	/* Stalled again at close: what is left is dropped, not waited for. */
+	for (size_t i = 0; i < total; i++)
+		uart_write(f->sc, UART_REG_DATA, 'z');
+	assert_int_equal(uart_backend_pending(be), UART_OUTBUF);
+	dropped = uart_backend_dropped(be) + UART_OUTBUF;
+	t0 = now_s();
+	uart_set_backend(f->sc, NULL);
+	uart_backend_close(be);
+	assert_true(now_s() - t0 < 3.0);
+	stdio_pipe_end(f, &sp, err, sizeof(err));
+
+	assert_int_equal(count_of(err, "is not reading"), 1);
+	assert_int_equal(count_of(err, "were dropped"), 1);
+	assert_non_null(strstr(err, "com1"));
+	snprintf(msg, sizeof(msg), "%llu bytes", (unsigned long long)dropped);
+	assert_non_null(strstr(err, msg));
+}
+
+/*
+ * The same with the event loop running: its timers keep firing while the
+ * pipe is full, and when the reader drains the pipe the loop writes the
+ * kept bytes by itself (an EVF_WRITE event), none lost.
+ */
+static int timer_ticks;
+
+static void
+tick(int fd, enum ev_type type, void *arg)
+{
+	(void)fd;
+	(void)type;
+	(void)arg;
+	__atomic_add_fetch(&timer_ticks, 1, __ATOMIC_RELAXED);
+}
+
+static void
+test_stalled_reader_event_loop(void **state)
+{
+	struct fx *f = *state;
+	const size_t total = 200 * 1024;
+	struct mevent *mev = mevent_create();
+	struct stdio_pipe sp;
+	struct uart_backend *be;
+	char err[4096], msg[256];
+	size_t at = 0;
+	uint64_t dropped;
+	struct mevent_ev *tev;
+	pthread_t t;
+	int ticks;
+
+	assert_non_null(mev);
+	stdio_pipe_begin(f, &sp);
+	be = uart_backend_open("com1", "stdio", f->sc, mev, msg, sizeof(msg));
+	assert_non_null(be);
+	uart_set_backend(f->sc, be);
+	tev = mevent_add(mev, 5, EVF_TIMER, tick, NULL);
+	assert_non_null(tev);
+	assert_int_equal(pthread_create(&t, NULL, loop_thread, mev), 0);
+
+	for (size_t i = 0; i < total; i++)
+		uart_write(f->sc, UART_REG_DATA, seq(i));
+	dropped = uart_backend_dropped(be);
+	assert_true(dropped > 0);
+	ticks = __atomic_load_n(&timer_ticks, __ATOMIC_RELAXED);
+	sleep_ms(100);
+	assert_true(__atomic_load_n(&timer_ticks, __ATOMIC_RELAXED) > ticks);
+
+	/* Read as a harness does; the loop refills the pipe. */
+	for (int tries = 0; tries < 5000 && at < total - dropped; tries++) {
+		if (!drain_pipe(sp.p[0], &at))
+			sleep_ms(1);
+	}
+	assert_int_equal(at, total - dropped);
+	assert_int_equal(uart_backend_pending(be), 0);
+
+	mevent_stop(mev);
+	pthread_join(t, NULL);
+	mevent_delete(tev);
+	uart_set_backend(f->sc, NULL);
+	uart_backend_close(be);
+	mevent_free(mev);
+	stdio_pipe_end(f, &sp, err, sizeof(err));
+	assert_int_equal(count_of(err, "is not reading"), 1);
+	assert_int_equal(count_of(err, "were dropped"), 1);
+}
+
+/* A reader that keeps up loses nothing, however much the guest sends. */
+static void
+test_reader_keeps_up(void **state)
+{
+	struct fx *f = *state;
+	const size_t total = 1024 * 1024;
+	struct mevent *mev = mevent_create();
+	struct stdio_pipe sp;
+	struct uart_backend *be;
+	char err[4096] = "", msg[256];
+	size_t at = 0;
+	pthread_t t;
+
+	assert_non_null(mev);
+	stdio_pipe_begin(f, &sp);
+	be = uart_backend_open("com1", "stdio", f->sc, mev, msg, sizeof(msg));
+	assert_non_null(be);
+	uart_set_backend(f->sc, be);
+	assert_int_equal(pthread_create(&t, NULL, loop_thread, mev), 0);
+	for (size_t i = 0; i < total; i++) {
+		uart_write(f->sc, UART_REG_DATA, seq(i));
+		if (i % 4096 == 0)
+			drain_pipe(sp.p[0], &at);
+	}
+	for (int tries = 0; tries < 5000 && at < total; tries++) {
+		if (!drain_pipe(sp.p[0], &at))
+			sleep_ms(1);
+	}
+	assert_int_equal(at, total);
+	assert_int_equal(uart_backend_dropped(be), 0);
+	mevent_stop(mev);
+	pthread_join(t, NULL);
+	uart_set_backend(f->sc, NULL);
+	uart_backend_close(be);
+	mevent_free(mev);
+	stdio_pipe_end(f, &sp, err, sizeof(err));
+	assert_null(strstr(err, "dropped"));
+}
+
+/* A console file stops at its cap, and says so once. */
+static void
+test_output_file_cap(void **state)
+{
+	struct fx *f = *state;
+	char path[128], out[8192], err[1024], errpath[128];
+	struct uart_backend *be;
+	int saved;
+
+	path_in(f, "capped", path, sizeof(path));
+	path_in(f, "stderr", errpath, sizeof(errpath));
+	be = uart_backend_open("com2", path, f->sc, NULL, err, sizeof(err));
+	assert_non_null(be);
+	uart_backend_set_file_cap(be, 1000);
+	uart_set_backend(f->sc, be);
+	saved = stderr_to(errpath);
+	for (int i = 0; i < 5000; i++)
+		uart_write(f->sc, UART_REG_DATA, i % 50 == 49 ? '\n' : 'c');
+	uart_set_backend(f->sc, NULL);
+	uart_backend_close(be);
+	stderr_back(saved);
+	assert_int_equal(slurp(path, out, sizeof(out)), 1000);
+	slurp(errpath, err, sizeof(err));
+	assert_int_equal(count_of(err, "reached its cap of 1000 bytes"), 1);
+	assert_non_null(strstr(err, "com2"));
+}
+
+/* ---- tcp=ADDR:PORT ---- */
+
+/* A port that was free a moment ago. */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+tcp_connect(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* Up to 5 s for n bytes (or EOF) from fd; NUL-terminated. */
+static size_t
+tcp_read(int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		r = read(fd, buf + got, n - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	return got;
+}
+
+static void
+wait_connected(struct uart_backend *be, int want)
+{
+	for (int i = 0; i < 5000 && uart_backend_connected(be) != want; i++)
+		sleep_ms(1);
+	assert_int_equal(uart_backend_connected(be), want);
+}
+
+static void
+uart_puts(struct uart_softc *sc, const char *s)
+{
+	while (*s)
+		uart_write(sc, UART_REG_DATA, (uint8_t)*s++);
+}
+
+static void
+test_tcp_backend(void **state)
+{
+	struct fx *f = *state;
+	struct mevent *mev = mevent_create();
+	struct uart_backend *be;
+	char spec[64], err[256], buf[128];
+	int port = free_port(), c1, c2, c3;
+	pthread_t t;
+
+	assert_non_null(mev);
+	snprintf(spec, sizeof(spec), "tcp=127.0.0.1:%d", port);
+	be = uart_backend_open("com1", spec, f->sc, mev, err, sizeof(err));
+	assert_non_null(be);
+	uart_set_backend(f->sc, be);
+	assert_int_equal(pthread_create(&t, NULL, loop_thread, mev), 0);
+
+	/* Nobody connected: the bytes go nowhere, uncounted (as bhyve). */
+	uart_puts(f->sc, "lost\n");
+	assert_int_equal(uart_backend_dropped(be), 0);
+
+	c1 = tcp_connect(port);
+	wait_connected(be, 1);
+	uart_puts(f->sc, "hello\n");
+	assert_int_equal(tcp_read(c1, buf, 6), 6);
+	assert_string_equal(buf, "hello\n");
+	/* Raw bytes in: the guest reads what the client typed. */
+	assert_int_equal(write(c1, "k", 1), 1);
+	for (int i = 0;
+	     i < 5000 && !(uart_read(f->sc, UART_REG_LSR) & UART_LSR_DR); i++)
+		sleep_ms(1);
+	assert_int_equal(uart_read(f->sc, UART_REG_DATA), 'k');
+
+	/* One client at a time: a second is told so and closed. */
+	c2 = tcp_connect(port);
+	assert_int_equal(tcp_read(c2, buf, sizeof(buf) - 1),
+			 strlen("Socket already connected\n"));
+	assert_string_equal(buf, "Socket already connected\n");
+	close(c2);
+	assert_int_equal(uart_backend_connected(be), 1);
+
+	/* The first leaves; the next one is served. */
+	close(c1);
+	wait_connected(be, 0);
+	c3 = tcp_connect(port);
+	wait_connected(be, 1);
+	uart_puts(f->sc, "again\n");
+	assert_int_equal(tcp_read(c3, buf, 6), 6);
+	assert_string_equal(buf, "again\n");
+
+	mevent_stop(mev);
+	pthread_join(t, NULL);
+	uart_set_backend(f->sc, NULL);
+	uart_backend_close(be);
+	mevent_free(mev);
+	/* Closed with bhyve: the client sees EOF. */
+	assert_int_equal(tcp_read(c3, buf, sizeof(buf) - 1), 0);
+	close(c3);
+}
+
+static void
+test_tcp_errors(void **state)
+{
+	struct fx *f = *state;
+	static const char *bad[] = {
+	    "tcp=",
+	    "tcp=127.0.0.1",
+	    "tcp=127.0.0.1:",
+	    "tcp=127.0.0.1:0",
+	    "tcp=127.0.0.1:65536",
+	    "tcp=localhost:22x",
+	    "tcp=::1:4000",
+	    "tcp=[::1]:",
+	    "tcp=1.2.3.400:4000",
+	};
+	struct uart_backend *be, *be2;
+	char spec[64], err[256];
+	int port = free_port();
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		be = uart_backend_open("com1", bad[i], f->sc, NULL, err,
+				       sizeof(err));
+		assert_null(be);
+		assert_non_null(strstr(err, bad[i] + 4));
+		assert_null(strchr(err, '\n'));
+	}
+	/* A port that is taken is an error at start-up, naming it. */
+	snprintf(spec, sizeof(spec), "tcp=127.0.0.1:%d", port);
+	be = uart_backend_open("com1", spec, f->sc, NULL, err, sizeof(err));
+	assert_non_null(be);
+	be2 = uart_backend_open("com2", spec, f->sc, NULL, err, sizeof(err));
+	assert_null(be2);
+	assert_non_null(strstr(err, "cannot listen on"));
+	assert_non_null(strstr(err, spec + 4));
+	uart_backend_close(be);
+}
+
+/* -l com1,tcp=ADDR:PORT: lpc.com1.tcp, which com1 now uses. */
+static void
+test_lpc_com1_tcp(void **state)
+{
+	struct fx *f = *state;
+	const struct lpc_dev *d = lpc_dev_find("com1");
+	const struct lpc_dev *d2 = lpc_dev_find("com2");
+	char opts[64], err[256], key[64];
+	int port = free_port(), fd;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+
+	snprintf(opts, sizeof(opts), "tcp=127.0.0.1:%d", port);
+	assert_int_equal(d->parse(f->cfg, "com1", opts, err, sizeof(err)), 0);
+	assert_string_equal(config_get(f->cfg, "lpc.com1.tcp"), opts + 4);
+	assert_int_equal(d->init(f->ctx, d), 0);
+	/* Listening now: a second listener on the port fails. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(bind(fd, (struct sockaddr *)&sin, len) < 0);
+	close(fd);
+
+	/* bhyve_config(5)'s spelling: lpc.com2.path=tcp=ADDR:PORT. */
+	snprintf(key, sizeof(key), "tcp=127.0.0.1:%d", free_port());
+	assert_int_equal(
+	    config_set(f->cfg, "lpc.com2.path", key, err, sizeof(err)), 0);
+	assert_int_equal(d2->init(f->ctx, d2), 0);
+	assert_non_null(lpc_uart_softc(f->ctx, "com2"));
+}
+
+static void
+test_lpc_com_path_and_tcp(void **state)
+{
+	struct fx *f = *state;
+	const struct lpc_dev *d = lpc_dev_find("com3");
+	char err[256];
+
+	assert_int_equal(
+	    d->parse(f->cfg, "com3", "stdio,tcp=127.0.0.1:1", err, sizeof(err)),
+	    0);
+	assert_int_equal(d->init(f->ctx, d), -1);
+	assert_null(lpc_uart_softc(f->ctx, "com3"));
+}
+
 int
 main(void)
 {
@@ -696,6 +1221,14 @@ main(void)
 	    T(test_backend_errors),
 	    T(test_lpc_com1),
 	    T(test_lpc_com2_nopath_and_errors),
+	    T(test_stalled_reader_bound),
+	    T(test_stalled_reader_event_loop),
+	    T(test_reader_keeps_up),
+	    T(test_output_file_cap),
+	    T(test_tcp_backend),
+	    T(test_tcp_errors),
+	    T(test_lpc_com1_tcp),
+	    T(test_lpc_com_path_and_tcp),
 #undef T
 	};
 
