@@ -386,8 +386,12 @@ bar_register(struct pci_devinst *pi, int idx, bool on)
 					 bar_io_handler, pi};
 		if (b->addr == 0 || b->addr + b->size > PCI_EMUL_IOLIMIT)
 			return;
+		if (!on && pi->pi_d->pe_baraddr)
+			pi->pi_d->pe_baraddr(pi, idx, false, b->addr);
 		rc = on ? register_inout(ctx, &iop)
 			: unregister_inout(ctx, &iop);
+		if (on && rc == 0 && pi->pi_d->pe_baraddr)
+			pi->pi_d->pe_baraddr(pi, idx, true, b->addr);
 	} else if (b->type == PCIBAR_MEM32 || b->type == PCIBAR_MEM64) {
 		struct mem_range mr = {pi->pi_name, MEM_F_RW, bar_mem_handler,
 				       pi, idx, b->addr, b->size};

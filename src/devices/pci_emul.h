@@ -89,6 +89,14 @@ struct pci_devemu {
 			    uint64_t offset, int size, uint64_t value);
 	uint64_t (*pe_barread)(struct pci_devinst *pi, int baridx,
 			       uint64_t offset, int size);
+	/*
+	 * Optional: BAR baridx starts (enabled) or stops decoding at address,
+	 * for devices that hand parts of it to the kernel (virtio's doorbell
+	 * eventfds). Called after the core registered the BAR, before it
+	 * unregisters it.
+	 */
+	void (*pe_baraddr)(struct pci_devinst *pi, int baridx, bool enabled,
+			   uint64_t address);
 };
 #define PCI_EMUL_SET(sym) DATA_SET(pci_devemu_set, sym)
 SET_DECLARE(pci_devemu_set);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "virtio.h"
 
@@ -40,6 +41,8 @@ vi_softc_linkup(struct virtio_softc *vs, const struct virtio_consts *vc,
 		queues[i].vq_vs = vs;
 		queues[i].vq_num = i;
 	}
+	vs->vs_ev_q = -1;
+	vs->vs_ev_fd = -1;
 	vi_reset_dev(vs);
 }
 
@@ -56,6 +59,35 @@ vi_intr_init(struct virtio_softc *vs, int msix_bar, bool use_msix)
 		return -1;
 	pci_lintr_request(pi);
 	return 0;
+}
+
+void
+vi_queue_eventfd(struct virtio_softc *vs, int qnum, int fd)
+{
+	vs->vs_ev_q = qnum;
+	vs->vs_ev_fd = fd;
+}
+
+void
+vi_pci_baraddr(struct pci_devinst *pi, int baridx, bool enabled,
+	       uint64_t address)
+{
+	struct virtio_softc *vs = pi->pi_arg;
+	uint64_t port = address + VIRTIO_PCI_QUEUE_NOTIFY;
+
+	if (!vs || baridx != vs->vs_iobar || vs->vs_ev_fd < 0)
+		return;
+	if (enabled && !vs->vs_ev_port) {
+		/* Without it (no KVM, an old kernel) writes come to us. */
+		if (vm_ioeventfd(pi->pi_vmctx, port, 2, true,
+				 (uint64_t)vs->vs_ev_q, vs->vs_ev_fd,
+				 true) == 0)
+			vs->vs_ev_port = port;
+	} else if (!enabled && vs->vs_ev_port) {
+		(void)vm_ioeventfd(pi->pi_vmctx, vs->vs_ev_port, 2, true,
+				   (uint64_t)vs->vs_ev_q, vs->vs_ev_fd, false);
+		vs->vs_ev_port = 0;
+	}
 }
 
 int
@@ -153,6 +185,13 @@ vi_notify(struct virtio_softc *vs, uint32_t qnum)
 
 	if (qnum >= (uint32_t)vs->vs_vc->vc_nvq)
 		return; /* no such queue: a stray write */
+	if ((int)qnum == vs->vs_ev_q) {
+		uint64_t one = 1;
+
+		/* As the kernel would; the device checks the ring. */
+		(void)!write(vs->vs_ev_fd, &one, sizeof(one));
+		return;
+	}
 	vq = &vs->vs_queues[qnum];
 	if (!vq_ring_ready(vq) || !vs->vs_vc->vc_qnotify)
 		return;

@@ -143,6 +143,10 @@ struct virtio_softc {
 	uint16_t vs_msix_cfg_idx;
 	int vs_iobar;
 	bool vs_warned; /* one message per device about bad guest data */
+	/* A queue whose doorbell is an eventfd (vi_queue_eventfd), or -1. */
+	int vs_ev_q;
+	int vs_ev_fd;
+	uint64_t vs_ev_port; /* where the kernel has it, 0: nowhere */
 };
 
 /* What vq_getchain found: readable iovecs first, then writable ones. */
@@ -164,6 +168,17 @@ int vi_intr_init(struct virtio_softc *vs, int msix_bar, bool use_msix);
 /* The legacy register block and device config in I/O BAR barnum. */
 int vi_set_io_bar(struct virtio_softc *vs, int barnum);
 void vi_reset_dev(struct virtio_softc *vs);
+/*
+ * Queue qnum's notifications signal fd (an eventfd the device waits on)
+ * instead of calling vc_qnotify. The kernel signals it itself where it
+ * can (vm_ioeventfd on QUEUE_NOTIFY while the I/O BAR decodes: the
+ * guest's notification then ends in the kernel, not in an exit to us);
+ * a write that reaches us signals it here. Before vi_set_io_bar.
+ */
+void vi_queue_eventfd(struct virtio_softc *vs, int qnum, int fd);
+/* The devices' pe_baraddr: moves the kernel's doorbell with the BAR. */
+void vi_pci_baraddr(struct pci_devinst *pi, int baridx, bool enabled,
+		    uint64_t address);
 uint64_t vi_pci_read(struct pci_devinst *pi, int baridx, uint64_t offset,
 		     int size);
 void vi_pci_write(struct pci_devinst *pi, int baridx, uint64_t offset, int size,

@@ -247,10 +247,21 @@ void vm_set_coalesced_handler(struct vmctx *ctx, vm_coalesced_fn fn);
  */
 void vm_drain_coalesced(struct vmctx *ctx);
 
+/*
+ * An eventfd for a doorbell register: a guest write of datamatch, len bytes
+ * wide, to addr (a port when pio) signals fd in the kernel, without an exit
+ * to us; other writes there still come to the handler. assign false takes
+ * it away again. -1 with errno ENOTSUP when the backend has none.
+ */
+int vm_ioeventfd(struct vmctx *ctx, uint64_t addr, int len, bool pio,
+		 uint64_t datamatch, int fd, bool assign);
+
 /* Mock backend inspection (unit tests). */
 int vm_mock_irq_level(struct vmctx *ctx, int gsi);
 int vm_mock_irq_pulses(struct vmctx *ctx, int gsi);
 int vm_mock_msi_count(struct vmctx *ctx, uint64_t *addr, uint64_t *msg);
+/* The fd assigned to the port doorbell at addr for datamatch, or -1. */
+int vm_mock_ioeventfd(struct vmctx *ctx, uint64_t addr, uint64_t datamatch);
 struct vmctx *vm_create_mock(uint64_t memsize);
 
 /* One-line error for the last failure, e.g. why /dev/kvm can't be used. */

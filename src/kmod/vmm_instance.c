@@ -946,6 +946,17 @@ vm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on)
 	return ctx->ops->coalesce_pio(ctx, port, len, on);
 }
 
+int
+vm_ioeventfd(struct vmctx *ctx, uint64_t addr, int len, bool pio,
+	     uint64_t datamatch, int fd, bool assign)
+{
+	if (!ctx->ops->ioeventfd) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	return ctx->ops->ioeventfd(ctx, addr, len, pio, datamatch, fd, assign);
+}
+
 void
 vm_drain_coalesced(struct vmctx *ctx)
 {

@@ -27,6 +27,8 @@ struct vmm_ops {
 	int (*coalesce_pio)(struct vmctx *ctx, uint16_t port, uint16_t len,
 			    bool on);
 	void (*drain_coalesced)(struct vmctx *ctx);
+	int (*ioeventfd)(struct vmctx *ctx, uint64_t addr, int len, bool pio,
+			 uint64_t datamatch, int fd, bool assign);
 };
 
 struct vcpu {

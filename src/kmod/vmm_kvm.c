@@ -786,6 +786,24 @@ kvm_coalesce_pio(struct vmctx *ctx, uint16_t port, uint16_t len, bool on)
 		     &z);
 }
 
+static int
+kvm_ioeventfd(struct vmctx *ctx, uint64_t addr, int len, bool pio,
+	      uint64_t datamatch, int fd, bool assign)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_ioeventfd e = {
+	    .datamatch = datamatch,
+	    .addr = addr,
+	    .len = (uint32_t)len,
+	    .fd = fd,
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH |
+		     (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+		     (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(k->vm_fd, KVM_IOEVENTFD, &e);
+}
+
 const struct vmm_ops vmm_kvm_ops = {
 	.vm_init = kvm_vm_init,
 	.map_mem = kvm_map_mem,
@@ -805,6 +823,7 @@ const struct vmm_ops vmm_kvm_ops = {
 	.msi = kvm_msi,
 	.coalesce_pio = kvm_coalesce_pio,
 	.drain_coalesced = kvm_drain_coalesced,
+	.ioeventfd = kvm_ioeventfd,
 };
 
 int

@@ -42,7 +42,13 @@ const struct vmm_ops vmm_store_ops = {
 
 #define MOCK_LINES 24
 
+#define MOCK_IOEVENTFDS 16
+
 struct mock_vm {
+	struct {
+		uint64_t addr, datamatch;
+		int fd; /* -1: a free entry */
+	} ioev[MOCK_IOEVENTFDS];
 	int level[MOCK_LINES];
 	int pulses[MOCK_LINES];
 	int msis;
@@ -52,8 +58,71 @@ struct mock_vm {
 static int
 mock_init(struct vmctx *ctx)
 {
-	ctx->backend = calloc(1, sizeof(struct mock_vm));
-	return ctx->backend ? 0 : -1;
+	struct mock_vm *m = calloc(1, sizeof(struct mock_vm));
+
+	if (!m)
+		return -1;
+	for (int i = 0; i < MOCK_IOEVENTFDS; i++)
+		m->ioev[i].fd = -1;
+	ctx->backend = m;
+	return 0;
+}
+
+/* As KVM: one assignment per (addr, datamatch), EEXIST/ENOENT else. */
+static int
+mock_ioeventfd(struct vmctx *ctx, uint64_t addr, int len, bool pio,
+	       uint64_t datamatch, int fd, bool assign)
+{
+	struct mock_vm *m = ctx->backend;
+	int i, free_slot = -1;
+
+	(void)len;
+	if (!pio) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	for (i = 0; i < MOCK_IOEVENTFDS; i++) {
+		if (m->ioev[i].fd < 0) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (m->ioev[i].addr == addr &&
+		    m->ioev[i].datamatch == datamatch)
+			break;
+	}
+	if (assign) {
+		if (i < MOCK_IOEVENTFDS) {
+			errno = EEXIST;
+			return -1;
+		}
+		if (free_slot < 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		m->ioev[free_slot].addr = addr;
+		m->ioev[free_slot].datamatch = datamatch;
+		m->ioev[free_slot].fd = fd;
+		return 0;
+	}
+	if (i == MOCK_IOEVENTFDS || m->ioev[i].fd != fd) {
+		errno = ENOENT;
+		return -1;
+	}
+	m->ioev[i].fd = -1;
+	return 0;
+}
+
+int
+vm_mock_ioeventfd(struct vmctx *ctx, uint64_t addr, uint64_t datamatch)
+{
+	struct mock_vm *m = ctx->backend;
+
+	for (int i = 0; i < MOCK_IOEVENTFDS; i++)
+		if (m->ioev[i].fd >= 0 && m->ioev[i].addr == addr &&
+		    m->ioev[i].datamatch == datamatch)
+			return m->ioev[i].fd;
+	return -1;
 }
 
 static void
@@ -91,6 +160,7 @@ const struct vmm_ops vmm_mock_ops = {
 	.set_state = state_set,
 	.irq_line = mock_irq_line,
 	.msi = mock_msi,
+	.ioeventfd = mock_ioeventfd,
 };
 
 int

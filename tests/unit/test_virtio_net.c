@@ -970,6 +970,53 @@ test_tx_unlocked(void **state)
 	fx_free(f);
 }
 
+/*
+ * The transmit doorbell is an eventfd the kernel signals (vm_ioeventfd on
+ * QUEUE_NOTIFY, datamatch 1): signalling it sends; it follows the BAR
+ * when the guest moves it and goes when decoding is turned off.
+ */
+static void
+test_tx_doorbell(void **state)
+{
+	uint64_t addr = BUF_GPA, one = 1;
+	uint32_t len = 12 + 60;
+	struct fx *f;
+	uint16_t cmd, u;
+	int fd;
+
+	(void)state;
+	fk = (typeof(fk)){0};
+	f = fx_new("fakenet");
+	driver_init(f, F_BASE);
+	fd = vm_mock_ioeventfd(f->ctx, (uint64_t)f->iobase + 16, 1);
+	assert_true(fd >= 0);
+	/* Only the transmit queue's: receive and control still exit. */
+	assert_int_equal(vm_mock_ioeventfd(f->ctx, (uint64_t)f->iobase + 16, 0),
+			 -1);
+	assert_int_equal(vm_mock_ioeventfd(f->ctx, (uint64_t)f->iobase + 16, 2),
+			 -1);
+	/* A frame and the kernel's signal, no register write. */
+	u = used_idx(f, TXQ);
+	memset(f->mem + addr, 0, 12);
+	frame_fill(f->mem + addr + 12, 60, 3);
+	avail_push(f, TXQ, chain(f, TXQ, 1, &addr, &len, false));
+	assert_int_equal(write(fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	assert_true(wait_used(f, TXQ, u + 1));
+	assert_int_equal(fk.nsent, 1);
+	/* The guest moves the BAR: the doorbell moves with it. */
+	pci_cfg_write(f->ctx, 0, SLOT, 0, 0x10, 4, 0x6000);
+	assert_int_equal(vm_mock_ioeventfd(f->ctx, (uint64_t)f->iobase + 16, 1),
+			 -1);
+	assert_int_equal(vm_mock_ioeventfd(f->ctx, 0x6010, 1), fd);
+	/* Port decoding off: gone; on: back. */
+	cmd = (uint16_t)pci_cfg_read(f->ctx, 0, SLOT, 0, 0x04, 2);
+	pci_cfg_write(f->ctx, 0, SLOT, 0, 0x04, 2, cmd & ~1u);
+	assert_int_equal(vm_mock_ioeventfd(f->ctx, 0x6010, 1), -1);
+	pci_cfg_write(f->ctx, 0, SLOT, 0, 0x04, 2, cmd);
+	assert_int_equal(vm_mock_ioeventfd(f->ctx, 0x6010, 1), fd);
+	fx_free(f);
+}
+
 static void
 test_tx_indirect(void **state)
 {
@@ -1857,6 +1904,7 @@ main(void)
 	    cmocka_unit_test(test_tx),
 	    cmocka_unit_test(test_tx_indirect),
 	    cmocka_unit_test(test_tx_unlocked),
+	    cmocka_unit_test(test_tx_doorbell),
 	    cmocka_unit_test(test_tx_bad_chains),
 	    cmocka_unit_test(test_rx),
 	    cmocka_unit_test(test_rx_no_buffers),
