@@ -356,8 +356,12 @@ killed_rerun_body()
 	    "$GUESTS/spin.bin" ctl-rerun 2>err ||
 	    fail_with "rawload spin: $(cat err)"
 	start_spin ctl-rerun
-	kill -KILL $pid
+	# $pid is timeout's: SIGKILL the bhyve under it.
+	bpid=$(pgrep -P $pid)
+	[ -n "$bpid" ] || fail_with "no bhyve under timeout (pid $pid)"
+	kill -KILL $bpid
 	wait $pid
+	[ $? -eq 137 ] || fail_with "bhyve was not killed"
 	timeout 60 "$BIN/bhyve" $args ctl-rerun </dev/null >out 2>err
 	rc=$?
 	[ $rc -eq 4 ] || fail_with "the rerun exited $rc, expected 4"
