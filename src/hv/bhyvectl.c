@@ -1,6 +1,9 @@
 /*
  * bhyvectl(8): manage VM instances. --create and --destroy as FreeBSD has
  * them; --list shows the instances (FreeBSD users run ls /dev/vmm).
+ * --destroy ends the bhyve that holds the instance's lock (the kernel names
+ * it; no pid is read from a file) and removes the instance's files without
+ * following links (vmm_instance.c).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -64,8 +67,12 @@ main(int argc, char **argv)
 			argv[optind]);
 		return 1;
 	}
-	if (list)
-		return vm_list(print_vm, NULL) < 0 ? 1 : 0;
+	if (list) {
+		if (vm_list(print_vm, NULL) == 0)
+			return 0;
+		fprintf(stderr, "bhyvectl: %s\n", vm_strerror());
+		return 1;
+	}
 	if (!vm || (!create && !destroy)) {
 		usage(stderr);
 		return 1;

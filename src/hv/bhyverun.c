@@ -229,15 +229,8 @@ boot_vcpu0(struct vmctx *ctx, struct vcpu *vcpu)
 {
 	struct vm_boot_state bs;
 
-	vm_get_boot_state(ctx, &bs);
-	if (!bs.valid) {
-		fprintf(stderr,
-			"bhyve: VM '%s' has nothing to boot: load a kernel "
-			"with grub-bhyve (or rawload) first\n",
-			vm_name(ctx));
-		return -1;
-	}
-	if (vm_apply_state(vcpu, &bs) < 0) {
+	/* Used up from here: a rerun needs a loader to run again. */
+	if (vm_take_boot_state(ctx, &bs) < 0 || vm_apply_state(vcpu, &bs) < 0) {
 		fprintf(stderr, "bhyve: %s\n", vm_strerror());
 		return -1;
 	}
@@ -376,11 +369,14 @@ main(int argc, char **argv)
 	ctx = vm_create(s.name, VMM_BACKEND_KVM);
 	if (!ctx)
 		return die(4, "%s", vm_strerror());
-	if (vm_claim(ctx) < 0)
+	if (vm_claim(ctx) < 0) {
+		if (errno != EBUSY)
+			return die(4, "%s", vm_strerror());
 		return die(4,
 			   "VM '%s' is in use by another bhyve: one bhyve "
 			   "per VM (bhyvectl --destroy --vm=NAME stops it)",
 			   s.name);
+	}
 	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs, &s) < 0) {
 		machine_free(rs.m);
 		exit_stats_free(rs.stats);
@@ -399,8 +395,6 @@ main(int argc, char **argv)
 	destroy = s.destroy_on_poweroff && rs.m->how == VM_SUSPEND_POWEROFF;
 	/* Devices stop (block I/O threads, com output) before memory goes. */
 	machine_free(rs.m);
-	/* The loaded kernel ran: a later bhyve needs a fresh load. */
-	(void)vm_forget_boot_state(s.name);
 	vm_close(ctx);
 	if (destroy)
 		vm_destroy_instance(s.name);

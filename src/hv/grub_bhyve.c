@@ -191,9 +191,9 @@ set_host_access(const struct opts *o, struct gdev_map *map)
 
 /* Drop an old instance's memory and boot state so it starts clean. */
 static void
-reset_instance(const char *name)
+reset_instance(struct vmctx *ctx)
 {
-	if (vm_reset_instance(name) < 0)
+	if (vm_reset_instance(ctx) < 0)
 		fail("%s", vm_strerror());
 }
 
@@ -204,11 +204,14 @@ make_instance(const struct opts *o)
 
 	if (!ctx)
 		fail("%s", vm_strerror());
-	if (vm_claim(ctx) < 0)
+	if (vm_claim(ctx) < 0) {
+		if (errno != EBUSY)
+			fail("%s", vm_strerror());
 		fail("VM '%s' is in use by a running bhyve: stop it or "
 		     "bhyvectl --destroy --vm=%s first",
 		     o->vmname, o->vmname);
-	reset_instance(o->vmname);
+	}
+	reset_instance(ctx);
 	if (vm_setup_memory(ctx, o->memsize) < 0)
 		fail("%s: %s", o->vmname, vm_strerror());
 	return ctx;

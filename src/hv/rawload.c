@@ -445,9 +445,9 @@ boot_state(struct vmctx *ctx, const struct opts *o, struct vm_boot_state *bs)
 
 /* Drop an old instance's memory and boot state so it starts clean. */
 static void
-reset_instance(const char *name)
+reset_instance(struct vmctx *ctx)
 {
-	if (vm_reset_instance(name) < 0)
+	if (vm_reset_instance(ctx) < 0)
 		fail("%s", vm_strerror());
 }
 
@@ -468,11 +468,14 @@ main(int argc, char **argv)
 	ctx = vm_create(o.vmname, VMM_BACKEND_STORE);
 	if (!ctx)
 		fail("%s", vm_strerror());
-	if (vm_claim(ctx) < 0)
+	if (vm_claim(ctx) < 0) {
+		if (errno != EBUSY)
+			fail("%s", vm_strerror());
 		fail("VM '%s' is in use by a running bhyve: stop it or "
 		     "bhyvectl --destroy --vm=%s first",
 		     o.vmname, o.vmname);
-	reset_instance(o.vmname);
+	}
+	reset_instance(ctx);
 	if (vm_setup_memory(ctx, o.memsize) < 0)
 		fail("%s: %s", o.vmname, vm_strerror());
 	memcpy(guest_ptr(ctx, o.loadaddr, len), image, len);

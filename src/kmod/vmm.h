@@ -142,15 +142,18 @@ struct vm_exit {
  * Instance management (vmm_instance.c). An instance's files are named
  * here only: callers ask for what they mean.
  */
+/*
+ * Where instances live (for messages). The directory is created 0700 and
+ * refused when it is a link, belongs to another user or is writable by
+ * group or others; instance files are never reached through a link.
+ */
 const char *vm_instance_dir(void);
 bool vm_instance_exists(const char *name);
 /*
  * Drop an instance's memory and boot state so that a loader starts it
  * clean: 0, or -1 with vm_strerror() saying why.
  */
-int vm_reset_instance(const char *name);
-/* The loaded kernel ran: a later bhyve needs a loader to run again. */
-int vm_forget_boot_state(const char *name);
+int vm_reset_instance(struct vmctx *ctx);
 /*
  * The ioctl request numbers a device thread issues on the VM to raise
  * interrupts (line and MSI), for its seccomp filter: the count in out.
@@ -162,7 +165,12 @@ struct vmctx *vm_open(const char *name, enum vmm_backend backend);
 int vm_destroy_instance(const char *name);
 void vm_close(struct vmctx *ctx);
 int vm_list(void (*cb)(const char *name, bool running, void *arg), void *arg);
-/* Lock the instance for one running bhyve; -1 with errno EBUSY if taken. */
+/*
+ * Lock the instance for one running bhyve (or loader); -1 with errno EBUSY
+ * if another process holds it, other errors with vm_strerror() saying why.
+ * vm_destroy_instance finds the running bhyve from this lock, never from a
+ * pid written in a file.
+ */
 int vm_claim(struct vmctx *ctx);
 const char *vm_name(struct vmctx *ctx);
 /* A pointer for the machine that runs on this context (hv's business). */
@@ -207,6 +215,13 @@ int vm_set_msr(struct vcpu *vcpu, uint32_t msr, uint64_t val);
 /* Boot state as left in the instance by a loader (valid == false if none). */
 int vm_get_boot_state(struct vmctx *ctx, struct vm_boot_state *bs);
 int vm_set_boot_state(struct vmctx *ctx, const struct vm_boot_state *bs);
+/*
+ * What bhyve calls: the boot state, used up by this call, so that a later
+ * bhyve needs a loader to run again (even if this one is killed). -1 with
+ * vm_strerror() saying why when there is none: nothing was ever loaded, or
+ * the state is from a run that ended.
+ */
+int vm_take_boot_state(struct vmctx *ctx, struct vm_boot_state *bs);
 /* Put a vCPU in the architectural reset state (real mode, F000:FFF0). */
 void vm_reset_state(struct vm_boot_state *bs);
 /* Apply a boot state to a vCPU. */

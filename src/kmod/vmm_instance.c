@@ -1,13 +1,25 @@
 /*
  * VM instances: named directories that outlive the process that made them.
  *
- *   DIR/NAME/mem    guest memory (lowmem, then highmem), a sparse file
- *   DIR/NAME/info   the memory layout ("lowmem N\nhighmem N\n")
- *   DIR/NAME/boot   the boot vCPU's registers as a loader left them
- *   DIR/NAME/lock   flock()ed by the bhyve that runs the instance
+ *   DIR/NAME/mem       guest memory (lowmem, then highmem), a sparse file
+ *   DIR/NAME/info      the memory layout ("lowmem N\nhighmem N\n")
+ *   DIR/NAME/boot      the boot vCPU's registers as a loader left them
+ *   DIR/NAME/boot.ran  boot renamed by the bhyve that started running it
+ *   DIR/NAME/lock      POSIX-locked (F_SETLK) by the process that runs or
+ *                      loads the instance
  *
  * DIR is $BHYVE_VMM_DIR, else /dev/vmm for root, else $XDG_RUNTIME_DIR/vmm
  * (or /tmp/vmm-UID).
+ *
+ * Another local user must not be able to hijack a VM: /tmp/vmm-UID can be
+ * made by anyone before its owner first runs bhyve. So DIR is created 0700,
+ * opened without following a link, and refused (one line saying why) when it
+ * is a link, is not a directory, belongs to another user, or is writable by
+ * group or others; an instance directory is checked the same way. From there
+ * on every file is reached relative to those checked directory descriptors
+ * (openat, unlinkat, renameat, never a path), and opened O_NOFOLLOW: a link
+ * planted in place of an instance or one of its files is refused, never
+ * followed, and never removed through.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,9 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "vmm_internal.h"
@@ -43,21 +55,39 @@ vm_strerror(void)
 	return vmm_errbuf[0] ? vmm_errbuf : strerror(errno);
 }
 
+/* The instance directory's path in buf; true for a per-user default. */
+static bool
+base_path(char *buf, size_t len)
+{
+	const char *env = getenv("BHYVE_VMM_DIR");
+	const char *rt;
+	bool peruser = false;
+	size_t n;
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+	} else if (geteuid() == 0) {
+		snprintf(buf, len, "/dev/vmm");
+	} else if ((rt = getenv("XDG_RUNTIME_DIR")) && *rt) {
+		snprintf(buf, len, "%s/vmm", rt);
+		peruser = true;
+	} else {
+		snprintf(buf, len, "/tmp/vmm-%u", (unsigned)geteuid());
+		peruser = true;
+	}
+	/* "dir/" would make O_NOFOLLOW follow a link named dir. */
+	n = strlen(buf);
+	while (n > 1 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return peruser;
+}
+
 const char *
 vm_instance_dir(void)
 {
 	static __thread char dir[512];
-	const char *env = getenv("BHYVE_VMM_DIR");
-	const char *rt;
 
-	if (env && *env)
-		snprintf(dir, sizeof(dir), "%s", env);
-	else if (geteuid() == 0)
-		snprintf(dir, sizeof(dir), "/dev/vmm");
-	else if ((rt = getenv("XDG_RUNTIME_DIR")) && *rt)
-		snprintf(dir, sizeof(dir), "%s/vmm", rt);
-	else
-		snprintf(dir, sizeof(dir), "/tmp/vmm-%u", (unsigned)getuid());
+	base_path(dir, sizeof(dir));
 	return dir;
 }
 
@@ -77,59 +107,208 @@ vm_name_valid(const char *name)
 	return true;
 }
 
+/* The parents of path, as mkdir -p makes them (DIR itself is not made). */
 static int
-vm_instance_path(const char *name, const char *file, char *buf, size_t len)
+mkdir_parents(const char *path)
 {
-	int n;
+	char tmp[512];
 
-	if (file)
-		n = snprintf(buf, len, "%s/%s/%s", vm_instance_dir(), name,
-			     file);
-	else
-		n = snprintf(buf, len, "%s/%s", vm_instance_dir(), name);
-	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return 0;
+}
+
+#define UNSAFE "another user could take over your VMs there"
+
+/*
+ * Is the directory behind st (named what) safe to keep instances in? Ours,
+ * and writable by nobody else; 0, or -1 with the reason set.
+ */
+static int
+check_dir(const char *what, const struct stat *st)
+{
+	if (!S_ISDIR(st->st_mode)) {
+		vm_set_error("%s is not a directory: remove it or set "
+			     "BHYVE_VMM_DIR",
+			     what);
+		return -1;
+	}
+	if (st->st_uid != geteuid()) {
+		vm_set_error("%s belongs to uid %u, not to you (uid %u): "
+			     "refusing it, " UNSAFE " (remove it or set "
+			     "BHYVE_VMM_DIR)",
+			     what, (unsigned)st->st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		vm_set_error(
+		    "%s is writable by %s (mode %03o): refusing it, " UNSAFE
+		    " (chmod 700 it)",
+		    what, (st->st_mode & S_IWOTH) ? "everyone" : "its group",
+		    (unsigned)(st->st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Open dirfd/name (dirfd may be AT_FDCWD and name a path) as a checked
+ * directory, never following a link in its last component; what names it
+ * in messages. The descriptor, or -1 with the reason set (errno ENOENT
+ * when there is nothing there).
+ */
+static int
+open_checked_dir(int dirfd, const char *name, const char *what)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode))
+			vm_set_error(
+			    "%s is a symbolic link: refusing to follow "
+			    "it, " UNSAFE " (remove it or set "
+			    "BHYVE_VMM_DIR)",
+			    what);
+		else if (err == ENOTDIR)
+			vm_set_error("%s is not a directory: remove it or set "
+				     "BHYVE_VMM_DIR",
+				     what);
+		else
+			vm_set_error("%s: %s", what, strerror(err));
+		errno = err == ENOENT ? ENOENT : EPERM;
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || check_dir(what, &st) < 0) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The instance directory, checked; created 0700 (with its parents) when
+ * create is set. A per-user default made by an older bhyve (0755) is
+ * tightened to 0700. The descriptor, or -1 with the reason set.
+ */
+static int
+open_base(bool create)
+{
+	char path[512];
+	bool peruser = base_path(path, sizeof(path));
+	struct stat st;
+	int fd;
+
+	if (create && ((mkdir_parents(path) < 0) ||
+		       (mkdir(path, 0700) < 0 && errno != EEXIST))) {
+		vm_set_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fd = open_checked_dir(AT_FDCWD, path, path);
+	if (fd >= 0 && peruser && fstat(fd, &st) == 0 && (st.st_mode & 077))
+		(void)fchmod(fd, 0700);
+	return fd;
+}
+
+/* The instance NAME in the checked base directory, checked too. */
+static int
+open_instance(int basefd, const char *name, bool create)
+{
+	char what[600];
+	int fd;
+
+	snprintf(what, sizeof(what), "%s/%s", vm_instance_dir(), name);
+	if (create && mkdirat(basefd, name, 0700) < 0 && errno != EEXIST) {
+		vm_set_error("cannot create %s: %s", what, strerror(errno));
+		return -1;
+	}
+	fd = open_checked_dir(basefd, name, what);
+	if (fd < 0 && errno == ENOENT)
+		vm_set_error("no VM instance named '%s' in %s", name,
+			     vm_instance_dir());
+	return fd;
+}
+
+/*
+ * One of an instance's files, never through a link and only if it is a
+ * regular file (O_NONBLOCK: a FIFO planted there must not hang us before
+ * fstat can refuse it). The descriptor, or -1 with the reason set.
+ */
+static int
+inst_open(struct vmctx *ctx, const char *file, int flags, mode_t mode)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = openat(ctx->dirfd, file,
+		    flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return fd;
+	err = fd < 0 ? errno : EINVAL;
+	if (fd >= 0)
+		close(fd);
+	if (err == ELOOP || err == EINVAL)
+		vm_set_error("%s/%s/%s is not a regular file (a symbolic "
+			     "link?): refusing it; bhyvectl --destroy --vm=%s "
+			     "removes the instance",
+			     vm_instance_dir(), ctx->name, file, ctx->name);
+	else if (err != ENOENT)
+		vm_set_error("%s/%s/%s: %s", vm_instance_dir(), ctx->name, file,
+			     strerror(err));
+	errno = err;
+	return -1;
 }
 
 bool
 vm_instance_exists(const char *name)
 {
-	char path[512];
+	struct stat st;
+	int basefd = open_base(false);
+	bool found;
 
-	return vm_instance_path(name, NULL, path, sizeof(path)) == 0 &&
-	       access(path, F_OK) == 0;
+	if (basefd < 0)
+		return false;
+	found = vm_name_valid(name) &&
+		fstatat(basefd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	close(basefd);
+	return found;
 }
 
 static int
-remove_file(const char *name, const char *file)
+remove_file(struct vmctx *ctx, const char *file)
 {
-	char path[512];
-
-	if (vm_instance_path(name, file, path, sizeof(path)) < 0) {
-		vm_set_error("%s: instance path too long", name);
-		return -1;
-	}
-	if (unlink(path) < 0 && errno != ENOENT) {
-		vm_set_error("cannot remove %s: %s", path, strerror(errno));
+	if (ctx->dirfd < 0)
+		return 0;
+	if (unlinkat(ctx->dirfd, file, 0) < 0 && errno != ENOENT) {
+		vm_set_error("cannot remove %s/%s/%s: %s", vm_instance_dir(),
+			     ctx->name, file, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
 int
-vm_reset_instance(const char *name)
+vm_reset_instance(struct vmctx *ctx)
 {
-	static const char *const files[] = {"mem", "info", "boot"};
+	static const char *const files[] = {"mem", "info", "boot", "boot.ran",
+					    "boot.tmp"};
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-		if (remove_file(name, files[i]) < 0)
+		if (remove_file(ctx, files[i]) < 0)
 			return -1;
 	return 0;
-}
-
-int
-vm_forget_boot_state(const char *name)
-{
-	return remove_file(name, "boot");
 }
 
 static const struct vmm_ops *
@@ -161,60 +340,44 @@ ctx_alloc(const char *name, enum vmm_backend backend)
 	return ctx;
 }
 
-static int
-mkdir_p(const char *path)
+static bool
+check_name(const char *name)
 {
-	char tmp[512];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
+	if (vm_name_valid(name))
+		return true;
+	vm_set_error("bad VM name '%s': use letters, digits, '-', '_' and "
+		     "'.' (at most 63)",
+		     name);
+	errno = EINVAL;
+	return false;
 }
 
 static struct vmctx *
 ctx_attach(const char *name, enum vmm_backend backend, bool create)
 {
-	char path[512];
 	struct vmctx *ctx;
+	int basefd, fd;
 
 	vmm_errbuf[0] = '\0';
-	if (!vm_name_valid(name)) {
-		vm_set_error("bad VM name '%s': use letters, digits, '-', "
-			     "'_' and '.' (at most 63)",
-			     name);
-		errno = EINVAL;
+	if (!check_name(name))
 		return NULL;
-	}
-	if (vm_instance_path(name, NULL, path, sizeof(path)) < 0) {
-		vm_set_error("instance path too long");
-		return NULL;
-	}
-	if (create && mkdir_p(path) < 0) {
-		vm_set_error("cannot create %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	ctx = ctx_alloc(name, backend);
-	if (!ctx)
-		return NULL;
-	ctx->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ctx->dirfd < 0) {
+	basefd = open_base(create);
+	if (basefd < 0) {
 		if (errno == ENOENT)
 			vm_set_error("no VM instance named '%s' in %s", name,
 				     vm_instance_dir());
-		else
-			vm_set_error("%s: %s", path, strerror(errno));
-		free(ctx);
 		return NULL;
 	}
+	fd = open_instance(basefd, name, create);
+	close(basefd);
+	if (fd < 0)
+		return NULL;
+	ctx = ctx_alloc(name, backend);
+	if (!ctx) {
+		close(fd);
+		return NULL;
+	}
+	ctx->dirfd = fd;
 	if (ctx->ops->vm_init && ctx->ops->vm_init(ctx) < 0) {
 		close(ctx->dirfd);
 		free(ctx);
@@ -267,40 +430,108 @@ vm_get_cookie(struct vmctx *ctx)
 	return ctx->cookie;
 }
 
+/*
+ * The lock: a classic POSIX record lock (F_SETLK on the whole file), chosen
+ * for what a query of it returns. bhyvectl --destroy must find the process
+ * that runs the instance, and the kernel is the only honest witness: a pid
+ * written into the file is whatever anyone able to write the file chose.
+ *   - F_GETLK reports the pid of the process holding a POSIX lock (as seen
+ *     from the caller's pid namespace; 0 if it is not visible there).
+ *   - F_OFD_GETLK reports l_pid = -1 for an OFD lock: no pid to be had.
+ *   - flock() locks cannot be queried at all, only read from /proc/locks.
+ * The cost of POSIX locks: a process drops its lock when it closes any
+ * descriptor of the file, so nothing in a process that holds an instance's
+ * lock opens that lock file again (lock_holder runs in bhyvectl, and in
+ * bhyve only after vm_close). They are not inherited by fork, which is
+ * what we want: a child never keeps an instance "running".
+ */
 int
 vm_claim(struct vmctx *ctx)
 {
-	char buf[32];
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	int fd;
 
 	if (ctx->dirfd < 0)
 		return 0;
-	fd = openat(ctx->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = inst_open(ctx, "lock", O_RDWR | O_CREAT, 0600);
 	if (fd < 0)
 		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (fcntl(fd, F_SETLK, &fl) < 0) {
+		int err = errno;
+
 		close(fd);
-		errno = EBUSY;
+		if (err == EACCES || err == EAGAIN) {
+			vm_set_error("VM '%s' is in use by another process",
+				     ctx->name);
+			err = EBUSY;
+		}
+		errno = err;
 		return -1;
-	}
-	if (ftruncate(fd, 0) == 0) {
-		int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-		if (write(fd, buf, n) != n)
-			vm_set_error("lock file write failed");
 	}
 	ctx->lockfd = fd;
 	return 0;
 }
 
+/*
+ * Who holds the lock of the instance behind dirfd: its pid, 0 if nobody,
+ * -1 if someone does whose pid we cannot see (another pid namespace).
+ */
+static pid_t
+lock_holder(int dirfd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = openat(dirfd, "lock",
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return 0;
+	rc = fcntl(fd, F_GETLK, &fl);
+	close(fd);
+	if (rc < 0 || fl.l_type == F_UNLCK)
+		return 0;
+	return fl.l_pid > 0 ? fl.l_pid : -1;
+}
+
+static bool
+instance_running(int dirfd)
+{
+	return lock_holder(dirfd) != 0;
+}
+
+/*
+ * SIGKILL the lock's holder. Through a pidfd where the kernel has them:
+ * once the pid is pinned, ask the lock again, so that a bhyve that exited
+ * meanwhile (and a new process that got its pid) is never the one killed.
+ */
+static int
+kill_holder(int dirfd, pid_t pid)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int rc = 0;
+
+	if (pfd < 0)
+		return errno == ESRCH ? 0 : kill(pid, SIGKILL);
+	if (lock_holder(dirfd) == pid)
+		rc = (int)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+	close(pfd);
+	return rc;
+}
+
+/* Remove the files of an instance directory; links are removed, not followed.
+ */
 static int
 remove_tree_at(int dirfd)
 {
-	DIR *d = fdopendir(dup(dirfd));
+	DIR *d;
 	struct dirent *e;
-	int rc = 0;
+	int fd = dup(dirfd), rc = 0;
 
-	if (!d)
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
@@ -311,95 +542,94 @@ remove_tree_at(int dirfd)
 	return rc;
 }
 
-static bool
-instance_running(int dirfd)
+/* As on FreeBSD, destroying a running VM ends its bhyve. */
+static int
+stop_instance(const char *name, int fd)
 {
-	int fd = openat(dirfd, "lock", O_RDWR | O_CLOEXEC);
-	bool busy = false;
+	pid_t pid = lock_holder(fd);
 
-	if (fd < 0)
-		return false;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
-		busy = true;
-	close(fd);
-	return busy;
-}
-
-/* The pid of the bhyve running the instance, or 0. */
-static pid_t
-instance_pid(int dirfd)
-{
-	char buf[32] = "";
-	int fd;
-	ssize_t n;
-
-	if (!instance_running(dirfd))
+	if (pid < 0) {
+		vm_set_error("VM '%s' is running, but its process is not "
+			     "visible here (another pid namespace): stop it "
+			     "there",
+			     name);
+		return -1;
+	}
+	if (pid == 0)
 		return 0;
-	fd = openat(dirfd, "lock", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? (pid_t)strtol(buf, NULL, 10) : 0;
+	if (kill_holder(fd, pid) < 0) {
+		vm_set_error("cannot stop VM '%s' (pid %d): %s", name, (int)pid,
+			     strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < 500 && instance_running(fd); i++)
+		usleep(10000);
+	return 0;
 }
 
 int
 vm_destroy_instance(const char *name)
 {
-	char path[512];
-	int dirfd;
-	pid_t pid;
+	int basefd, fd, rc = -1;
 
 	vmm_errbuf[0] = '\0';
-	if (!vm_name_valid(name)) {
-		vm_set_error("bad VM name '%s'", name);
-		errno = EINVAL;
+	if (!check_name(name))
+		return -1;
+	basefd = open_base(false);
+	if (basefd < 0) {
+		if (errno == ENOENT)
+			vm_set_error("no VM instance named '%s' in %s", name,
+				     vm_instance_dir());
 		return -1;
 	}
-	vm_instance_path(name, NULL, path, sizeof(path));
-	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
-		vm_set_error("no VM instance named '%s' in %s", name,
-			     vm_instance_dir());
-		return -1;
+	fd = open_instance(basefd, name, false);
+	if (fd >= 0 && stop_instance(name, fd) == 0) {
+		remove_tree_at(fd);
+		if (unlinkat(basefd, name, AT_REMOVEDIR) == 0)
+			rc = 0;
+		else
+			vm_set_error("cannot remove %s/%s: %s",
+				     vm_instance_dir(), name, strerror(errno));
 	}
-	/* As on FreeBSD, destroying a running VM ends its bhyve. */
-	pid = instance_pid(dirfd);
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		for (int i = 0; i < 200 && instance_running(dirfd); i++)
-			usleep(10000);
-	}
-	remove_tree_at(dirfd);
-	close(dirfd);
-	if (rmdir(path) < 0) {
-		vm_set_error("cannot remove %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	if (fd >= 0)
+		close(fd);
+	close(basefd);
+	return rc;
 }
 
 int
 vm_list(void (*cb)(const char *name, bool running, void *arg), void *arg)
 {
-	DIR *d = opendir(vm_instance_dir());
+	int basefd, dupfd;
 	struct dirent *e;
+	DIR *d;
 
-	if (!d)
+	vmm_errbuf[0] = '\0';
+	basefd = open_base(false);
+	if (basefd < 0)
 		return errno == ENOENT ? 0 : -1;
+	dupfd = dup(basefd);
+	d = dupfd >= 0 ? fdopendir(dupfd) : NULL;
+	if (!d) {
+		if (dupfd >= 0)
+			close(dupfd);
+		close(basefd);
+		return -1;
+	}
 	while ((e = readdir(d))) {
 		int fd;
 
 		if (e->d_name[0] == '.' || !vm_name_valid(e->d_name))
 			continue;
-		fd = openat(dirfd(d), e->d_name,
-			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(basefd, e->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		cb(e->d_name, instance_running(fd), arg);
 		close(fd);
 	}
 	closedir(d);
+	close(basefd);
 	return 0;
 }
 
@@ -409,16 +639,16 @@ static int
 read_info(struct vmctx *ctx, uint64_t *low, uint64_t *high)
 {
 	char buf[128] = "";
-	int fd = openat(ctx->dirfd, "info", O_RDONLY | O_CLOEXEC);
+	int fd = inst_open(ctx, "info", O_RDONLY, 0);
 	ssize_t n;
 
 	if (fd < 0)
-		return -1;
+		return errno == ENOENT ? 1 : -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0 ||
 	    sscanf(buf, "lowmem %" SCNu64 " highmem %" SCNu64, low, high) != 2)
-		return -1;
+		return 1; /* unreadable: written again below */
 	return 0;
 }
 
@@ -430,11 +660,11 @@ write_info(struct vmctx *ctx)
 
 	n = snprintf(buf, sizeof(buf), "lowmem %" PRIu64 "\nhighmem %" PRIu64
 		     "\n", ctx->lowmem, ctx->highmem);
-	fd = openat(ctx->dirfd, "info", O_WRONLY | O_CREAT | O_TRUNC |
-					    O_CLOEXEC, 0600);
+	fd = inst_open(ctx, "info", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		return -1;
 	if (write(fd, buf, n) != n) {
+		vm_set_error("cannot write instance info: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -448,9 +678,13 @@ map_memory(struct vmctx *ctx)
 	void *p;
 
 	if (ctx->dirfd >= 0) {
-		ctx->memfd = openat(ctx->dirfd, "mem",
-				    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (ctx->memfd < 0 || ftruncate(ctx->memfd, total) < 0) {
+		vmm_errbuf[0] = '\0';
+		ctx->memfd = inst_open(ctx, "mem", O_RDWR | O_CREAT, 0600);
+		if (ctx->memfd < 0 && !vmm_errbuf[0])
+			vm_set_error("guest memory file: %s", strerror(errno));
+		if (ctx->memfd < 0)
+			return -1;
+		if (ftruncate(ctx->memfd, total) < 0) {
 			vm_set_error("guest memory file: %s", strerror(errno));
 			return -1;
 		}
@@ -473,6 +707,7 @@ int
 vm_setup_memory(struct vmctx *ctx, uint64_t len)
 {
 	uint64_t low, high;
+	int known = 1;
 
 	if (len < (1ULL << 20) || (len & 0xfff)) {
 		vm_set_error("memory size must be at least 1 MiB and a "
@@ -482,8 +717,9 @@ vm_setup_memory(struct vmctx *ctx, uint64_t len)
 	}
 	ctx->lowmem = len > VM_LOWMEM_LIMIT ? VM_LOWMEM_LIMIT : len;
 	ctx->highmem = len - ctx->lowmem;
-	if (ctx->dirfd >= 0 && read_info(ctx, &low, &high) == 0 &&
-	    (low != ctx->lowmem || high != ctx->highmem)) {
+	if (ctx->dirfd >= 0 && (known = read_info(ctx, &low, &high)) < 0)
+		return -1;
+	if (known == 0 && (low != ctx->lowmem || high != ctx->highmem)) {
 		vm_set_error("instance '%s' already has %" PRIu64
 			     " MiB of memory, not %" PRIu64
 			     " MiB: use the same -m, or bhyvectl --destroy "
@@ -495,10 +731,8 @@ vm_setup_memory(struct vmctx *ctx, uint64_t len)
 	}
 	if (map_memory(ctx) < 0)
 		return -1;
-	if (ctx->dirfd >= 0 && write_info(ctx) < 0) {
-		vm_set_error("cannot write instance info: %s", strerror(errno));
+	if (ctx->dirfd >= 0 && write_info(ctx) < 0)
 		return -1;
-	}
 	if (ctx->ops->map_mem && ctx->ops->map_mem(ctx) < 0)
 		return -1;
 	return 0;
@@ -775,10 +1009,12 @@ vm_set_boot_state(struct vmctx *ctx, const struct vm_boot_state *bs)
 
 	if (ctx->dirfd < 0)
 		return 0;
-	fd = openat(ctx->dirfd, "boot.tmp",
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w")))
+	fd = inst_open(ctx, "boot.tmp", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	for (int r = 0; r < VM_REG_LAST; r++) {
 		fprintf(f, "%s 0x%" PRIx64, reg_names[r], bs->regs[r]);
 		if (is_seg(r))
@@ -787,6 +1023,9 @@ vm_set_boot_state(struct vmctx *ctx, const struct vm_boot_state *bs)
 		fputc('\n', f);
 	}
 	if (fclose(f) != 0)
+		return -1;
+	/* A loader has run: what an ended run left behind no longer counts. */
+	if (remove_file(ctx, "boot.ran") < 0)
 		return -1;
 	return renameat(ctx->dirfd, "boot.tmp", ctx->dirfd, "boot");
 }
@@ -803,9 +1042,12 @@ vm_get_boot_state(struct vmctx *ctx, struct vm_boot_state *bs)
 	vm_reset_state(bs);
 	if (ctx->dirfd < 0)
 		return 0;
-	fd = openat(ctx->dirfd, "boot", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || !(f = fdopen(fd, "r")))
-		return 0;
+	fd = inst_open(ctx, "boot", O_RDONLY, 0);
+	if (fd < 0 || !(f = fdopen(fd, "r"))) {
+		if (fd >= 0)
+			close(fd);
+		return errno == ENOENT ? 0 : -1;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		int n = sscanf(line, "%15s %" SCNx64 " %" SCNx64 " %x %x", name,
 			       &val, &base, &limit, &access);
@@ -822,6 +1064,49 @@ vm_get_boot_state(struct vmctx *ctx, struct vm_boot_state *bs)
 	}
 	fclose(f);
 	bs->valid = true;
+	return 0;
+}
+
+/*
+ * The boot state is good for one run, as a loaded kernel is: the bhyve
+ * that takes it renames boot to boot.ran before any vCPU runs, so a run
+ * that ends in any way, SIGKILL included, leaves no registers behind for
+ * the next bhyve to start over memory its guest has since used. (FreeBSD's
+ * bhyve cannot rerun such a VM either: its vCPUs stay suspended until a
+ * loader or a bootrom reinitializes them.) A loader's vm_set_boot_state
+ * removes boot.ran again.
+ */
+int
+vm_take_boot_state(struct vmctx *ctx, struct vm_boot_state *bs)
+{
+	struct stat st;
+
+	vmm_errbuf[0] = '\0';
+	if (vm_get_boot_state(ctx, bs) < 0)
+		return -1;
+	if (ctx->dirfd < 0)
+		return 0;
+	if (!bs->valid) {
+		if (fstatat(ctx->dirfd, "boot.ran", &st, AT_SYMLINK_NOFOLLOW) ==
+		    0) {
+			vm_set_error("VM %s's boot state is from a run that "
+				     "ended: run grub-bhyve (or rawload) again",
+				     ctx->name);
+			errno = ESTALE;
+		} else {
+			vm_set_error(
+			    "VM '%s' has nothing to boot: load a "
+			    "kernel with grub-bhyve (or rawload) first",
+			    ctx->name);
+			errno = ENOENT;
+		}
+		return -1;
+	}
+	if (renameat(ctx->dirfd, "boot", ctx->dirfd, "boot.ran") < 0) {
+		vm_set_error("cannot mark VM %s's boot state as used: %s",
+			     ctx->name, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
