@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net_backend.h"
@@ -49,6 +50,8 @@
 #define VTNET_RX_BATCH 64
 #define VTNET_TX_BATCH 16
 #define VTNET_RX_DROP_MAX 4096
+/* How long transmit waits for more frames before notifications go on. */
+#define VTNET_TX_LINGER_NS 50000
 
 #define ETHER_HDR_LEN 14
 #define ETHER_VLAN_LEN 4
@@ -503,6 +506,7 @@ vtnet_tx_drain(struct vtnet_softc *sc)
 {
 	struct vqueue_info *vq = &sc->queues[VTNET_TXQ];
 	ssize_t rc[VTNET_TX_BATCH];
+	bool lingered = false;
 	int k, r;
 
 	for (;;) {
@@ -548,6 +552,23 @@ vtnet_tx_drain(struct vtnet_softc *sc)
 		}
 		if (!vq_ring_ready(vq))
 			return;
+		if (!lingered) {
+			/*
+			 * A sender that just queued frames queues more soon:
+			 * look again after a moment before asking for a
+			 * notification, which costs the guest an exit.
+			 */
+			struct timespec ts = {0, VTNET_TX_LINGER_NS};
+
+			lingered = true;
+			pthread_mutex_unlock(&sc->mtx);
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&sc->mtx);
+			if (vq_ring_ready(vq) && vq_has_descs(vq))
+				continue;
+			if (!vq_ring_ready(vq))
+				return;
+		}
 		vq_kick_enable(vq);
 		if (!vq_has_descs(vq))
 			return;
