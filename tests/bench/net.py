@@ -63,6 +63,10 @@ CASES = [
     ("QEMU virtio-net tap, 1 vCPU", "qemu", "virtio-net", "tap", 1),
     ("bhyve virtio-net tap, 2 vCPUs", "bhyve", "virtio-net", "tap", 2),
     ("QEMU virtio-net tap, 2 vCPUs", "qemu", "virtio-net", "tap", 2),
+    ("QEMU virtio-net tap vhost-net, 1 vCPU", "qemu", "virtio-net",
+     "vhost", 1),
+    ("QEMU virtio-net tap vhost-net, 2 vCPUs", "qemu", "virtio-net",
+     "vhost", 2),
     ("bhyve e1000 tap, 1 vCPU", "bhyve", "e1000", "tap", 1),
     ("QEMU e1000 tap, 1 vCPU", "qemu", "e1000", "tap", 1),
     ("bhyve virtio-net slirp, 1 vCPU", "bhyve", "virtio-net", "slirp", 1),
@@ -98,8 +102,9 @@ def make_tap():
 
 
 def cmdline(backend):
-    host = HOST_TAP if backend == "tap" else "10.0.2.2"
-    ip = "ip=%s/24 " % GUEST_TAP if backend == "tap" else ""
+    tap = backend in ("tap", "vhost")
+    host = HOST_TAP if tap else "10.0.2.2"
+    ip = "ip=%s/24 " % GUEST_TAP if tap else ""
     after = " && cat /proc/interrupts /proc/softirqs" if DEBUG else ""
     return ("console=ttyS0 panic=-1 quiet %s-- /bin/netbench send %s %d %d "
             "&& /bin/netbench recv %s %d%s && sleep 1" % (
@@ -224,8 +229,10 @@ def vmm_cmd(vmm, nic, backend, cpus, kdir, initrd):
         return [os.path.join(B, "bhyve")] + debug + [
                 "-c", str(cpus), "-m", MEM, "-A", "-H", "-P", "-s", "0,hostbridge", "-s", "31,lpc", "-l",
                 "com1,stdio", "-s", "2,%s,%s" % (nic, be), "bench-net"]
-    if backend == "tap":
+    if backend in ("tap", "vhost"):
         netdev = "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP
+        if backend == "vhost":
+            netdev += ",vhost=on"  # the kernel's vhost-net moves the frames
     else:
         netdev = "user,id=n0"
     # e1000-82545em: the model bhyve's e1000 is (8086:100f); QEMU's "e1000"
