@@ -519,6 +519,28 @@ bhyve_check_config(struct config *cfg, FILE *warn, char *err, size_t errlen)
 	return 0;
 }
 
+void
+bhyve_warn_inert(struct config *cfg, FILE *warn)
+{
+	const char *layout = config_get(cfg, "keyboard.layout");
+
+	/* With the in-kernel LAPIC, HLT always exits and blocks the thread. */
+	if (config_get_bool(cfg, "x86.vmexit_on_hlt", false))
+		fprintf(warn, "bhyve: warning: -H (x86.vmexit_on_hlt) changes "
+			      "nothing on KVM: a halted vCPU always yields its "
+			      "host CPU\n");
+	/* KVM_X86_DISABLE_EXITS can only turn pause-loop exiting off. */
+	if (config_get_bool(cfg, "x86.vmexit_on_pause", false))
+		fprintf(warn, "bhyve: warning: -P (x86.vmexit_on_pause) is "
+			      "ignored: KVM cannot exit on every PAUSE (its "
+			      "pause-loop exiting yields spinning vCPUs)\n");
+	if (layout)
+		fprintf(warn,
+			"bhyve: warning: -K %s (keyboard.layout) is "
+			"ignored: there is no VNC framebuffer (fbuf) yet\n",
+			layout);
+}
+
 static int
 cfg_int(struct config *cfg, const char *key, int def, int *out, char *err,
 	size_t errlen)
@@ -585,6 +607,16 @@ bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 	}
 	s->cpus = cpus;
 	s->strictio = config_get_bool(cfg, "x86.strictio", false);
+	s->strictmsr = config_get_bool(cfg, "x86.strictmsr", true);
+	s->wired = config_get_bool(cfg, "memory.wired", false);
+	s->guest_in_core = config_get_bool(cfg, "memory.guest_in_core", false);
+	/* Unset: as KVM offers it; -a hides x2APIC; -x starts in it. */
+	if (!config_get(cfg, "x86.x2apic"))
+		s->apic_mode = VM_APIC_DEFAULT;
+	else if (config_get_bool(cfg, "x86.x2apic", false))
+		s->apic_mode = VM_APIC_X2APIC;
+	else
+		s->apic_mode = VM_APIC_XAPIC;
 	s->destroy_on_poweroff =
 	    config_get_bool(cfg, "destroy_on_poweroff", false);
 	return vcpu_cpusets(cfg, s, err, errlen);
