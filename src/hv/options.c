@@ -25,26 +25,28 @@ bhyve_usage(FILE *f)
 		   "       [-f name,(string|file)=value] [-k config_file]\n"
 		   "       [-l lpc] [-m mem] [-o var=value]\n"
 		   "       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
-		   "  -A: create ACPI tables\n"
+		   "  -a: local APIC in xAPIC mode, x2APIC hidden\n"
+		   "  -A: accepted; ACPI tables are always built\n"
 		   "  -c: number of CPUs and/or topology specification\n"
 		   "  -C: include guest memory in core file\n"
 		   "  -D: destroy on power-off\n"
 		   "  -e: exit on unhandled I/O access\n"
 		   "  -f: fw_cfg file for the guest (with -l fwcfg,qemu)\n"
-		   "  -H: vmexit from the guest on HLT\n"
+		   "  -H: vmexit from the guest on HLT (always, on KVM)\n"
 		   "  -h: help\n"
 		   "  -k: key=value flat config file\n"
+		   "  -K: keyboard layout (ignored: no VNC framebuffer yet)\n"
 		   "  -l: LPC device configuration (-l help lists them)\n"
 		   "  -m: memory size (K/M/G/T suffix; MiB when none)\n"
 		   "  -o: set config 'var' to 'value'\n"
-		   "  -P: vmexit from the guest on pause\n"
+		   "  -P: vmexit from the guest on pause loops (always, on KVM)\n"
 		   "  -p: pin 'vcpu' to 'hostcpu'\n"
-		   "  -S: guest memory cannot be swapped\n"
+		   "  -S: wire guest memory (mlock; mind ulimit -l)\n"
 		   "  -s: <slot,driver,configinfo> PCI slot config (-s help)\n"
 		   "  -U: UUID\n"
 		   "  -u: RTC keeps UTC time\n"
 		   "  -W: force virtio to use single-vector MSI\n"
-		   "  -w: ignore unimplemented MSRs\n"
+		   "  -w: ignore unimplemented MSRs (read 0, writes dropped)\n"
 		   "  -x: local APIC is in x2APIC mode\n"
 		   "  -Y: disable MPtable generation\n");
 }
@@ -57,7 +59,6 @@ bhyve_set_defaults(struct config *cfg)
 	config_set(cfg, "memory.size", "256M", err, sizeof(err));
 	config_set(cfg, "x86.strictmsr", "true", err, sizeof(err));
 	config_set(cfg, "x86.mptable", "true", err, sizeof(err));
-	config_set(cfg, "acpi_tables", "false", err, sizeof(err));
 	config_set(cfg, "rtc.use_localtime", "true", err, sizeof(err));
 }
 
@@ -292,8 +293,7 @@ one_option(int c, const char *arg, struct config *cfg, FILE *out, char *err,
 		rc = set(cfg, "x86.x2apic", "false", err, errlen);
 		break;
 	case 'A':
-		rc = set(cfg, "acpi_tables", "true", err, errlen);
-		break;
+		break; /* ACPI tables are always built (acpi.h), as in bhyve */
 	case 'c':
 		rc = parse_topology(cfg, arg, err, errlen);
 		break;
@@ -524,16 +524,22 @@ bhyve_warn_inert(struct config *cfg, FILE *warn)
 {
 	const char *layout = config_get(cfg, "keyboard.layout");
 
-	/* With the in-kernel LAPIC, HLT always exits and blocks the thread. */
-	if (config_get_bool(cfg, "x86.vmexit_on_hlt", false))
-		fprintf(warn, "bhyve: warning: -H (x86.vmexit_on_hlt) changes "
-			      "nothing on KVM: a halted vCPU always yields its "
+	/*
+	 * -H is what KVM always does: HLT exits to the kernel, which blocks
+	 * the vCPU thread until an interrupt (and bhyve's halt detection
+	 * relies on it). Only asking for the opposite needs a word.
+	 */
+	if (!config_get_bool(cfg, "x86.vmexit_on_hlt", true))
+		fprintf(warn, "bhyve: warning: x86.vmexit_on_hlt=false is "
+			      "ignored: on KVM a halted vCPU always yields its "
 			      "host CPU\n");
-	/* KVM_X86_DISABLE_EXITS can only turn pause-loop exiting off. */
-	if (config_get_bool(cfg, "x86.vmexit_on_pause", false))
-		fprintf(warn, "bhyve: warning: -P (x86.vmexit_on_pause) is "
-			      "ignored: KVM cannot exit on every PAUSE (its "
-			      "pause-loop exiting yields spinning vCPUs)\n");
+	/*
+	 * -P: KVM exits on PAUSE loops (pause-loop exiting, on where the CPU
+	 * has it), not on every PAUSE; spinning vCPUs yield either way.
+	 */
+	if (!config_get_bool(cfg, "x86.vmexit_on_pause", true))
+		fprintf(warn, "bhyve: warning: x86.vmexit_on_pause=false is "
+			      "ignored: KVM's pause-loop exiting stays on\n");
 	if (layout)
 		fprintf(warn,
 			"bhyve: warning: -K %s (keyboard.layout) is "

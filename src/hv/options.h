@@ -45,8 +45,9 @@ int bhyve_check_config(struct config *cfg, FILE *warn, char *err,
 int bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 		   size_t errlen);
 /*
- * Options that KVM gives no meaning (-H, -P) or that need a device we do not
- * have (-K without a VNC framebuffer): one line each on warn, when set.
+ * Settings KVM cannot honour (x86.vmexit_on_hlt or x86.vmexit_on_pause set
+ * to false) or that need a device we do not have (-K: no VNC framebuffer):
+ * one line each on warn.
  */
 void bhyve_warn_inert(struct config *cfg, FILE *warn);
 void bhyve_usage(FILE *f);
