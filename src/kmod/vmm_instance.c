@@ -516,7 +516,8 @@ vm_wire_memory(struct vmctx *ctx)
 		vm_set_error("no guest memory to wire");
 		return -1;
 	}
-	if (mlock(ctx->mem, total) == 0)
+	/* mlock2, not mlock: ASan makes mlock a no-op, hiding a failure. */
+	if (mlock2(ctx->mem, total, 0) == 0)
 		return 0;
 	e = errno;
 	/* EPERM: a limit of 0; ENOMEM/EAGAIN: over it (mlock(2)). */
@@ -548,7 +549,8 @@ coredump_filter_add(unsigned long bits)
 	ok = fscanf(f, "%lx", &cur) == 1;
 	if (ok && (cur & bits) != bits) {
 		rewind(f);
-		ok = fprintf(f, "%lx\n", cur | bits) > 0;
+		/* The kernel parses it with base 0: hex needs its 0x. */
+		ok = fprintf(f, "0x%lx\n", cur | bits) > 0;
 	}
 	if (fclose(f) != 0)
 		ok = 0;
