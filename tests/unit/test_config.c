@@ -333,9 +333,8 @@ test_inert_options_warn(void **state)
 	char out[1024];
 
 	(void)state;
-	assert_int_equal(inert_lines(out, sizeof(out), "-A", "-H", "-P", "vm",
-				     NULL),
-			 0);
+	assert_int_equal(
+	    inert_lines(out, sizeof(out), "-A", "-H", "-P", "vm", NULL), 0);
 	assert_int_equal(inert_lines(out, sizeof(out), "-o",
 				     "x86.vmexit_on_hlt=false", "vm", NULL),
 			 1);
