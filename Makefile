@@ -69,12 +69,16 @@ $(O)/src/devices/%.o $(A)/src/devices/%.o $(F)/obj/src/devices/%.o: INC = $(INC_
 .DEFAULT_GOAL := all
 include fixtures/guests/guests.mk
 
-.PHONY: all check unit integration run bench fuzz clean includes
-all: includes $(BINS) guests $(UNIT_BINS)
+.PHONY: all check unit integration run bench fuzz clean includes optionkeys
+all: includes optionkeys $(BINS) guests $(UNIT_BINS)
 
 # Every #include goes down the layers (docs/ARCHITECTURE.md).
 includes:
 	@ci/check-includes.sh
+
+# Every config key a bhyve option sets is read by some code.
+optionkeys:
+	@ci/check-option-keys.sh
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -35,6 +35,9 @@ run_unit() {
 	# The layers' include directions, and the check itself.
 	out=$(tests/unit/test_includes.sh 2>&1)
 	count_tap includes "$out" $?
+	# Every config key an option sets is read by some code.
+	out=$(tests/unit/test_option_keys.sh 2>&1)
+	count_tap option-keys "$out" $?
 	for t in "$BUILD"/tests/unit/test_*; do
 		[ -x "$t" ] || continue
 		# LeakSanitizer on: machine_free must undo everything.

@@ -40,6 +40,7 @@ struct vcpu_thread {
 struct run_state {
 	struct machine *m;
 	struct exit_stats *stats; /* NULL unless debug.exit_stats */
+	bool strictmsr;		  /* x86.strictmsr: unknown MSRs raise #GP */
 	struct vcpu_thread vt[VM_MAXCPU];
 	pthread_mutex_t halt_lock;
 	int halt_gen;
@@ -169,6 +170,13 @@ vcpu_loop(void *arg)
 		case VM_EXIT_INTR:
 			halt_report(rs, vt);
 			break;
+		case VM_EXIT_MSR:
+			/*
+			 * bhyve_config(5) x86.strictmsr=false: an MSR nobody
+			 * emulates reads 0 and takes writes without effect.
+			 */
+			vm_complete_msr(vt->vcpu, rs->strictmsr, 0);
+			break;
 		case VM_EXIT_ERROR:
 			snprintf(msg, sizeof(msg),
 				 "the hypervisor failed to run the guest "
@@ -237,6 +245,36 @@ boot_vcpu0(struct vmctx *ctx, struct vcpu *vcpu)
 	return 0;
 }
 
+/*
+ * -w, -x/-a, -S and -C: how the vCPUs treat unknown MSRs and their APIC, and
+ * how guest memory sits in this process. A failed -S is an error; the rest
+ * say in one line what they could not do.
+ */
+static int
+apply_cpu_and_memory(struct run_state *rs, struct vmctx *ctx,
+		     const struct bhyve_settings *s)
+{
+	rs->strictmsr = s->strictmsr;
+	if (!s->strictmsr && vm_unknown_msr_exits(ctx) < 0)
+		fprintf(stderr,
+			"bhyve: warning: -w (x86.strictmsr=false): %s; unknown "
+			"MSRs raise #GP\n",
+			vm_strerror());
+	if (s->strictmsr && !vm_unknown_msrs_fault(ctx))
+		fprintf(stderr, "bhyve: warning: x86.strictmsr: this host's "
+				"KVM ignores unknown MSRs for every VM "
+				"(kvm.ignore_msrs=Y): they read 0, no #GP\n");
+	vm_set_apic_mode(ctx, s->apic_mode);
+	if (vm_dump_memory(ctx, s->guest_in_core) < 0)
+		fprintf(stderr, "bhyve: warning: %s%s\n",
+			s->guest_in_core ? "-C: " : "", vm_strerror());
+	if (s->wired && vm_wire_memory(ctx) < 0) {
+		fprintf(stderr, "bhyve: -S: %s\n", vm_strerror());
+		return -1;
+	}
+	return 0;
+}
+
 static int
 build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	      const struct bhyve_settings *s)
@@ -250,6 +288,8 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 		fprintf(stderr, "bhyve: %s\n", vm_strerror());
 		return -1;
 	}
+	if (apply_cpu_and_memory(rs, ctx, s) < 0)
+		return -1;
 	m = machine_create(ctx, cfg);
 	if (!m)
 		return -1;
@@ -365,6 +405,7 @@ main(int argc, char **argv)
 	}
 	if (bhyve_settings(cfg, &s, err, sizeof(err)) < 0)
 		return die(4, "%s", err);
+	bhyve_warn_inert(cfg, stderr);
 	created = !vm_instance_exists(s.name);
 	ctx = vm_create(s.name, VMM_BACKEND_KVM);
 	if (!ctx)

@@ -117,7 +117,7 @@ exit_stats_print(struct exit_stats *s, struct vmctx *ctx, int ncpus, FILE *f)
 		[VM_EXIT_INOUT] = "port I/O",	 [VM_EXIT_MMIO] = "MMIO",
 		[VM_EXIT_HLT] = "HLT",		 [VM_EXIT_TRIPLEFAULT] = "shutdown",
 		[VM_EXIT_SYSTEM] = "system event", [VM_EXIT_INTR] = "kicks",
-		[VM_EXIT_ERROR] = "error",
+		[VM_EXIT_MSR] = "unknown MSR",	 [VM_EXIT_ERROR] = "error",
 	};
 
 	print_kvm(ctx, ncpus, f);

@@ -25,26 +25,28 @@ bhyve_usage(FILE *f)
 		   "       [-f name,(string|file)=value] [-k config_file]\n"
 		   "       [-l lpc] [-m mem] [-o var=value]\n"
 		   "       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
-		   "  -A: create ACPI tables\n"
+		   "  -a: local APIC in xAPIC mode, x2APIC hidden\n"
+		   "  -A: accepted; ACPI tables are always built\n"
 		   "  -c: number of CPUs and/or topology specification\n"
 		   "  -C: include guest memory in core file\n"
 		   "  -D: destroy on power-off\n"
 		   "  -e: exit on unhandled I/O access\n"
 		   "  -f: fw_cfg file for the guest (with -l fwcfg,qemu)\n"
-		   "  -H: vmexit from the guest on HLT\n"
+		   "  -H: vmexit from the guest on HLT (always, on KVM)\n"
 		   "  -h: help\n"
 		   "  -k: key=value flat config file\n"
+		   "  -K: keyboard layout (ignored: no VNC framebuffer yet)\n"
 		   "  -l: LPC device configuration (-l help lists them)\n"
 		   "  -m: memory size (K/M/G/T suffix; MiB when none)\n"
 		   "  -o: set config 'var' to 'value'\n"
-		   "  -P: vmexit from the guest on pause\n"
+		   "  -P: vmexit from the guest on pause loops (always, on KVM)\n"
 		   "  -p: pin 'vcpu' to 'hostcpu'\n"
-		   "  -S: guest memory cannot be swapped\n"
+		   "  -S: wire guest memory (mlock; mind ulimit -l)\n"
 		   "  -s: <slot,driver,configinfo> PCI slot config (-s help)\n"
 		   "  -U: UUID\n"
 		   "  -u: RTC keeps UTC time\n"
 		   "  -W: force virtio to use single-vector MSI\n"
-		   "  -w: ignore unimplemented MSRs\n"
+		   "  -w: ignore unimplemented MSRs (read 0, writes dropped)\n"
 		   "  -x: local APIC is in x2APIC mode\n"
 		   "  -Y: disable MPtable generation\n");
 }
@@ -57,7 +59,6 @@ bhyve_set_defaults(struct config *cfg)
 	config_set(cfg, "memory.size", "256M", err, sizeof(err));
 	config_set(cfg, "x86.strictmsr", "true", err, sizeof(err));
 	config_set(cfg, "x86.mptable", "true", err, sizeof(err));
-	config_set(cfg, "acpi_tables", "false", err, sizeof(err));
 	config_set(cfg, "rtc.use_localtime", "true", err, sizeof(err));
 }
 
@@ -292,8 +293,7 @@ one_option(int c, const char *arg, struct config *cfg, FILE *out, char *err,
 		rc = set(cfg, "x86.x2apic", "false", err, errlen);
 		break;
 	case 'A':
-		rc = set(cfg, "acpi_tables", "true", err, errlen);
-		break;
+		break; /* ACPI tables are always built (acpi.h), as in bhyve */
 	case 'c':
 		rc = parse_topology(cfg, arg, err, errlen);
 		break;
@@ -519,6 +519,34 @@ bhyve_check_config(struct config *cfg, FILE *warn, char *err, size_t errlen)
 	return 0;
 }
 
+void
+bhyve_warn_inert(struct config *cfg, FILE *warn)
+{
+	const char *layout = config_get(cfg, "keyboard.layout");
+
+	/*
+	 * -H is what KVM always does: HLT exits to the kernel, which blocks
+	 * the vCPU thread until an interrupt (and bhyve's halt detection
+	 * relies on it). Only asking for the opposite needs a word.
+	 */
+	if (!config_get_bool(cfg, "x86.vmexit_on_hlt", true))
+		fprintf(warn, "bhyve: warning: x86.vmexit_on_hlt=false is "
+			      "ignored: on KVM a halted vCPU always yields its "
+			      "host CPU\n");
+	/*
+	 * -P: KVM exits on PAUSE loops (pause-loop exiting, on where the CPU
+	 * has it), not on every PAUSE; spinning vCPUs yield either way.
+	 */
+	if (!config_get_bool(cfg, "x86.vmexit_on_pause", true))
+		fprintf(warn, "bhyve: warning: x86.vmexit_on_pause=false is "
+			      "ignored: KVM's pause-loop exiting stays on\n");
+	if (layout)
+		fprintf(warn,
+			"bhyve: warning: -K %s (keyboard.layout) is "
+			"ignored: there is no VNC framebuffer (fbuf) yet\n",
+			layout);
+}
+
 static int
 cfg_int(struct config *cfg, const char *key, int def, int *out, char *err,
 	size_t errlen)
@@ -585,6 +613,16 @@ bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 	}
 	s->cpus = cpus;
 	s->strictio = config_get_bool(cfg, "x86.strictio", false);
+	s->strictmsr = config_get_bool(cfg, "x86.strictmsr", true);
+	s->wired = config_get_bool(cfg, "memory.wired", false);
+	s->guest_in_core = config_get_bool(cfg, "memory.guest_in_core", false);
+	/* Unset: as KVM offers it; -a hides x2APIC; -x starts in it. */
+	if (!config_get(cfg, "x86.x2apic"))
+		s->apic_mode = VM_APIC_DEFAULT;
+	else if (config_get_bool(cfg, "x86.x2apic", false))
+		s->apic_mode = VM_APIC_X2APIC;
+	else
+		s->apic_mode = VM_APIC_XAPIC;
 	s->destroy_on_poweroff =
 	    config_get_bool(cfg, "destroy_on_poweroff", false);
 	return vcpu_cpusets(cfg, s, err, errlen);

@@ -22,6 +22,10 @@ struct bhyve_settings {
 	uint64_t memsize;
 	int cpus, sockets, cores, threads;
 	bool strictio;
+	bool strictmsr;	    /* x86.strictmsr: unknown MSRs raise #GP */
+	bool wired;	    /* memory.wired (-S): guest memory locked */
+	bool guest_in_core; /* memory.guest_in_core (-C) */
+	enum vm_apic_mode apic_mode; /* x86.x2apic: unset, -a or -x */
 	bool destroy_on_poweroff;
 	/* vcpu.N.cpuset (-p N:HOSTCPU): the host CPUs vCPU N may run on. */
 	bool pinned[VM_MAXCPU];
@@ -40,6 +44,12 @@ int bhyve_check_config(struct config *cfg, FILE *warn, char *err,
 		       size_t errlen);
 int bhyve_settings(struct config *cfg, struct bhyve_settings *s, char *err,
 		   size_t errlen);
+/*
+ * Settings KVM cannot honour (x86.vmexit_on_hlt or x86.vmexit_on_pause set
+ * to false) or that need a device we do not have (-K: no VNC framebuffer):
+ * one line each on warn.
+ */
+void bhyve_warn_inert(struct config *cfg, FILE *warn);
 void bhyve_usage(FILE *f);
 
 /* "512M", "2G", "1024" (MiB when no suffix), K/M/G/T in either case. */

@@ -100,6 +100,7 @@ enum vm_exitcode {
 	VM_EXIT_TRIPLEFAULT, /* shutdown */
 	VM_EXIT_SYSTEM,	     /* a system event from the kernel */
 	VM_EXIT_INTR,	     /* interrupted by a signal (vm_vcpu_kick) */
+	VM_EXIT_MSR,	     /* an MSR the hypervisor does not know */
 	VM_EXIT_ERROR,	     /* internal error or failed entry */
 };
 
@@ -131,6 +132,11 @@ struct vm_exit {
 		struct {
 			enum vm_system_event event;
 		} system;
+		struct {
+			uint32_t index; /* ECX of the RDMSR or WRMSR */
+			bool write;
+			uint64_t value; /* what a WRMSR writes */
+		} msr;
 		struct {
 			uint32_t reason;
 			uint64_t detail;
@@ -179,6 +185,19 @@ void *vm_get_cookie(struct vmctx *ctx);
 
 /* Guest memory. */
 int vm_setup_memory(struct vmctx *ctx, uint64_t len);
+/*
+ * bhyve -S (memory.wired): lock guest memory in RAM, every page faulted in
+ * now, never swapped. -1 with vm_strerror() naming RLIMIT_MEMLOCK when the
+ * limit is what stood in the way.
+ */
+int vm_wire_memory(struct vmctx *ctx);
+/*
+ * bhyve -C (memory.guest_in_core): whether a core dump of this process holds
+ * guest memory. Without it the memory is MADV_DONTDUMP; with it the memory
+ * is dumped, shared file mappings included (coredump_filter bit 3, which the
+ * default filter leaves out). -1 with vm_strerror() set on failure.
+ */
+int vm_dump_memory(struct vmctx *ctx, bool in_core);
 uint64_t vm_get_lowmem_size(struct vmctx *ctx);
 uint64_t vm_get_highmem_size(struct vmctx *ctx);
 void *vm_map_gpa(struct vmctx *ctx, uint64_t gpa, size_t len);
@@ -200,6 +219,33 @@ struct vm_topology {
 int vm_set_topology(struct vmctx *ctx, const struct vm_topology *t);
 void vm_get_topology(struct vmctx *ctx, struct vm_topology *t);
 int vm_get_ncpus(struct vmctx *ctx);
+/*
+ * The local APIC mode the vCPUs start in (bhyve -a/-x, x86.x2apic), set
+ * before they open. DEFAULT: x2APIC offered in CPUID, the APIC starts in
+ * xAPIC mode and the guest may switch (as on hardware). XAPIC: x2APIC
+ * hidden from CPUID (bhyve's xAPIC mode). X2APIC: offered and already
+ * enabled (IA32_APIC_BASE EXTD) when the vCPU starts.
+ */
+enum vm_apic_mode {
+	VM_APIC_DEFAULT,
+	VM_APIC_XAPIC,
+	VM_APIC_X2APIC,
+};
+void vm_set_apic_mode(struct vmctx *ctx, enum vm_apic_mode mode);
+enum vm_apic_mode vm_get_apic_mode(struct vmctx *ctx);
+/*
+ * bhyve -w (x86.strictmsr=false): accesses to MSRs the hypervisor does not
+ * implement come to vm_run as VM_EXIT_MSR, to be answered with
+ * vm_complete_msr, instead of raising #GP in the kernel. -1 with
+ * vm_strerror() set when the hypervisor cannot hand them over.
+ */
+int vm_unknown_msr_exits(struct vmctx *ctx);
+/*
+ * Whether an unknown MSR access raises #GP when it stays in the kernel:
+ * false when the host hypervisor ignores them for every VM (KVM's
+ * ignore_msrs module parameter), so x86.strictmsr cannot hold.
+ */
+bool vm_unknown_msrs_fault(struct vmctx *ctx);
 struct vcpu *vm_vcpu_open(struct vmctx *ctx, int id);
 /* An already opened vCPU, or NULL. */
 struct vcpu *vm_vcpu_get(struct vmctx *ctx, int id);
@@ -231,6 +277,12 @@ int vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs);
 int vm_run(struct vcpu *vcpu, struct vm_exit *exit);
 /* Complete a port or MMIO read: the data the guest sees. */
 void vm_complete_read(struct vcpu *vcpu, struct vm_exit *exit);
+/*
+ * Answer a VM_EXIT_MSR before the next vm_run: fault raises #GP in the
+ * guest; otherwise a RDMSR reads value and a WRMSR is done (dropped).
+ * Unanswered, the access faults.
+ */
+void vm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value);
 /* Make a running vm_run return VM_EXIT_INTR soon (from another thread). */
 void vm_vcpu_kick(struct vcpu *vcpu);
 /* False when the vCPU is surely running; true when it may be halted. */

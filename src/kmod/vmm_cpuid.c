@@ -221,3 +221,18 @@ vmm_cpuid_build(const struct kvm_cpuid2 *supported, int vcpu_id,
 	};
 	return c;
 }
+
+#define CPUID1_ECX_X2APIC (1u << 21)
+
+void
+vmm_cpuid_apic_mode(struct kvm_cpuid2 *c, enum vm_apic_mode mode)
+{
+	struct kvm_cpuid_entry2 *l1 = vmm_cpuid_find(c, 1, 0);
+
+	if (!l1)
+		return;
+	if (mode == VM_APIC_XAPIC)
+		l1->ecx &= ~CPUID1_ECX_X2APIC;
+	else if (mode == VM_APIC_X2APIC)
+		l1->ecx |= CPUID1_ECX_X2APIC;
+}

@@ -25,6 +25,12 @@ struct kvm_cpuid2 *vmm_cpuid_build(const struct kvm_cpuid2 *supported,
 				   int vcpu_id, const struct vm_topology *t,
 				   bool tsc_deadline, unsigned quirks);
 
+/*
+ * The x2APIC feature flag (leaf 1 ECX bit 21) for the APIC mode: hidden
+ * for VM_APIC_XAPIC, set for VM_APIC_X2APIC, as KVM offers it otherwise.
+ */
+void vmm_cpuid_apic_mode(struct kvm_cpuid2 *c, enum vm_apic_mode mode);
+
 /* The entry for function/index in a table, or NULL. */
 struct kvm_cpuid_entry2 *vmm_cpuid_find(struct kvm_cpuid2 *c, uint32_t fn,
 					uint32_t index);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -738,6 +739,81 @@ vm_setup_memory(struct vmctx *ctx, uint64_t len)
 	return 0;
 }
 
+int
+vm_wire_memory(struct vmctx *ctx)
+{
+	uint64_t total = ctx->lowmem + ctx->highmem;
+	struct rlimit rl;
+	int e;
+
+	if (!ctx->mem) {
+		vm_set_error("no guest memory to wire");
+		return -1;
+	}
+	/* mlock2, not mlock: ASan makes mlock a no-op, hiding a failure. */
+	if (mlock2(ctx->mem, total, 0) == 0)
+		return 0;
+	e = errno;
+	/* EPERM: a limit of 0; ENOMEM/EAGAIN: over it (mlock(2)). */
+	if ((e == EPERM || e == ENOMEM || e == EAGAIN) &&
+	    getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		vm_set_error("cannot wire %" PRIu64 " MiB of guest memory: "
+			     "RLIMIT_MEMLOCK is %" PRIu64 " KiB (raise it with "
+			     "ulimit -l or memlock in limits.conf, or run as "
+			     "root)",
+			     total >> 20, (uint64_t)rl.rlim_cur >> 10);
+	else
+		vm_set_error("cannot wire %" PRIu64 " MiB of guest memory: %s",
+			     total >> 20, strerror(e));
+	return -1;
+}
+
+/* Core dumps include shared file mappings (core(5), coredump_filter). */
+#define COREDUMP_MAPPED_SHARED 0x8
+
+static int
+coredump_filter_add(unsigned long bits)
+{
+	unsigned long cur;
+	FILE *f = fopen("/proc/self/coredump_filter", "r+");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%lx", &cur) == 1;
+	if (ok && (cur & bits) != bits) {
+		rewind(f);
+		/* The kernel parses it with base 0: hex needs its 0x. */
+		ok = fprintf(f, "0x%lx\n", cur | bits) > 0;
+	}
+	if (fclose(f) != 0)
+		ok = 0;
+	return ok ? 0 : -1;
+}
+
+int
+vm_dump_memory(struct vmctx *ctx, bool in_core)
+{
+	uint64_t total = ctx->lowmem + ctx->highmem;
+
+	if (!ctx->mem) {
+		vm_set_error("no guest memory");
+		return -1;
+	}
+	if (madvise(ctx->mem, total, in_core ? MADV_DODUMP : MADV_DONTDUMP) <
+	    0) {
+		vm_set_error("madvise on guest memory: %s", strerror(errno));
+		return -1;
+	}
+	/* The instance's memory file is a shared mapping with a name. */
+	if (in_core && ctx->memfd >= 0 &&
+	    coredump_filter_add(COREDUMP_MAPPED_SHARED) < 0) {
+		vm_set_error("/proc/self/coredump_filter: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 uint64_t
 vm_get_lowmem_size(struct vmctx *ctx)
 {
@@ -833,6 +909,35 @@ vm_get_topology(struct vmctx *ctx, struct vm_topology *t)
 		*t = ctx->topo;
 	else
 		*t = (struct vm_topology){ctx->ncpus, 1, 1};
+}
+
+void
+vm_set_apic_mode(struct vmctx *ctx, enum vm_apic_mode mode)
+{
+	ctx->apic_mode = mode;
+}
+
+enum vm_apic_mode
+vm_get_apic_mode(struct vmctx *ctx)
+{
+	return ctx->apic_mode;
+}
+
+int
+vm_unknown_msr_exits(struct vmctx *ctx)
+{
+	if (!ctx->ops->unknown_msr_exits) {
+		vm_set_error("this backend cannot hand unknown MSRs over");
+		return -1;
+	}
+	return ctx->ops->unknown_msr_exits(ctx);
+}
+
+bool
+vm_unknown_msrs_fault(struct vmctx *ctx)
+{
+	return !ctx->ops->unknown_msrs_fault ||
+	       ctx->ops->unknown_msrs_fault(ctx);
 }
 
 int
@@ -1154,6 +1259,13 @@ vm_complete_read(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	if (vcpu->ctx->ops->complete_read)
 		vcpu->ctx->ops->complete_read(vcpu, exit);
+}
+
+void
+vm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value)
+{
+	if (vcpu->ctx->ops->complete_msr)
+		vcpu->ctx->ops->complete_msr(vcpu, fault, value);
 }
 
 void

@@ -18,6 +18,9 @@ struct vmm_ops {
 	int (*set_msr)(struct vcpu *vcpu, uint32_t msr, uint64_t val);
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
 	void (*complete_read)(struct vcpu *vcpu, struct vm_exit *exit);
+	int (*unknown_msr_exits)(struct vmctx *ctx);
+	bool (*unknown_msrs_fault)(struct vmctx *ctx);
+	void (*complete_msr)(struct vcpu *vcpu, bool fault, uint64_t value);
 	void (*kick)(struct vcpu *vcpu);
 	bool (*halted_noint)(struct vcpu *vcpu);
 	bool (*maybe_halted)(struct vcpu *vcpu);
@@ -50,6 +53,7 @@ struct vmctx {
 	uint64_t lowmem, highmem;
 	int ncpus;
 	struct vm_topology topo;
+	enum vm_apic_mode apic_mode;
 	struct vcpu *vcpus[VM_MAXCPU];
 	pthread_mutex_t lock;
 	vm_coalesced_fn coalesced_fn;

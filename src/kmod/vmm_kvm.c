@@ -251,6 +251,7 @@ kvm_set_cpuid(struct vcpu *vcpu, int fd)
 			    vmm_cpuid_host_quirks());
 	if (!c)
 		return -1;
+	vmm_cpuid_apic_mode(c, vm_get_apic_mode(vcpu->ctx));
 	ret = ioctl(fd, KVM_SET_CPUID2, c);
 	if (ret < 0)
 		vm_set_error("KVM_SET_CPUID2: %s", strerror(errno));
@@ -323,6 +324,35 @@ kvm_stats(struct vcpu *vcpu, vm_stat_fn fn, void *arg)
 	return 0;
 }
 
+static int kvm_get_msr(struct vcpu *vcpu, uint32_t msr, uint64_t *val);
+static void kvm_vcpu_fini(struct vcpu *vcpu);
+static int kvm_set_msr(struct vcpu *vcpu, uint32_t msr, uint64_t val);
+
+#define MSR_IA32_APIC_BASE 0x1b
+/* IA32_APIC_BASE bits (Intel SDM vol. 3A §11.12.1): x2APIC mode, enable. */
+#define APIC_BASE_EXTD (1u << 10)
+#define APIC_BASE_EN (1u << 11)
+
+/*
+ * bhyve -x: the vCPU starts with its local APIC in x2APIC mode, as
+ * FreeBSD's vlapic does with X2APIC_ENABLED. KVM keeps the mode across
+ * INIT, so the APs stay in it when the guest starts them. CPUID must
+ * offer x2APIC first (KVM refuses EXTD otherwise).
+ */
+static int
+kvm_enable_x2apic(struct vcpu *vcpu)
+{
+	uint64_t base;
+
+	if (kvm_get_msr(vcpu, MSR_IA32_APIC_BASE, &base) < 0 ||
+	    kvm_set_msr(vcpu, MSR_IA32_APIC_BASE,
+			base | APIC_BASE_EN | APIC_BASE_EXTD) < 0) {
+		vm_set_error("vCPU %d: KVM refused x2APIC mode (-x)", vcpu->id);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 kvm_vcpu_init(struct vcpu *vcpu)
 {
@@ -350,6 +380,12 @@ kvm_vcpu_init(struct vcpu *vcpu)
 	}
 	kvm_stats_open(kv);
 	vcpu->backend = kv;
+	if (vm_get_apic_mode(vcpu->ctx) == VM_APIC_X2APIC &&
+	    kvm_enable_x2apic(vcpu) < 0) {
+		kvm_vcpu_fini(vcpu);
+		vcpu->backend = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -675,6 +711,14 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 	case KVM_EXIT_INTR:
 		x->code = VM_EXIT_INTR;
 		break;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		x->code = VM_EXIT_MSR;
+		x->u.msr.index = run->msr.index;
+		x->u.msr.write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+		x->u.msr.value = run->msr.data;
+		run->msr.error = 1; /* #GP unless vm_complete_msr says not */
+		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		x->code = VM_EXIT_ERROR;
 		x->u.error.reason = run->exit_reason;
@@ -697,6 +741,63 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 			x->rip = r.rip;
 	}
 	return 0;
+}
+
+/* The answer KVM completes the RDMSR or WRMSR with at the next KVM_RUN. */
+static void
+kvm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value)
+{
+	struct kvm_run *run = ((struct kvm_vcpu *)vcpu->backend)->run;
+
+	if (run->exit_reason != KVM_EXIT_X86_RDMSR &&
+	    run->exit_reason != KVM_EXIT_X86_WRMSR)
+		return;
+	run->msr.error = fault;
+	if (!fault && run->exit_reason == KVM_EXIT_X86_RDMSR)
+		run->msr.data = value;
+}
+
+/*
+ * KVM_CAP_X86_USER_SPACE_MSR (Linux 5.10, Documentation/virt/kvm/api.rst
+ * §7.21) with KVM_MSR_EXIT_REASON_UNKNOWN: an access to an MSR KVM does not
+ * implement exits to user space instead of raising #GP. Per VM, unlike the
+ * kvm module's ignore_msrs, which holds for every VM on the host.
+ */
+static int
+kvm_unknown_msr_exits(struct vmctx *ctx)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_enable_cap cap = {
+	    .cap = KVM_CAP_X86_USER_SPACE_MSR,
+	    .args[0] = KVM_MSR_EXIT_REASON_UNKNOWN,
+	};
+	int have = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+			 KVM_CAP_X86_USER_SPACE_MSR);
+
+	if (have <= 0) {
+		vm_set_error("this kernel's KVM cannot hand unknown MSRs to "
+			     "user space (KVM_CAP_X86_USER_SPACE_MSR, Linux "
+			     "5.10)");
+		return -1;
+	}
+	if (ioctl(k->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+		vm_set_error("KVM_CAP_X86_USER_SPACE_MSR: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* kvm.ignore_msrs=Y: KVM ignores unknown MSRs itself, for every VM. */
+static bool
+kvm_unknown_msrs_fault(struct vmctx *ctx)
+{
+	FILE *f = fopen("/sys/module/kvm/parameters/ignore_msrs", "r");
+	int c = f ? fgetc(f) : 'N';
+
+	(void)ctx;
+	if (f)
+		fclose(f);
+	return c != 'Y' && c != 'y' && c != '1';
 }
 
 static void
@@ -814,6 +915,9 @@ const struct vmm_ops vmm_kvm_ops = {
 	.set_state = kvm_set_state,
 	.get_msr = kvm_get_msr,
 	.set_msr = kvm_set_msr,
+	.unknown_msr_exits = kvm_unknown_msr_exits,
+	.unknown_msrs_fault = kvm_unknown_msrs_fault,
+	.complete_msr = kvm_complete_msr,
 	.run = kvm_run,
 	.kick = kvm_kick,
 	.maybe_halted = kvm_maybe_halted,

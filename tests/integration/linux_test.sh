@@ -30,14 +30,14 @@ load_linux()
 	    atf_fail "grub-bhyve $1: $(cat grub.out)"
 }
 
-# run_linux VMNAME CPUS MEM: bhyve with the console to ./out, errors to
-# ./err; its status (124 if it ran for LINUX_TIMEOUT s, 137 if it then
+# run_linux VMNAME CPUS MEM: bhyve (and $BHYVE_EXTRA's options) with the
+# console to ./out, errors to ./err; its status (124 if it ran for LINUX_TIMEOUT s, 137 if it then
 # ignored SIGTERM for 10 s: a hung guest). Callers take it
 # with rc=$?: at the end of a pipeline this runs in a subshell.
 run_linux()
 {
 	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c "$2" -m "$3" -A -H -P \
-	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$1" >out 2>err
+	    ${BHYVE_EXTRA:-} -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio "$1" >out 2>err
 }
 
 # boot_command VMNAME CPUS MEM CMDLINE: load, then run with no input.
@@ -283,6 +283,43 @@ cpus2_body()
 	cpus_case l-cpus2 2 0-1 2
 }
 
+# apic_case VMNAME OPTION: two vCPUs with -x or -a; what Linux says. (The
+# [S] keeps grep from counting the kernel command line dmesg shows.)
+apic_case()
+{
+	setup
+	BHYVE_EXTRA=$2 boot_command "$1" 2 512M \
+	    'quiet -- echo "hvapic online=$(cat /sys/devices/system/cpu/online) flag=$(grep -c x2apic /proc/cpuinfo) bios=$(dmesg | grep -c "x2apic: enabled by BIO[S]")"'
+	rc=$?
+	expect_command_ok
+	[ ! -s err ] || fail_with_output "bhyve wrote to stderr"
+}
+
+atf_test_case x2apic
+x2apic_head()
+{
+	atf_set descr "-x -c 2: Linux finds x2APIC on from the start, both" \
+	    "CPUs (the AP keeps the mode across INIT)"
+	linux_head
+}
+x2apic_body()
+{
+	apic_case l-x2apic -x
+	expect_console "hvapic online=0-1 flag=2 bios=1"
+}
+
+atf_test_case xapic
+xapic_head()
+{
+	atf_set descr "-a -c 2: no x2APIC in /proc/cpuinfo, both CPUs up"
+	linux_head
+}
+xapic_body()
+{
+	apic_case l-xapic -a
+	expect_console "hvapic online=0-1 flag=0 bios=0"
+}
+
 atf_test_case cpus4
 cpus4_head()
 {
@@ -444,6 +481,8 @@ atf_init_test_cases()
 	atf_add_test_case vmrun_reboot
 	atf_add_test_case cpus2
 	atf_add_test_case cpus4
+	atf_add_test_case x2apic
+	atf_add_test_case xapic
 	atf_add_test_case topology
 	atf_add_test_case mem512m
 	atf_add_test_case mem2g

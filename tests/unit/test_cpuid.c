@@ -55,6 +55,28 @@ test_apic_id_and_flags(void **state)
 	free(s);
 }
 
+/* -a hides x2APIC (CPUID.1:ECX[21]), -x offers it, unset leaves KVM's. */
+static void
+test_apic_mode(void **state)
+{
+	struct kvm_cpuid2 *s = supported(), *c;
+	struct vm_topology t = {1, 1, 1};
+	const uint32_t x2apic = 1u << 21;
+
+	(void)state;
+	vmm_cpuid_find(s, 1, 0)->ecx |= x2apic; /* KVM emulates x2APIC */
+	c = vmm_cpuid_build(s, 0, &t, false, 0);
+	vmm_cpuid_apic_mode(c, VM_APIC_DEFAULT);
+	assert_true(vmm_cpuid_find(c, 1, 0)->ecx & x2apic);
+	vmm_cpuid_apic_mode(c, VM_APIC_XAPIC);
+	assert_false(vmm_cpuid_find(c, 1, 0)->ecx & x2apic);
+	assert_true(vmm_cpuid_find(c, 1, 0)->ecx & (1u << 31)); /* rest kept */
+	vmm_cpuid_apic_mode(c, VM_APIC_X2APIC);
+	assert_true(vmm_cpuid_find(c, 1, 0)->ecx & x2apic);
+	free(c);
+	free(s);
+}
+
 static void
 test_vendor_leaves(void **state)
 {
@@ -145,6 +167,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_apic_id_and_flags),
+		cmocka_unit_test(test_apic_mode),
 		cmocka_unit_test(test_vendor_leaves),
 		cmocka_unit_test(test_topology_leaves),
 		cmocka_unit_test(test_no_xsave_quirk),
