@@ -18,8 +18,9 @@ discipline as any program's output does: ONLCR makes each newline \\r\\n,
 Measured per run:
   - guest seconds: T1 - T0 (10 ms steps; the cat's own time, with up to a
     tty buffer, a few KiB, still on its way);
-  - host seconds: from the moment the "conbench start" line reaches us on
-    bhyve's stdout to the moment the end line does (every byte through);
+  - host seconds: from the moment the "conbench start" line is in bhyve's
+    stdout (a file, polled every 5 ms) to the moment the end line is
+    (every byte through);
   - the bytes that arrived between the two lines (1 MiB plus the CRs when
     nothing was lost);
   - the inner guest's exits meanwhile, counted by the outer kernel's
@@ -29,7 +30,8 @@ Median of RUNS boots each (default 3).
 
 Needs root and /dev/kvm; run it nested with
   flock /tmp/bhyve-nested.lock harness/nested --timeout 2400 -- tests/bench/console.py
-(environment after `--`: `-- env RUNS=1 CASES=hvc0 tests/bench/console.py`).
+(environment after `--`: `-- env RUNS=1 CASES=hvc0 tests/bench/console.py`;
+CON_BHYVE=PATH runs another bhyve binary, CON_KIB the size in KiB).
 Prints Markdown tables.
 """
 import os
@@ -44,6 +46,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 B = os.path.join(ROOT, "build", "bin")
+# CON_BHYVE: another bhyve binary to measure (an A/B of a change).
+BHYVE = os.environ.get("CON_BHYVE", os.path.join(B, "bhyve"))
 sys.path.insert(0, HERE)
 from boot import SVM_EXITS, TRACING, ExitCounter  # noqa: E402
 
@@ -52,6 +56,7 @@ KIB = int(os.environ.get("CON_KIB", "1024"))
 RUN_TIMEOUT = int(os.environ.get("CON_TIMEOUT", "900"))
 MEM = "512M"
 VMM_DIR = "/tmp/bench-console-vmm"
+POLL_S = 0.005
 VM = "bench-console"
 
 BENCH_SH = r"""#!/bin/sh
@@ -118,46 +123,55 @@ def guest_initrd(kdir, work):
     return out
 
 
-def watch(p, counter):
-    """Read bhyve's stdout to its end; the run's numbers as a dict."""
+def watch(p, out, counter):
+    """Follow bhyve's output file until bhyve exits; the run's numbers.
+
+    bhyve writes to a regular file (never held up by us) and we poll it
+    every POLL_S: a reader on a pipe would read the 16550's output a byte
+    at a time, and in the outer VM (TCG) that costs as much as the guest's
+    own printing."""
     r = {"tail": b""}
     start = b"conbench start\r\n"
     end = re.compile(rb"conbench end ([\d.]+) ([\d.]+)\r?\n")
     buf = b""     # before the start line: everything; after: a tail
     counted = 0   # bytes after the start line
-    fd = p.stdout.fileno()
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            break
-        now = time.monotonic()
-        if "t0" not in r:
-            buf += chunk
-            i = buf.find(start)
-            if i < 0:
+    with open(out, "rb") as f:
+        while True:
+            exited = p.poll() is not None
+            chunk = f.read()
+            now = time.monotonic()
+            if not chunk:
+                if exited:
+                    break
+                time.sleep(POLL_S)
                 continue
-            r["t0"] = now
-            r["before"] = counter.read()
-            chunk = buf[i + len(start):]
-            buf = b""
-        if "t1" in r:
-            buf = (buf + chunk)[-4096:]
-            continue
-        counted += len(chunk)
-        buf = (buf + chunk)[-256:]
-        m = end.search(buf)
-        if m:
-            r["t1"] = now
-            r["after"] = counter.read()
-            r["guest"] = float(m.group(2)) - float(m.group(1))
-            # The end line and what follows it are not the text.
-            counted -= len(buf) - buf.rfind(b"conbench end")
-            r["bytes"] = counted
+            if "t0" not in r:
+                buf += chunk
+                i = buf.find(start)
+                if i < 0:
+                    continue
+                r["t0"] = now
+                r["before"] = counter.read()
+                chunk = buf[i + len(start):]
+                buf = b""
+            if "t1" in r:
+                buf = (buf + chunk)[-4096:]
+                continue
+            counted += len(chunk)
+            buf = (buf + chunk)[-256:]
+            m = end.search(buf)
+            if m:
+                r["t1"] = now
+                r["after"] = counter.read()
+                r["guest"] = float(m.group(2)) - float(m.group(1))
+                # The end line and what follows it are not the text.
+                counted -= len(buf) - buf.rfind(b"conbench end")
+                r["bytes"] = counted
     r["tail"] = buf
     return r
 
 
-def once(kdir, initrd, case, counter):
+def once(kdir, initrd, case, counter, work):
     env = dict(os.environ, BHYVE_VMM_DIR=VMM_DIR)
     dev, console = CASES[case]
     script = "linux (host)%s/vmlinux %s %s\ninitrd (host)%s\nboot\n" % (
@@ -167,13 +181,15 @@ def once(kdir, initrd, case, counter):
                    stdout=subprocess.DEVNULL)
     counter.start()
     try:
-        p = subprocess.Popen([os.path.join(B, "bhyve"), "-c", "1", "-m", MEM,
-                              "-A", "-H", "-P", "-s", "0,hostbridge", "-s",
-                              "31,lpc"] + dev + [VM], env=env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        out = os.path.join(work, "console.out")
+        with open(out, "wb") as f:
+            p = subprocess.Popen([BHYVE, "-c", "1", "-m", MEM, "-A", "-H",
+                                  "-P", "-s", "0,hostbridge", "-s", "31,lpc"]
+                                 + dev + [VM], env=env,
+                                 stdin=subprocess.DEVNULL, stdout=f)
         watchdog = threading.Timer(RUN_TIMEOUT, p.kill)
         watchdog.start()
-        r = watch(p, counter)
+        r = watch(p, out, counter)
         p.wait()
         watchdog.cancel()
     finally:
@@ -211,7 +227,7 @@ def main():
         for case in words:
             runs = []
             for i in range(RUNS):
-                r = once(kdir, initrd, case, counter)
+                r = once(kdir, initrd, case, counter, work)
                 if r:
                     runs.append(r)
                     sys.stderr.write(
