@@ -51,9 +51,6 @@
 #define VTCON_NAMEMAX 64	 /* a port's name, NUL included */
 #define VTCON_CTRL_PENDING 128	 /* control messages waiting for buffers */
 #define VTCON_WARN_NS (10LL * 1000000000) /* between guest-error messages */
-#define VTCON_TXI_MS 1 /* a transmit queue's notification waits this long */
-
-_Static_assert(VTCON_MAXQ <= 64, "txi_pending has a bit for every queue");
 
 _Static_assert(VTCON_CTRL_PENDING >= 4 * VTCON_MAXPORTS,
 	       "a handshake's messages for every port fit");
@@ -133,10 +130,6 @@ struct pci_vtcon_softc {
 	bool ready;				 /* DEVICE_READY seen */
 	struct vtcon_msg pending[VTCON_CTRL_PENDING];
 	unsigned int phead, plen;
-	/* Transmit queues with used buffers not yet notified, and the
-	 * timer that notifies them (vtcon_tx_done). */
-	uint64_t txi_pending;
-	struct mevent_ev *txi_ev;
 	/* Rate limiting of messages about the guest's control messages. */
 	int64_t warn_ns;
 	unsigned long held_back;
@@ -572,55 +565,6 @@ vtcon_out(struct vtcon_port *p, const struct iovec *iov, int n)
 	vtcon_out_arm(p);
 }
 
-/* The timer's tick: notify what the driver still asks to hear about. */
-static void
-vtcon_txi_tick(int fd, enum ev_type type, void *arg)
-{
-	struct pci_vtcon_softc *sc = arg;
-
-	(void)fd;
-	(void)type;
-	pthread_mutex_lock(&sc->mtx);
-	if (!sc->txi_pending && sc->txi_ev) {
-		/* A tick with nothing to do: stop until the next batch. */
-		mevent_delete(sc->txi_ev);
-		sc->txi_ev = NULL;
-	}
-	for (int q = 0; q < VTCON_MAXQ; q++)
-		if (sc->txi_pending & (1ull << q))
-			vq_endchains(&sc->queues[q]);
-	sc->txi_pending = 0;
-	pthread_mutex_unlock(&sc->mtx);
-}
-
-/*
- * A transmit queue's used-buffer notification (virtio 1.2 §2.7.10) waits
- * for the next tick of a VTCON_TXI_MS timer, which asks the driver's
- * used_event (or flags) then. Linux's console (hvc0, virtio_console.c
- * put_chars) writes synchronously: it kicks, spins with interrupts off
- * until the buffer is used, and moves used_event past it; so by the tick
- * there is nothing left to say. Notifying at once cost an interrupt per
- * buffer (two per line of text: the line, then ONLCR's "\r\n"), taken
- * when the guest enabled interrupts again: an interrupt-window exit, the
- * handler, the EOI. A driver that waits for the notification (other
- * ports, another guest) gets it at most a tick later. Without an event
- * loop or a timer, at once.
- */
-static void
-vtcon_tx_done(struct pci_vtcon_softc *sc, struct vqueue_info *vq)
-{
-	uint64_t bit = 1ull << vq->vq_num;
-
-	if (sc->mev && !sc->txi_ev)
-		sc->txi_ev = mevent_add(sc->mev, VTCON_TXI_MS, EVF_TIMER,
-					vtcon_txi_tick, sc);
-	if (!sc->txi_ev) {
-		vq_endchains(vq);
-		return;
-	}
-	sc->txi_pending |= bit;
-}
-
 /* A port's transmit queue: every chain there, each written whole. */
 static void
 vtcon_tx(struct pci_vtcon_softc *sc, struct vtcon_port *p,
@@ -642,7 +586,8 @@ again:
 	}
 	if (vtcon_kick_again(vq))
 		goto again;
-	vtcon_tx_done(sc, vq);
+	vq_endchains(vq);
+	(void)sc;
 }
 
 static void
@@ -1012,7 +957,6 @@ pci_vtcon_reset(void *vsc)
 	/* The guest's view starts over; host connections stay. */
 	sc->ready = false;
 	sc->phead = sc->plen = 0;
-	sc->txi_pending = 0; /* the timer stops at its next tick */
 	for (int i = 0; i < VTCON_MAXPORTS; i++)
 		sc->ports[i].guest_ready = sc->ports[i].guest_open = false;
 	vi_reset_dev(&sc->vs);
@@ -1312,8 +1256,6 @@ pci_vtcon_deinit(struct pci_devinst *pi)
 				(unsigned long long)sc->ports[i].dropped);
 		vtcon_port_free(&sc->ports[i]);
 	}
-	if (sc->txi_ev)
-		mevent_delete(sc->txi_ev);
 	pthread_mutex_destroy(&sc->mtx);
 	free(sc);
 	pi->pi_arg = NULL;

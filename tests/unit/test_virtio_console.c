@@ -695,48 +695,6 @@ test_event_idx(void **state)
 	fx_free(f);
 }
 
-/*
- * A transmit queue's used-buffer notification waits for the device's next
- * timer tick, which asks used_event then: a driver that has taken the
- * buffer back meanwhile (Linux's console spins for it) gets none; one that
- * has not gets it on that tick.
- */
-static void
-test_tx_notify_deferred(void **state)
-{
-	const char *hello[] = {"hello"};
-	struct fx *f = fx_alloc();
-	struct timespec ms = {0, 1000000};
-	char buf[16];
-	int gsi, before, i;
-	uint16_t *used_event;
-
-	(void)state;
-	stdio_pipes(f, 0);
-	assert_int_equal(fx_init(f, "console=stdio", NULL), 0);
-	fx_start(f);
-	gsi = (int)pci_cfg_read(f->ctx, 0, SLOT, 0, 0x3c, 1);
-	driver_init(f, VIRTIO_RING_F_EVENT_IDX, 2);
-	used_event = &f->q[1].avail->ring[QSZ];
-	/* Taken back at once: used_event moves past it before any tick. */
-	before = vm_mock_irq_pulses(f->ctx, gsi);
-	__atomic_store_n(used_event, used_idx(f, 1), __ATOMIC_RELEASE);
-	tx(f, 1, hello, 1);
-	assert_int_equal(vm_mock_irq_pulses(f->ctx, gsi), before);
-	__atomic_store_n(used_event, used_idx(f, 1), __ATOMIC_RELEASE);
-	nanosleep(&(struct timespec){0, 30000000}, NULL);
-	assert_int_equal(vm_mock_irq_pulses(f->ctx, gsi), before);
-	read_exact(f->out_r, buf, 5);
-	/* Not taken back: the tick notifies. */
-	tx(f, 1, hello, 1);
-	for (i = 0; i < 5000 && vm_mock_irq_pulses(f->ctx, gsi) == before; i++)
-		nanosleep(&ms, NULL);
-	assert_int_equal(vm_mock_irq_pulses(f->ctx, gsi), before + 1);
-	assert_int_equal(io_read(f, VIRTIO_PCI_ISR, 1), VIRTIO_PCI_ISR_INTR);
-	read_exact(f->out_r, buf, 5);
-	fx_free(f);
-}
-
 /* ---- stdio ---- */
 
 static void
@@ -1080,7 +1038,6 @@ main(void)
 	    cmocka_unit_test(test_identity),
 	    cmocka_unit_test(test_handshake),
 	    cmocka_unit_test(test_event_idx),
-	    cmocka_unit_test(test_tx_notify_deferred),
 	    cmocka_unit_test(test_stdio),
 	    cmocka_unit_test(test_stdio_socket),
 	    cmocka_unit_test(test_stdio_full),
