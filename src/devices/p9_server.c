@@ -312,7 +312,23 @@ out_room(const struct p9_out *out)
 	return out->over ? 0 : out->cap - out->off;
 }
 
-/* A qid from what stat says: the inode, its kind and its mtime. */
+/*
+ * A qid from what stat says: the inode, its kind and its mtime. The path
+ * must name one file in the whole share, which can span file systems
+ * (root=/ crosses into /proc, /sys, /tmp ...), where the same inode
+ * number recurs: the roots of /proc and /sys are both 1, and a Linux
+ * guest mounting with cache=loose takes one qid for one inode. So the
+ * device is mixed into the top 16 bits (QEMU's multidevs=remap answers
+ * the same problem): within one device the map stays one-to-one.
+ */
+static uint64_t
+qid_path(const struct stat *st)
+{
+	uint64_t dev = (uint64_t)st->st_dev * 0x9e3779b97f4a7c15ull;
+
+	return (uint64_t)st->st_ino ^ (dev & 0xffff000000000000ull);
+}
+
 static void
 putqid(struct p9_out *out, const struct stat *st)
 {
@@ -323,7 +339,7 @@ putqid(struct p9_out *out, const struct stat *st)
 	put8(out, type);
 	put32(out,
 	      (uint32_t)st->st_mtim.tv_sec ^ (uint32_t)st->st_mtim.tv_nsec);
-	put64(out, (uint64_t)st->st_ino);
+	put64(out, qid_path(st));
 }
 
 /* ---- fids ---- */
@@ -1291,6 +1307,7 @@ p9_readdir(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 	uint32_t count = get32(in);
 	char buf[8192];
 	struct p9_fid *f;
+	struct stat dst, est = {0};
 	uint8_t *cnt;
 	size_t room, used = 0;
 	ssize_t n;
@@ -1307,6 +1324,10 @@ p9_readdir(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 	/* The offset is a cookie from an earlier entry's d_off (or 0). */
 	if (lseek(f->fd, (off_t)offset, SEEK_SET) < 0)
 		return errno;
+	/* Entries' qids as getattr's: on the directory's device. */
+	if (fstat(f->fd, &dst) < 0)
+		return errno;
+	est.st_dev = dst.st_dev;
 	for (;;) {
 		n = getdents64(f->fd, buf, sizeof(buf));
 		if (n < 0)
@@ -1324,7 +1345,8 @@ p9_readdir(struct p9_server *s, struct p9_in *in, struct p9_out *out)
 				  : d->d_type == DT_LNK ? P9_QTSYMLINK
 							: P9_QTFILE);
 			put32(out, 0);
-			put64(out, d->d_ino);
+			est.st_ino = d->d_ino;
+			put64(out, qid_path(&est));
 			put64(out, (uint64_t)d->d_off);
 			put8(out, d->d_type);
 			putstr(out, d->d_name, nl);

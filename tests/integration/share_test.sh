@@ -232,6 +232,55 @@ hvtest_console_virtio_body()
 	    fail_with_output "no test ran with virtio-console"
 }
 
+atf_test_case hostroot
+hostroot_head()
+{
+	atf_set descr "fixtures/hostroot: the kernel boots with the host's /" \
+	    "read-only over virtio-9p under a tmpfs overlay: the guest runs" \
+	    "the host's python3 and sees its /etc/debian_version, its writes" \
+	    "stay in the overlay, modprobe loads a module of the kernel's"
+	atf_set timeout 900
+}
+hostroot_body()
+{
+	setup
+	need_device virtio-9p
+	LINUX=$("$top/fixtures/hostroot/build.sh" 2>build.err) ||
+	    atf_fail "fixtures/hostroot/build.sh failed: $(cat build.err)"
+	[ -x /usr/bin/python3 ] && [ -r /etc/debian_version ] ||
+	    atf_skip "the host has no /usr/bin/python3 or /etc/debian_version"
+	command -v modprobe >/dev/null ||
+	    atf_skip "the host has no modprobe (apt-get install kmod)"
+	probe=/etc/bhyve-hostroot-probe
+	[ ! -e "$probe" ] || atf_fail "$probe exists on the host before the test"
+	# Its cmdline is console=ttyS0 and hostroot.modules=... (boot adds
+	# console= again); its bhyve-args, the root share, are passed here.
+	BOOT_ARGS=$(cat "$LINUX/cmdline")
+	LINUX_TIMEOUT=600
+	RUN_TIMEOUT=$LINUX_TIMEOUT
+	# The script reaches the guest through a second share (the guest's
+	# /tmp, where kyua works, is its own tmpfs).
+	cat >guest.sh <<'GUEST'
+echo "debian $(cat /etc/debian_version)"
+/usr/bin/python3 -c 'print(6 * 7)'
+echo overlay >/etc/bhyve-hostroot-probe && echo "wrote $(cat /etc/bhyve-hostroot-probe)"
+grep ' / ' /proc/mounts
+modprobe dummy && grep '^dummy ' /proc/modules
+GUEST
+	boot v-hostroot "sh /mnt/work/guest.sh" -s 19:0,virtio-9p,hostroot=/,ro \
+	    -s 20:0,virtio-9p,work="$(pwd -P)"
+	expect_exit 1 "powered off after the command"
+	expect_ok
+	expect_line '^hostroot: / is the host.s, read-only, under a tmpfs overlay$'
+	expect_line '^9p: work on /mnt/work$'
+	expect_line "^debian $(cat /etc/debian_version)\$"
+	expect_line '^42$'
+	expect_line '^wrote overlay$'
+	expect_line '^overlay / overlay '
+	expect_line '^dummy '
+	[ ! -e "$probe" ] || fail_with_output "the guest's write reached the host: $probe"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case read_write
@@ -242,4 +291,5 @@ atf_init_test_cases()
 	atf_add_test_case hvc0
 	atf_add_test_case hwrng
 	atf_add_test_case hvtest_console_virtio
+	atf_add_test_case hostroot
 }

@@ -313,6 +313,37 @@ test_version(void **state)
 
 /* ---- walk ---- */
 
+/*
+ * A share of / spans file systems whose inode numbers recur (the roots of
+ * /proc and /sys are both 1): their qids still differ, and readdir's
+ * qid for an entry is getattr's.
+ */
+static void
+test_qid_across_devices(void **state)
+{
+	struct stat a, b;
+	struct fx *f;
+	int fd;
+
+	(void)state;
+	if (stat("/proc", &a) < 0 || stat("/sys", &b) < 0 ||
+	    a.st_ino != b.st_ino || a.st_dev == b.st_dev)
+		skip(); /* no two mounts with one inode number here */
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	f->s = p9_server_new(fd, true, MSIZE);
+	assert_non_null(f->s);
+	OK(f, mk(TVERSION, "4s", 65536, "9P2000.L"));
+	OK(f, mk(TATTACH, "44ss4", ROOT, ~0u, "root", "", 0));
+	assert_int_equal(walk(f, ROOT, 2, 1, "proc", NULL, NULL, NULL), 1);
+	assert_int_equal(walk(f, ROOT, 3, 1, "sys", NULL, NULL, NULL), 1);
+	assert_int_not_equal(qid_path(f, 2), qid_path(f, 3));
+	p9_server_free(f->s);
+	free(f);
+}
+
 static void
 test_walk(void **state)
 {
@@ -1039,6 +1070,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_version),
 	    cmocka_unit_test(test_walk),
+	    cmocka_unit_test(test_qid_across_devices),
 	    cmocka_unit_test(test_dotdot_stays_inside),
 	    cmocka_unit_test(test_host_symlinks),
 	    cmocka_unit_test(test_guest_symlink_out),
