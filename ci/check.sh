@@ -133,8 +133,9 @@ run_kvm_suite() {
 	fi
 	echo "integration: $(kvm_why_nested): running nested under QEMU (harness/nested), a test program per outer VM"
 	# The outer VM has no network and a read-only cache: build the
-	# Linux guest fixture here first.
+	# Linux guest fixtures here first.
 	fixtures/linux/build.sh >/dev/null || failed=$((failed + 1))
+	fixtures/hostroot/build.sh >/dev/null || failed=$((failed + 1))
 	for prog in $(kyua list -k tests/integration/Kyuafile 2>/dev/null |
 		sed 's/:.*//' | sort -u); do
 		name=$(basename "$prog" .sh)
