@@ -22,7 +22,8 @@ host's 127.0.0.1 as 10.0.2.2). Median of RUNS boots per case.
 
 Needs root and /dev/kvm; run it nested with
   flock /tmp/bhyve-nested.lock harness/nested --timeout 2400 -- tests/bench/net.py
-CASES="word ..." keeps the cases whose name contains one of the words.
+CASES="word ..." keeps the cases whose name contains one of the words,
+CASES_RE=REGEX those whose name it matches.
 NET_DEBUG=1 adds bhyve's -o debug.exit_stats=true, has the guest print
 /proc/interrupts and /proc/softirqs after the transfers, and prints each
 run's console and bhyve's exit report. NET_PERF=1 samples the whole
@@ -335,6 +336,8 @@ def main():
                           text=True).stdout.strip().splitlines()[-1]
     words = os.environ.get("CASES", "").split()
     cases = [c for c in CASES if not words or any(w in c[0] for w in words)]
+    if os.environ.get("CASES_RE"):
+        cases = [c for c in cases if re.search(os.environ["CASES_RE"], c[0])]
     make_tap()
     server = Server(ExitCounter())
     with tempfile.TemporaryDirectory(dir="/tmp") as work:
