@@ -52,12 +52,12 @@
 
 /* Ports with a device behind them: kind 0's sel < NPORTS, + (addr & 7). */
 static const uint16_t ports[] = {
-    0x20,	 0x21,		0xa0,	       0xa1,	     0x4d0,
-    0x40,	 0x43,		0x61,	       0x60,	     0x64,
-    0x92,	 RTC_PORT_INDEX, RTC_PORT_DATA, 0x80,	     0x3f8,
-    0x2f8,	 0x510,		0x511,	       0x514,	     0x518,
-    0x505,	 0xe0,		0xe9,	       0xf4,	     0xcf8,
-    0xcfc,	 PM_RESET_PORT, PM_SMI_CMD,    PM1A_EVT_BLK, PM1A_CNT_BLK,
+    0x20,	0x21,		0xa0,	       0xa1,	     0x4d0,
+    0x40,	0x43,		0x61,	       0x60,	     0x64,
+    0x92,	RTC_PORT_INDEX, RTC_PORT_DATA, 0x80,	     0x3f8,
+    0x2f8,	0x510,		0x511,	       0x514,	     0x518,
+    0x505,	0xe0,		0xe9,	       0xf4,	     0xcf8,
+    0xcfc,	PM_RESET_PORT,	PM_SMI_CMD,    PM1A_EVT_BLK, PM1A_CNT_BLK,
     PM_TMR_BLK, 0x2000,
 };
 #define NPORTS (sizeof(ports) / sizeof(ports[0]))
@@ -155,8 +155,7 @@ port_kind(struct vmctx *ctx, int in, int sel, int addr, int size, uint32_t v)
 }
 
 static void
-mmio_kind(struct vmctx *ctx, int in, int sel, int addr, int size,
-	  uint64_t v)
+mmio_kind(struct vmctx *ctx, int in, int sel, int addr, int size, uint64_t v)
 {
 	uint64_t gpa;
 
@@ -179,13 +178,12 @@ mmio_kind(struct vmctx *ctx, int in, int sel, int addr, int size,
 }
 
 static void
-conf1_kind(struct vmctx *ctx, int in, int sel, int addr, int size,
-	   uint32_t v)
+conf1_kind(struct vmctx *ctx, int in, int sel, int addr, int size, uint32_t v)
 {
 	uint32_t a = 0x80000000u | (uint32_t)(sel >> 5) << 16 |
-		     (uint32_t)(sel & 31) << 11 | (uint32_t)(addr >> 12 & 7)
-						      << 8 |
-		     (addr & 0xfc) | (uint32_t)(addr >> 8 & 0xf) << 24;
+		     (uint32_t)(sel & 31) << 11 |
+		     (uint32_t)(addr >> 12 & 7) << 8 | (addr & 0xfc) |
+		     (uint32_t)(addr >> 8 & 0xf) << 24;
 
 	port_op(ctx, 0, 0xcf8, 4, a);
 	port_op(ctx, in, 0xcfc + (addr & 3), size, v);
