@@ -14,7 +14,7 @@
  *   bytes 2-3   addr (little-endian)
  *   bytes 4-7   value (little-endian)
  * kinds
- *   0, 6, 7     port I/O: sel < NPORTS picks a device's port (+ addr & 7),
+ *   0, 7        port I/O: sel < NPORTS picks a device's port (+ addr & 7),
  *               sel 0xf0-0xff a virtio BAR 0 (+ addr & 63), else port addr
  *   1           MMIO: sel & 7 picks HPET, ECAM (bus 0-1: offset
  *               (sel >> 3) << 16 | addr), pc-testdev's iomem, or a memory
@@ -27,6 +27,10 @@
  *               length = addr, buffer 0x2000 + sel * 256, or past the end
  *               of memory when sel is 0xff), its address written to 0x514
  *   5           complete the block requests the fake backend holds
+ *   6           capability control: the capability of ID (addr & 0xff)
+ *               of 0:4.0 (sel even) or 0:5.0, found by walking the list
+ *               as a driver does, gets value at +2 (MSI-X 0x11: enable
+ *               0x8000, function mask 0x4000; MSI 0x05: enable 1)
  */
 #include <endian.h>
 #include <stdio.h>
@@ -207,6 +211,20 @@ dma_kind(struct vmctx *ctx, uint8_t *mem, int sel, int addr, uint32_t v)
 }
 
 static void
+cap_kind(struct vmctx *ctx, int sel, int addr, uint32_t v)
+{
+	int s = sel & 1 ? 5 : 4, n = 0;
+
+	for (int c = pci_cfg_read(ctx, 0, s, 0, 0x34, 1); c && n < 48;
+	     c = pci_cfg_read(ctx, 0, s, 0, c + 1, 1), n++)
+		if (pci_cfg_read(ctx, 0, s, 0, c, 1) ==
+		    (uint32_t)(addr & 0xff)) {
+			pci_cfg_write(ctx, 0, s, 0, c + 2, 2, v & 0xffff);
+			return;
+		}
+}
+
+static void
 run_op(struct vmctx *ctx, uint8_t *mem, const uint8_t *d)
 {
 	int kind = d[0] & 7, in = d[0] >> 3 & 1, size = 1 << (d[0] >> 4 & 3);
@@ -230,6 +248,9 @@ run_op(struct vmctx *ctx, uint8_t *mem, const uint8_t *d)
 		break;
 	case 5:
 		fake_blockif_run();
+		break;
+	case 6:
+		cap_kind(ctx, sel, addr, v);
 		break;
 	default:
 		port_kind(ctx, in, sel, addr, size, v);

@@ -10,7 +10,7 @@ import os
 import struct
 import sys
 
-PORT, MMIO, CONF1, MEM, DMA, BLKRUN = 0, 1, 2, 3, 4, 5
+PORT, MMIO, CONF1, MEM, DMA, BLKRUN, CAP = 0, 1, 2, 3, 4, 5, 6
 SIZES = {1: 0, 2: 1, 4: 2, 8: 3}
 # fuzz_machine.c's ports[]: the index is kind 0's sel.
 PORTS = [0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x40, 0x43, 0x61, 0x60, 0x64,
@@ -62,16 +62,16 @@ def seeds():
                      cfg(4, 0x10, 0xffffffff) + cfg(4, 0x10) +
                      cfg(4, 0x10, 0x6000) + op(PORT, VBLK_BAR0, 0x12,
                                                read=True))
-    # MSI-X: table entries in BAR 1 and the enable bit at each place the
-    # capability may sit.
+    # MSI-X: table entries in BAR 1, the capability's enable bit, a
+    # function mask and back.
     msix = b""
     for e in range(2):
         msix += (mmio(bar_sel(4, 1), 16 * e, 0xfee00000) +
                  mmio(bar_sel(4, 1), 16 * e + 4, 0) +
                  mmio(bar_sel(4, 1), 16 * e + 8, 0x40 + e) +
                  mmio(bar_sel(4, 1), 16 * e + 12, 0))
-    for cap in range(0x40, 0xa0, 0x10):
-        msix += cfg(4, cap + 2, 0x8000, size=2)
+    msix += op(CAP, 0, 0x11, 0x8000) + op(CAP, 0, 0x11, 0xc000)
+    msix += op(CAP, 0, 0x11, 0x8000) + op(CAP, 1, 0x11, 0x8000)
     s["msix"] = msix + mmio(bar_sel(4, 1), 0x800, size=8)
     # virtio legacy bring-up, a ring at page 0x10, a kick.
     vb = b"".join(op(PORT, VBLK_BAR0, 0x12, v) for v in (0, 1, 3))
