@@ -40,7 +40,7 @@ seed() {
 	[ -d "$here/seeds/$name" ] && cp "$here/seeds/$name"/* "$corpus"/ 2>/dev/null
 	gen=$(seed_script "$name")
 	[ -n "$gen" ] || return 0
-	case $gen in *.py) run=python3 ;; *) run=sh ;; esac
+	case $gen in *.py) run="python3" ;; *) run="sh" ;; esac
 	case $name in
 	grub_ext | grub_fat | grub_iso | grub_part)
 		sub=${name#grub_}
@@ -53,7 +53,9 @@ seed() {
 }
 
 if [ $# -eq 0 ]; then
-	set -- $(ls "$bin"/fuzz_* 2>/dev/null | sed 's,.*/,,' | grep -v '\.')
+	for b in "$bin"/fuzz_*; do
+		case $b in *.*) ;; *) [ -x "$b" ] && set -- "$@" "${b##*/}" ;; esac
+	done
 fi
 [ $# -gt 0 ] || { echo "fuzz-run: no targets in $bin: run make fuzz" >&2; exit 1; }
 
@@ -66,14 +68,17 @@ for t in "$@"; do
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	seed "$name" "$dir/corpus"
-	nseed=$(ls "$dir/corpus" | wc -l)
+	nseed=$(find "$dir/corpus" -type f | wc -l)
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 		"$bin/$t" -max_total_time="$time" -timeout=10 \
 		-rss_limit_mb="$rss" -detect_leaks=1 -print_final_stats=1 \
 		-artifact_prefix="$dir/" "$dir/corpus" >"$dir/log" 2>&1
 	rc=$?
-	art=$(ls "$dir" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' | head -1)
+	art=
+	for a in "$dir"/crash-* "$dir"/leak-* "$dir"/timeout-* "$dir"/oom-*; do
+		[ -e "$a" ] && art=${a##*/} && break
+	done
 	last=$(grep -E '^#[0-9]+' "$dir/log" | grep ' cov: ' | tail -1)
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
@@ -81,7 +86,6 @@ for t in "$@"; do
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log")
 	eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log")
 	status=ok
-	case $art in slow-unit-*) art= ;; esac
 	if [ "$rc" -ne 0 ] || [ -n "$art" ]; then
 		status=FAIL
 		fail=1
