@@ -4,8 +4,10 @@
  * event loop, every sysdev) with hostbridge at 0:0.0, virtio-blk (fake
  * backend, MSI-X) at 0:4.0, virtio-rnd at 0:5.0 and the LPC bridge at
  * 0:31.0 with com1, com2, fw_cfg (QEMU's, DMA on), pc-testdev and
- * milestone; then HPET, RTC, PM, the keyboard controller, pvpanic, POST,
- * the PICs and PIT are there as sysdevs. It tears everything down after.
+ * milestone; HPET, RTC, PM, the keyboard controller, pvpanic and POST are
+ * there as sysdevs. The PICs and PIT are KVM's (in the kernel): their
+ * ports reach the unclaimed-port path here. It tears everything down
+ * after each run.
  *
  * Input: a sequence of 8-byte operations
  *   byte 0      bits 0-2 kind, bit 3 read (else write), bits 4-5 size
