@@ -7,6 +7,9 @@
 #   make bench    benchmarks (tests/bench), results for BENCHMARKS.md
 #   make fuzz     build the fuzz targets (clang, libFuzzer) into build/fuzz;
 #                 run one with e.g. build/fuzz/fuzz_virtio_blk -max_total_time=60
+#   make fuzz-run run every fuzz target from its seeds for FUZZ_TIME seconds
+#                 each (default 60; FUZZ_TARGETS=fuzz_machine for some);
+#                 fails on any crash, leak or timeout (tests/fuzz/run.sh)
 
 CC ?= gcc
 BUILD ?= build
@@ -69,7 +72,7 @@ $(O)/src/devices/%.o $(A)/src/devices/%.o $(F)/obj/src/devices/%.o: INC = $(INC_
 .DEFAULT_GOAL := all
 include fixtures/guests/guests.mk
 
-.PHONY: all check unit integration run bench fuzz clean includes optionkeys
+.PHONY: all check unit integration run bench fuzz fuzz-run clean includes optionkeys
 all: includes optionkeys $(BINS) guests $(UNIT_BINS)
 
 # Every #include goes down the layers (docs/ARCHITECTURE.md).
@@ -137,6 +140,10 @@ fuzz:
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) is \
 	missing: apt-get install clang (libFuzzer comes with it)" >&2; exit 1; }
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+FUZZ_TIME ?= 60
+fuzz-run: fuzz
+	FUZZ_TIME=$(FUZZ_TIME) FUZZ_BIN=$(F) tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 # Each entry point first installs what is missing (ci/deps.sh says what).
 check:
