@@ -655,6 +655,30 @@ class Nesting(FakeVM):
             self.assertIn(f"--share {os.path.realpath(other)}", f.read())
 
 
+    def test_named_files_go_into_the_outer_vm(self):
+        # kernel, initrd and disk paths elsewhere under /tmp are hidden
+        # inside: hvtest shares their directories (a disk's read-write).
+        dirs = {}
+        for what in ("kernel", "initrd", "disk"):
+            dirs[what] = tempfile.mkdtemp(prefix=f"hvtest-{what}-")
+            self.addCleanup(shutil.rmtree, dirs[what], ignore_errors=True)
+        for what, name in (("kernel", "vmlinux"), ("initrd", "initramfs.cpio"), ("disk", "d.img")):
+            with open(os.path.join(dirs[what], name), "wb") as f:
+                f.write(b"\0" * 512)
+        self.write("suite/t.hvt", f"kernel {dirs['kernel']}/vmlinux\n"
+                   f"initrd {dirs['initrd']}/initramfs.cpio\ndisk {dirs['disk']}/d.img\n"
+                   "expect 'userspace up'\n")
+        nested_log = os.path.join(self.work, "nested.log")
+        env = dict(self.env, BHYVE_NESTED_TESTS="1", HVTEST_NESTED=os.path.join(FAKE, "nested"),
+                   FAKE_NESTED_LOG=nested_log)
+        env.pop("BHYVE_DIRECT")
+        self.hvtest("suite", env=env)
+        with open(nested_log) as f:
+            call = f.read()
+        for d in dirs.values():
+            self.assertIn(f"--share {os.path.realpath(d)} ", call)
+
+
 class Kyua(FakeVM):
     def test_atf_list_and_run(self):
         d = os.path.join(self.work, "suite")

@@ -161,6 +161,14 @@ def run_nested(args, argv, entries, ctx):
             if not sh.results:
                 path = os.path.normpath(os.path.join(here, sh.path))
                 (read_dirs if sh.ro else rw_shares).append(path)
+        # Files the test names: the outer VM sees them only through a
+        # share of their directory (a disk's read-write: the guest writes it).
+        for name in (spec.kernel, spec.initrd, spec.source) if spec else ():
+            if name:
+                read_dirs.append(os.path.dirname(os.path.join(here, name)))
+        for disk in (spec.disks if spec else []):
+            if disk.path:
+                rw_shares.append(os.path.dirname(os.path.join(here, disk.path)))
         if spec and spec.vm_kind == "fixture":
             try:
                 fx = ctx.fixture(spec.fixture)
