@@ -101,6 +101,7 @@ enum vm_exitcode {
 	VM_EXIT_SYSTEM,	     /* a system event from the kernel */
 	VM_EXIT_INTR,	     /* interrupted by a signal (vm_vcpu_kick) */
 	VM_EXIT_MSR,	     /* an MSR the hypervisor does not know */
+	VM_EXIT_DEBUG,	     /* a breakpoint or single step (vm_set_debug) */
 	VM_EXIT_ERROR,	     /* internal error or failed entry */
 };
 
@@ -137,6 +138,9 @@ struct vm_exit {
 			bool write;
 			uint64_t value; /* what a WRMSR writes */
 		} msr;
+		struct {
+			bool step; /* a single step, not a breakpoint */
+		} debug;
 		struct {
 			uint32_t reason;
 			uint64_t detail;
@@ -272,6 +276,26 @@ int vm_take_boot_state(struct vmctx *ctx, struct vm_boot_state *bs);
 void vm_reset_state(struct vm_boot_state *bs);
 /* Apply a boot state to a vCPU. */
 int vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs);
+
+/* The whole register state of a vCPU (the twin of vm_apply_state). */
+int vm_get_state(struct vcpu *vcpu, struct vm_boot_state *bs);
+/*
+ * The gdb stub: step makes the next vm_run stop after one instruction
+ * (VM_EXIT_DEBUG, u.debug.step), sw_bp makes an INT3 in the guest end
+ * vm_run with VM_EXIT_DEBUG instead of raising #BP. Called by the thread
+ * that runs the vCPU, between two vm_run. -1 with vm_strerror() set when
+ * the backend cannot debug.
+ */
+int vm_set_debug(struct vcpu *vcpu, bool step, bool sw_bp);
+/* Mock backend: what the last vm_set_debug asked for. */
+void vm_mock_get_debug(struct vcpu *vcpu, bool *step, bool *sw_bp);
+/*
+ * Translate a guest linear address with the paging mode of bs (CR0.PG,
+ * CR4.PAE, EFER.LMA, CR4.LA57 is refused): 0 and *gpa, or -1 when the
+ * address is not mapped or a table is outside guest RAM.
+ */
+int vm_gla2gpa(struct vmctx *ctx, const struct vm_boot_state *bs,
+	       uint64_t gla, uint64_t *gpa);
 
 /* Run to the next exit; *exit is valid until the next vm_run. */
 int vm_run(struct vcpu *vcpu, struct vm_exit *exit);

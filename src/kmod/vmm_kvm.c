@@ -28,6 +28,7 @@ struct kvm_vm {
 	int run_size;
 	int ring_pages; /* page offset of the coalesced ring, 0 if none */
 	bool immediate_exit; /* KVM_CAP_IMMEDIATE_EXIT */
+	int debug_caps;	     /* KVM_CAP_SET_GUEST_DEBUG2: flags it takes */
 	long page_size;
 	struct kvm_cpuid2 *cpuid;
 	pthread_mutex_t ring_lock;
@@ -153,6 +154,10 @@ kvm_vm_init(struct vmctx *ctx)
 	k->page_size = sysconf(_SC_PAGESIZE);
 	k->immediate_exit = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
 				  KVM_CAP_IMMEDIATE_EXIT) > 0;
+#ifdef KVM_CAP_SET_GUEST_DEBUG2
+	k->debug_caps = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+			      KVM_CAP_SET_GUEST_DEBUG2);
+#endif
 	ret = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO);
 	if (ret > 0)
 		k->ring_pages = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
@@ -649,6 +654,37 @@ kvm_eat_kick(void)
 		;
 }
 
+/*
+ * KVM_SET_GUEST_DEBUG: INT3 and single steps exit to us. BLOCKIRQ (Linux
+ * 5.16) keeps a step from landing in an interrupt handler.
+ */
+static int
+kvm_set_debug(struct vcpu *vcpu, bool step, bool sw_bp)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_guest_debug dbg;
+
+	memset(&dbg, 0, sizeof(dbg));
+	if (step || sw_bp)
+		dbg.control = KVM_GUESTDBG_ENABLE;
+	if (sw_bp)
+		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
+	if (step)
+		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+#ifdef KVM_GUESTDBG_BLOCKIRQ
+	struct kvm_vm *k = vcpu->ctx->backend;
+
+	if (step && k->debug_caps > 0 &&
+	    (k->debug_caps & KVM_GUESTDBG_BLOCKIRQ))
+		dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
+#endif
+	if (ioctl(kv->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+		vm_set_error("KVM_SET_GUEST_DEBUG: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 {
@@ -710,6 +746,13 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 		break;
 	case KVM_EXIT_INTR:
 		x->code = VM_EXIT_INTR;
+		break;
+	case KVM_EXIT_DEBUG:
+		/* DR6.BS (bit 14): a single step; else an INT3 (#BP). */
+		x->code = VM_EXIT_DEBUG;
+		x->u.debug.step = run->debug.arch.exception == 1 &&
+				  (run->debug.arch.dr6 & (1u << 14));
+		x->rip = run->debug.arch.pc;
 		break;
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:
@@ -920,6 +963,7 @@ const struct vmm_ops vmm_kvm_ops = {
 	.complete_msr = kvm_complete_msr,
 	.run = kvm_run,
 	.kick = kvm_kick,
+	.set_debug = kvm_set_debug,
 	.maybe_halted = kvm_maybe_halted,
 	.stats = kvm_stats,
 	.halted_noint = kvm_halted_noint,

@@ -53,6 +53,9 @@ struct mock_vm {
 	int pulses[MOCK_LINES];
 	int msis;
 	uint64_t msi_addr, msi_msg;
+	struct {
+		bool step, sw_bp;
+	} debug[VM_MAXCPU];
 };
 
 static int
@@ -153,7 +156,27 @@ mock_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
 	return 0;
 }
 
+static int
+mock_set_debug(struct vcpu *vcpu, bool step, bool sw_bp)
+{
+	struct mock_vm *m = vcpu->ctx->backend;
+
+	m->debug[vcpu->id].step = step;
+	m->debug[vcpu->id].sw_bp = sw_bp;
+	return 0;
+}
+
+void
+vm_mock_get_debug(struct vcpu *vcpu, bool *step, bool *sw_bp)
+{
+	struct mock_vm *m = vcpu->ctx->backend;
+
+	*step = m->debug[vcpu->id].step;
+	*sw_bp = m->debug[vcpu->id].sw_bp;
+}
+
 const struct vmm_ops vmm_mock_ops = {
+	.set_debug = mock_set_debug,
 	.vm_init = mock_init,
 	.vm_fini = mock_fini,
 	.get_state = state_get,
