@@ -52,7 +52,7 @@ struct gdb_vcpu {
 	struct vcpu *vcpu;	   /* set by gdb_vcpu_start */
 	struct vm_boot_state snap; /* valid while parked */
 	bool parked, done;
-	bool cur_step, cur_bp; /* the flags vm_set_debug last set */
+	struct vm_debug cur; /* what vm_set_debug last set */
 };
 
 enum gdb_rx {
@@ -75,18 +75,20 @@ struct gdb_stub {
 	int step_id;		/* this one vCPU may run one step, or -1 */
 	int nparked, ndone;
 	int nbp;
+	int nhw; /* hardware breakpoints (Z1): linear addresses */
+	uint64_t hw[VM_DEBUG_HW_MAX];
 	bool quit;
 	bool stop_pending; /* a vCPU reported VM_EXIT_DEBUG */
 	int stop_id;
-	bool stop_step;
+	bool stop_step, stop_hw;
 
 	/* The protocol engine's own (the stub thread only). */
 	bool attached;
 	bool resumed; /* c or s sent: a stop reply is owed */
 	bool hangup;  /* D or k: close the connection */
 	int sig, cur_id;
-	bool swbreak;
-	int g_id, c_id; /* Hg and Hc: a vCPU, or -1 for "any" */
+	const char *why; /* "swbreak:;", "hwbreak:;" or "" */
+	int g_id, c_id;	 /* Hg and Hc: a vCPU, or -1 for "any" */
 	struct gdb_bp bp[GDB_BP_MAX];
 	enum gdb_rx rx;
 	char pkt[GDB_PKT_MAX + 1];
@@ -291,7 +293,8 @@ gdb_vcpu_wait(struct gdb_stub *g, struct vcpu *vcpu)
 {
 	int id = vcpu_id(vcpu);
 	struct gdb_vcpu *v = &g->v[id];
-	bool quit, step, bp;
+	struct vm_debug d;
+	bool quit;
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->quit && !g->running && g->step_id != id) {
@@ -310,17 +313,19 @@ gdb_vcpu_wait(struct gdb_stub *g, struct vcpu *vcpu)
 		g->nparked--;
 	}
 	quit = g->quit;
-	step = g->step_id == id;
-	bp = g->nbp > 0;
+	memset(&d, 0, sizeof(d));
+	d.step = g->step_id == id;
+	d.sw_bp = g->nbp > 0;
+	d.nhw = g->nhw;
+	memcpy(d.hw, g->hw, sizeof(d.hw));
 	pthread_mutex_unlock(&g->lock);
-	if (quit || (step == v->cur_step && bp == v->cur_bp))
+	if (quit || !memcmp(&d, &v->cur, sizeof(d)))
 		return quit;
-	if (vm_set_debug(vcpu, step, bp) < 0) {
+	if (vm_set_debug(vcpu, &d) < 0) {
 		fprintf(stderr, "bhyve: gdb: vCPU %d: %s\n", id, vm_strerror());
 		return false;
 	}
-	v->cur_step = step;
-	v->cur_bp = bp;
+	v->cur = d;
 	return false;
 }
 
@@ -332,6 +337,7 @@ gdb_vcpu_debug(struct gdb_stub *g, struct vcpu *vcpu, const struct vm_exit *x)
 		g->stop_pending = true;
 		g->stop_id = vcpu_id(vcpu);
 		g->stop_step = x->u.debug.step;
+		g->stop_hw = x->u.debug.hw;
 	}
 	g->running = false;
 	g->step_id = -1;
@@ -440,8 +446,7 @@ stop_reply(struct gdb_stub *g)
 	struct rbuf b = {.n = 0};
 
 	rb_printf(&b, "T%02x", g->sig);
-	if (g->swbreak)
-		rb_puts(&b, "swbreak:;");
+	rb_puts(&b, g->why);
 	rb_printf(&b, "thread:%x;", g->cur_id + 1);
 	reply(g, &b);
 }
@@ -584,7 +589,31 @@ bp_remove_at(struct gdb_stub *g, int i)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Z0,addr,kind / z0,addr,kind; other kinds are not supported. */
+/* Z1: an execution breakpoint in the debug registers, by linear address. */
+static int
+hw_set(struct gdb_stub *g, uint64_t gva, bool insert)
+{
+	int i, rc = 0;
+
+	pthread_mutex_lock(&g->lock);
+	for (i = 0; i < g->nhw && g->hw[i] != gva; i++)
+		;
+	if (insert && i == g->nhw) {
+		if (g->nhw < VM_DEBUG_HW_MAX)
+			g->hw[g->nhw++] = gva;
+		else
+			rc = -1;
+	} else if (!insert) {
+		if (i < g->nhw)
+			g->hw[i] = g->hw[--g->nhw];
+		else
+			rc = -1;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+/* Z0/Z1,addr,kind and z0/z1; watchpoints are not supported. */
 static void
 cmd_breakpoint(struct gdb_stub *g, const char *p, bool insert)
 {
@@ -595,6 +624,10 @@ cmd_breakpoint(struct gdb_stub *g, const char *p, bool insert)
 	    parse_hex(&p, &addr) < 0 || *p++ != ',' ||
 	    parse_hex(&p, &kind) < 0 || (*p && *p != ';')) {
 		reply_str(g, "E01");
+		return;
+	}
+	if (type == 1) {
+		reply_str(g, hw_set(g, addr, insert) < 0 ? "E0e" : "OK");
 		return;
 	}
 	if (type != 0) {
@@ -647,7 +680,7 @@ cmd_query(struct gdb_stub *g, const char *p)
 	struct rbuf b = {.n = 0};
 
 	if (!strncmp(p, "Supported", 9)) {
-		reply_str(g, "PacketSize=" GDB_PKT_OFFER ";swbreak+");
+		reply_str(g, "PacketSize=" GDB_PKT_OFFER ";swbreak+;hwbreak+");
 	} else if (!strcmp(p, "Attached")) {
 		reply_str(g, "1"); /* detaching leaves the guest running */
 	} else if (!strcmp(p, "C")) {
@@ -718,6 +751,9 @@ release(struct gdb_stub *g)
 {
 	while (g->nbp > 0)
 		bp_remove_at(g, g->nbp - 1);
+	pthread_mutex_lock(&g->lock);
+	g->nhw = 0;
+	pthread_mutex_unlock(&g->lock);
 	resume(g, -1);
 	g->resumed = false;
 	g->attached = false;
@@ -798,7 +834,7 @@ interrupt(struct gdb_stub *g)
 	stop_all(g);
 	g->resumed = false;
 	g->sig = GDB_SIGINT;
-	g->swbreak = false;
+	g->why = "";
 	stop_reply(g);
 }
 
@@ -874,7 +910,7 @@ gdb_attach(struct gdb_stub *g)
 	g->rx = RX_IDLE;
 	g->lastlen = 0;
 	g->sig = GDB_SIGTRAP;
-	g->swbreak = false;
+	g->why = "";
 	g->cur_id = 0;
 	g->g_id = g->c_id = -1;
 }
@@ -889,13 +925,14 @@ gdb_detach(struct gdb_stub *g)
 void
 gdb_check_stop(struct gdb_stub *g)
 {
-	bool pending, step;
+	bool pending, step, hw;
 	int id;
 
 	pthread_mutex_lock(&g->lock);
 	pending = g->stop_pending;
 	id = g->stop_id;
 	step = g->stop_step;
+	hw = g->stop_hw;
 	g->stop_pending = false;
 	pthread_mutex_unlock(&g->lock);
 	if (!pending || !g->attached || !g->resumed)
@@ -905,7 +942,7 @@ gdb_check_stop(struct gdb_stub *g)
 	g->cur_id = id;
 	g->g_id = g->c_id = -1;
 	g->sig = GDB_SIGTRAP;
-	g->swbreak = !step;
+	g->why = step ? "" : hw ? "hwbreak:;" : "swbreak:;";
 	stop_reply(g);
 }
 
@@ -926,6 +963,7 @@ gdb_create(struct vmctx *ctx, int ncpus, bool threaded, bool wait)
 	g->step_id = -1;
 	g->g_id = g->c_id = -1;
 	g->sig = GDB_SIGTRAP;
+	g->why = "";
 	g->lfd = g->cfd = g->evfd = -1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->run_cv, NULL);

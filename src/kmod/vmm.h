@@ -139,7 +139,8 @@ struct vm_exit {
 			uint64_t value; /* what a WRMSR writes */
 		} msr;
 		struct {
-			bool step; /* a single step, not a breakpoint */
+			bool step; /* a single step */
+			bool hw;   /* a DR0-DR3 breakpoint; neither: INT3 */
 		} debug;
 		struct {
 			uint32_t reason;
@@ -280,15 +281,23 @@ int vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs);
 /* The whole register state of a vCPU (the twin of vm_apply_state). */
 int vm_get_state(struct vcpu *vcpu, struct vm_boot_state *bs);
 /*
- * The gdb stub: step makes the next vm_run stop after one instruction
- * (VM_EXIT_DEBUG, u.debug.step), sw_bp makes an INT3 in the guest end
- * vm_run with VM_EXIT_DEBUG instead of raising #BP. Called by the thread
- * that runs the vCPU, between two vm_run. -1 with vm_strerror() set when
- * the backend cannot debug.
+ * The gdb stub. step: the next vm_run stops after one instruction
+ * (VM_EXIT_DEBUG, u.debug.step). sw_bp: an INT3 in the guest ends vm_run
+ * with VM_EXIT_DEBUG instead of raising #BP. hw: execution breakpoints at
+ * these linear addresses in the debug registers (u.debug.hw). Called by
+ * the thread that runs the vCPU, between two vm_run. -1 with
+ * vm_strerror() set when the backend cannot debug.
  */
-int vm_set_debug(struct vcpu *vcpu, bool step, bool sw_bp);
+#define VM_DEBUG_HW_MAX 4
+struct vm_debug {
+	bool step;
+	bool sw_bp;
+	int nhw;
+	uint64_t hw[VM_DEBUG_HW_MAX];
+};
+int vm_set_debug(struct vcpu *vcpu, const struct vm_debug *d);
 /* Mock backend: what the last vm_set_debug asked for. */
-void vm_mock_get_debug(struct vcpu *vcpu, bool *step, bool *sw_bp);
+void vm_mock_get_debug(struct vcpu *vcpu, struct vm_debug *d);
 /*
  * Translate a guest linear address with the paging mode of bs (CR0.PG,
  * CR4.PAE, EFER.LMA, CR4.LA57 is refused): 0 and *gpa, or -1 when the

@@ -1086,13 +1086,17 @@ vm_get_state(struct vcpu *vcpu, struct vm_boot_state *bs)
 }
 
 int
-vm_set_debug(struct vcpu *vcpu, bool step, bool sw_bp)
+vm_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
 {
+	if (d->nhw < 0 || d->nhw > VM_DEBUG_HW_MAX) {
+		vm_set_error("at most %d hardware breakpoints", VM_DEBUG_HW_MAX);
+		return -1;
+	}
 	if (!vcpu->ctx->ops->set_debug) {
 		vm_set_error("this backend cannot debug vCPUs");
 		return -1;
 	}
-	return vcpu->ctx->ops->set_debug(vcpu, step, sw_bp);
+	return vcpu->ctx->ops->set_debug(vcpu, d);
 }
 
 #define PTE_P (1ULL << 0)

@@ -659,18 +659,27 @@ kvm_eat_kick(void)
  * 5.16) keeps a step from landing in an interrupt handler.
  */
 static int
-kvm_set_debug(struct vcpu *vcpu, bool step, bool sw_bp)
+kvm_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
 {
 	struct kvm_vcpu *kv = vcpu->backend;
 	struct kvm_guest_debug dbg;
+	bool step = d->step;
 
 	memset(&dbg, 0, sizeof(dbg));
-	if (step || sw_bp)
+	if (step || d->sw_bp || d->nhw)
 		dbg.control = KVM_GUESTDBG_ENABLE;
-	if (sw_bp)
+	if (d->sw_bp)
 		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
 	if (step)
 		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+	/* SDM vol. 3 §18.2.4: DR7 L0-L3 enable; R/W 00, LEN 00 = execute. */
+	if (d->nhw) {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		for (int i = 0; i < d->nhw; i++) {
+			dbg.arch.debugreg[i] = d->hw[i];
+			dbg.arch.debugreg[7] |= 1ULL << (2 * i);
+		}
+	}
 #ifdef KVM_GUESTDBG_BLOCKIRQ
 	struct kvm_vm *k = vcpu->ctx->backend;
 
@@ -748,10 +757,12 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 		x->code = VM_EXIT_INTR;
 		break;
 	case KVM_EXIT_DEBUG:
-		/* DR6.BS (bit 14): a single step; else an INT3 (#BP). */
+		/* #DB with DR6.BS (bit 14): a step; B0-B3: a DR breakpoint. */
 		x->code = VM_EXIT_DEBUG;
-		x->u.debug.step = run->debug.arch.exception == 1 &&
-				  (run->debug.arch.dr6 & (1u << 14));
+		if (run->debug.arch.exception == 1) {
+			x->u.debug.step = run->debug.arch.dr6 & (1u << 14);
+			x->u.debug.hw = run->debug.arch.dr6 & 0xf;
+		}
 		x->rip = run->debug.arch.pc;
 		break;
 	case KVM_EXIT_X86_RDMSR:

@@ -53,9 +53,7 @@ struct mock_vm {
 	int pulses[MOCK_LINES];
 	int msis;
 	uint64_t msi_addr, msi_msg;
-	struct {
-		bool step, sw_bp;
-	} debug[VM_MAXCPU];
+	struct vm_debug debug[VM_MAXCPU];
 };
 
 static int
@@ -157,22 +155,20 @@ mock_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
 }
 
 static int
-mock_set_debug(struct vcpu *vcpu, bool step, bool sw_bp)
+mock_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
 {
 	struct mock_vm *m = vcpu->ctx->backend;
 
-	m->debug[vcpu->id].step = step;
-	m->debug[vcpu->id].sw_bp = sw_bp;
+	m->debug[vcpu->id] = *d;
 	return 0;
 }
 
 void
-vm_mock_get_debug(struct vcpu *vcpu, bool *step, bool *sw_bp)
+vm_mock_get_debug(struct vcpu *vcpu, struct vm_debug *d)
 {
 	struct mock_vm *m = vcpu->ctx->backend;
 
-	*step = m->debug[vcpu->id].step;
-	*sw_bp = m->debug[vcpu->id].sw_bp;
+	*d = m->debug[vcpu->id];
 }
 
 const struct vmm_ops vmm_mock_ops = {

@@ -5,8 +5,8 @@
  *
  * Input: what a hostile client sends, byte for byte. A 0xfe byte is not
  * sent: it stands for "a vCPU stopped" (the next byte's low bit picks it,
- * bit 1 says single step), as a VM_EXIT_DEBUG would, so stop replies and
- * the resume paths are reached too.
+ * bit 1 says single step, bit 2 a debug-register breakpoint), as a
+ * VM_EXIT_DEBUG would, so stop replies and the resume paths are reached too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -89,6 +89,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct vm_exit x = {.code = VM_EXIT_DEBUG};
 
 			x.u.debug.step = data[i + 1] & 2;
+			x.u.debug.hw = data[i + 1] & 4;
 			gdb_vcpu_debug(g, vcpus[data[i + 1] & 1], &x);
 			gdb_check_stop(g);
 			i++;

@@ -32,7 +32,9 @@ SEEDS = {
                       b"m5000,4", b"m0,100000"),
     "breakpoint": session(b"Z0,5000,1", b"vCont?", b"vCont;c", b"\xfe\x00",
                           b"z0,5000,1", b"vCont;s:1;c", b"\xfe\x02",
-                          b"Hg2", b"g", b"T2", b"c", b"\x03", b"D"),
+                          b"Hg2", b"g", b"T2", b"c", b"\x03", b"Z1,5000,1",
+                          b"Z1,6000,1", b"c", b"\xfe\x04", b"z1,5000,1",
+                          b"D"),
     "step": session(b"Hc2", b"s", b"\xfe\x03", b"S05", b"\xfe\x02", b"k"),
     "noise": b"+-$#00\x03$m#zz$" + b"a" * 5000 + b"#00" + pkt(b"qAttached"),
 }

@@ -167,7 +167,7 @@ test_framing(void **state)
 	struct fx *f = *state;
 
 	assert_string_equal(body(cmd(f, "qSupported:multiprocess+;swbreak+")),
-			    "PacketSize=fc0;swbreak+");
+			    "PacketSize=fc0;swbreak+;hwbreak+");
 	/* A bad checksum is refused with '-' and nothing else. */
 	feed(f, "$qAttached#00");
 	assert_string_equal(f->out, "-");
@@ -198,7 +198,7 @@ test_malformed(void **state)
 
 	assert_string_equal(body(cmd(f, "vMustReplyEmpty")), "");
 	assert_string_equal(body(cmd(f, "X1000,4:abcd")), "");
-	assert_string_equal(body(cmd(f, "Z1,1000,1")), ""); /* hardware bp */
+	assert_string_equal(body(cmd(f, "Z2,1000,1")), ""); /* watchpoint */
 	assert_string_equal(body(cmd(f, "mzz,4")), "E01");
 	assert_string_equal(body(cmd(f, "m1000")), "E01");
 	assert_string_equal(body(cmd(f, "m11111111111111111,4")), "E01");
@@ -281,7 +281,7 @@ test_breakpoint(void **state)
 	struct fx *f = *state;
 	uint8_t *p = vm_map_gpa(f->ctx, CODE_GPA + 3, 1);
 	struct vm_exit x = {.code = VM_EXIT_DEBUG};
-	bool step, bp;
+	struct vm_debug d;
 	char z[64];
 
 	*p = 0x55;
@@ -292,9 +292,10 @@ test_breakpoint(void **state)
 	/* Continue: the vCPU runs with INT3 handed to us, no step. */
 	assert_string_equal(cmd(f, "c"), "+");
 	assert_false(gdb_vcpu_wait(f->g, f->vcpu));
-	vm_mock_get_debug(f->vcpu, &step, &bp);
-	assert_false(step);
-	assert_true(bp);
+	vm_mock_get_debug(f->vcpu, &d);
+	assert_false(d.step);
+	assert_true(d.sw_bp);
+	assert_int_equal(d.nhw, 0);
 	/* It hits the breakpoint: a stop reply that says swbreak. */
 	f->n = 0;
 	gdb_vcpu_debug(f->g, f->vcpu, &x);
@@ -314,15 +315,15 @@ test_step(void **state)
 	struct fx *f = *state;
 	struct vcpu *v1 = vm_vcpu_get(f->ctx, 1);
 	struct vm_exit x = {.code = VM_EXIT_DEBUG, .u.debug.step = true};
-	bool step, bp;
+	struct vm_debug d;
 
 	assert_string_equal(body(cmd(f, "vCont?")), "vCont;c;C;s;S");
 	/* Step thread 2 (vCPU 1): only it may run, one instruction. */
 	assert_string_equal(cmd(f, "vCont;s:2;c"), "+");
 	assert_false(gdb_vcpu_wait(f->g, v1));
-	vm_mock_get_debug(v1, &step, &bp);
-	assert_true(step);
-	assert_false(bp);
+	vm_mock_get_debug(v1, &d);
+	assert_true(d.step);
+	assert_false(d.sw_bp);
 	f->n = 0;
 	gdb_vcpu_debug(f->g, v1, &x);
 	gdb_check_stop(f->g);
@@ -336,9 +337,37 @@ test_step(void **state)
 	/* Detach: the vCPUs run again without debug flags. */
 	assert_string_equal(body(cmd(f, "D")), "OK");
 	assert_false(gdb_vcpu_wait(f->g, v1));
-	vm_mock_get_debug(v1, &step, &bp);
-	assert_false(step);
-	assert_false(bp);
+	vm_mock_get_debug(v1, &d);
+	assert_false(d.step);
+	assert_false(d.sw_bp);
+	assert_int_equal(d.nhw, 0);
+}
+
+static void
+test_hw_breakpoint(void **state)
+{
+	struct fx *f = *state;
+	struct vm_exit x = {.code = VM_EXIT_DEBUG, .u.debug.hw = true};
+	struct vm_debug d;
+
+	for (int i = 0; i < 4; i++) {
+		char z[64];
+
+		snprintf(z, sizeof(z), "Z1,%x,1", 0x1000 + i);
+		assert_string_equal(body(cmd(f, z)), "OK");
+	}
+	assert_string_equal(body(cmd(f, "Z1,2000,1")), "E0e"); /* DR0-DR3 */
+	assert_string_equal(body(cmd(f, "z1,1001,1")), "OK");
+	assert_string_equal(body(cmd(f, "z1,1001,1")), "E0e");
+	assert_string_equal(cmd(f, "c"), "+");
+	assert_false(gdb_vcpu_wait(f->g, f->vcpu));
+	vm_mock_get_debug(f->vcpu, &d);
+	assert_int_equal(d.nhw, 3);
+	assert_false(d.sw_bp);
+	f->n = 0;
+	gdb_vcpu_debug(f->g, f->vcpu, &x);
+	gdb_check_stop(f->g);
+	assert_string_equal(body(f->out), "T05hwbreak:;thread:1;");
 }
 
 static void
@@ -406,6 +435,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_memory, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_breakpoint, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_step, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hw_breakpoint, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gla2gpa_modes, setup,
 					    teardown),
