@@ -1137,7 +1137,7 @@ vm_gla2gpa(struct vmctx *ctx, const struct vm_boot_state *bs, uint64_t gla,
 {
 	uint64_t cr0 = bs->regs[VM_REG_GUEST_CR0];
 	uint64_t cr4 = bs->regs[VM_REG_GUEST_CR4];
-	uint64_t table = bs->regs[VM_REG_GUEST_CR3], pte;
+	uint64_t table = bs->regs[VM_REG_GUEST_CR3], pte, idx;
 	int levels, bits, size, shift;
 
 	if (!(cr0 & CR0_PG)) {
@@ -1167,8 +1167,8 @@ vm_gla2gpa(struct vmctx *ctx, const struct vm_boot_state *bs, uint64_t gla,
 	}
 	for (int l = levels; l > 0; l--) {
 		shift = 12 + (l - 1) * bits;
-		if (read_pte(ctx, table + ((gla >> shift) & ((1u << bits) - 1)) * size,
-			     size, &pte) < 0)
+		idx = (gla >> shift) & ((1u << bits) - 1);
+		if (read_pte(ctx, table + idx * size, size, &pte) < 0)
 			return -1;
 		if (l > 1 && (pte & PTE_PS)) {
 			if (l > 3 || (size == 4 && !(cr4 & CR4_PSE)))

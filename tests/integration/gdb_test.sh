@@ -6,12 +6,7 @@
 # fixtures/guests/debugexit (32-bit, no paging, loaded at 0x100000 by
 # rawload): it prints a line, then writes 0x10 to debug-exit's port, so
 # bhyve exits 33. Needs /dev/kvm (make check runs it nested under QEMU).
-#
-# The breakpoint is gdb's hbreak (Z1, a debug register), not break (Z0, an
-# INT3 in guest memory): nested under QEMU's TCG an INT3 in the inner guest
-# never reaches KVM's #BP intercept (TCG checks software interrupts against
-# the INTn intercept only), so the guest takes its own #BP and, with no
-# IDT, triple-faults. On real hardware both work; the unit tests cover Z0.
+
 
 BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio -l debug-exit"
 RUN_TIMEOUT=120
@@ -58,56 +53,116 @@ wait_listen()
 	done
 }
 
-atf_test_case break_step_detach
-break_step_detach_head()
+# start_bhyve VMNAME: bhyve with -G w127.0.0.1:$port in the background
+# ($pid), waiting for gdb.
+start_bhyve()
 {
-	atf_set descr "-G w127.0.0.1:PORT: the guest waits for gdb; gdb" \
-	    "reads rip and memory, stops at an hbreak, steps, detaches; exit 33"
-	atf_set timeout 300
-}
-break_step_detach_body()
-{
-	setup t-gdb
 	timeout "$RUN_TIMEOUT" "$BIN/bhyve" $BHYVE_ARGS -G "w127.0.0.1:$port" \
-	    t-gdb </dev/null >out 2>err &
+	    "$1" </dev/null >out 2>err &
 	pid=$!
 	wait_listen
 	# Nothing ran before the debugger came: no console output yet.
 	[ ! -s out ] || fail_with_output "the guest ran before gdb attached"
-	timeout 60 gdb -nx -batch \
-	    -ex 'set architecture i386:x86-64' \
-	    -ex "target remote 127.0.0.1:$port" \
-	    -ex 'info registers rip' \
-	    -ex 'x/4xb $pc' \
-	    -ex 'info threads' \
-	    -ex "hbreak *0x$addr" \
-	    -ex 'continue' \
-	    -ex 'info registers rip' \
-	    -ex 'stepi' \
-	    -ex 'info registers rip eax' \
-	    -ex 'detach' >gdb.out 2>&1
+}
+
+# run_gdb GDB-ARGS...: gdb in batch mode against the stub, then bhyve's
+# end; gdb's output in gdb.out (and the transcript), bhyve's status in $rc.
+run_gdb()
+{
+	timeout 60 gdb -nx -batch -ex 'set architecture i386:x86-64' \
+	    -ex "target remote 127.0.0.1:$port" "$@" >gdb.out 2>&1
 	grc=$?
 	wait "$pid"
 	rc=$?
 	echo "--- gdb ---" >&2
 	cat gdb.out >&2
 	[ "$grc" -eq 0 ] || fail_with_output "gdb exited $grc"
+}
+
+# expect_reg REG VALUE: gdb printed "REG  VALUE ...".
+expect_reg()
+{
+	grep -qE "^$1 +$2 " gdb.out ||
+	    fail_with_output "gdb did not show $1 = $2"
+}
+
+# Nested under QEMU's TCG (make check on a host without KVM) a guest's
+# INT3 never reaches KVM's #BP intercept (TCG checks INTn intercepts for
+# it) and DR7 breakpoints are not armed for the inner guest: breakpoints
+# work on KVM hosts only. Single steps work in both.
+tcg_breakpoints()
+{
+	grep -q "QEMU TCG" /proc/cpuinfo &&
+	    atf_expect_fail "nested under QEMU TCG: its SVM emulation does" \
+	    "not hand the inner guest's $1 to KVM"
+}
+
+atf_test_case step_detach
+step_detach_head()
+{
+	atf_set descr "-G w127.0.0.1:PORT: the guest waits for gdb; gdb" \
+	    "reads rip and memory, single-steps, detaches; exit 33"
+	atf_set timeout 300
+}
+step_detach_body()
+{
+	setup t-gdb
+	start_bhyve t-gdb
+	run_gdb -ex 'info registers rip' -ex 'x/4xb $pc' -ex 'info threads' \
+	    -ex 'stepi' -ex 'info registers rip esi' -ex 'detach'
 	# Where rawload left the guest, and its first bytes (.bin's).
-	grep -qE '^rip +0x100000 ' gdb.out ||
-	    fail_with_output "gdb did not see rip 0x100000 at attach"
+	expect_reg rip 0x100000
 	want=$(od -An -tx1 -N4 "$GUESTS/debugexit.bin" |
 	    awk '{ printf "0x%s\t0x%s\t0x%s\t0x%s", $1, $2, $3, $4 }')
 	grep -qF "$want" gdb.out ||
 	    fail_with_output "x/4xb \$pc did not show the guest's first bytes"
-	grep -qE "^rip +0x$addr " gdb.out ||
-	    fail_with_output "gdb did not stop at the breakpoint 0x$addr"
-	next=$(printf '%x' $((0x$addr + 5)))
-	grep -qE "^rip +0x$next " gdb.out ||
-	    fail_with_output "stepi did not end at 0x$next"
-	grep -qE '^eax +0x10 ' gdb.out ||
-	    fail_with_output "after the step eax is not 0x10"
+	grep -qF "Thread 1" gdb.out || fail_with_output "no thread 1 (vCPU 0)"
+	# The first instruction: mov $msg,%esi (5 bytes).
+	expect_reg rip 0x100005
+	msg=$(nm "$GUESTS/debugexit.elf" | awk '$3 == "msg" { print $1 }' |
+	    sed 's/^0*//')
+	expect_reg esi "0x$msg"
 	expect_exit 33 "debug-exit 0x10 after the debugger detached"
 	expect_console "debug-exit 0x10"
+}
+
+# break_body KIND: gdb's KIND (break or hbreak) at the mov $0x10,%eax after
+# the console line, continue, a step over it, detach; exit 33.
+break_case()
+{
+	setup "t-$1"
+	start_bhyve "t-$1"
+	run_gdb -ex "$1 *0x$addr" -ex 'continue' -ex 'info registers rip' \
+	    -ex 'stepi' -ex 'info registers rip eax' -ex 'detach'
+	expect_console "debug-exit 0x10"
+	expect_exit 33 "debug-exit 0x10 after the debugger detached"
+	expect_reg rip "0x$addr"
+	expect_reg rip "0x$(printf '%x' $((0x$addr + 5)))"
+	expect_reg eax 0x10
+}
+
+atf_test_case break
+break_head()
+{
+	atf_set descr "-G: a software breakpoint (INT3, Z0), a step, detach"
+	atf_set timeout 300
+}
+break_body()
+{
+	tcg_breakpoints "INT3"
+	break_case break
+}
+
+atf_test_case hbreak
+hbreak_head()
+{
+	atf_set descr "-G: a hardware breakpoint (DR0, Z1), a step, detach"
+	atf_set timeout 300
+}
+hbreak_body()
+{
+	tcg_breakpoints "debug-register breakpoints"
+	break_case hbreak
 }
 
 atf_test_case kill
@@ -138,6 +193,8 @@ kill_body()
 
 atf_init_test_cases()
 {
-	atf_add_test_case break_step_detach
+	atf_add_test_case step_detach
+	atf_add_test_case break
+	atf_add_test_case hbreak
 	atf_add_test_case kill
 }
