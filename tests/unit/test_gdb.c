@@ -13,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "gdb.h"
@@ -425,6 +431,80 @@ test_gla2gpa_modes(void **state)
 	assert_int_equal(vm_gla2gpa(f->ctx, &bs, 0x5abc, &gpa), -1);
 }
 
+static int
+connect_to(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Up to len bytes within 5 s: what arrived, 0 at end of stream. */
+static ssize_t
+recv_some(int fd, char *buf, size_t len)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	n = recv(fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* The socket side: one client served, a second one refused, D ends it. */
+static void
+test_socket(void **state)
+{
+	struct fx *f = *state;
+	char err[256], port[16], buf[256];
+	int a, b, p = 30000 + getpid() % 20000;
+	ssize_t n;
+	size_t got = 0;
+
+	snprintf(port, sizeof(port), "%d", p);
+	gdb_free(f->g);
+	f->g = gdb_create(f->ctx, 2, false, true);
+	assert_int_equal(gdb_listen(f->g, "127.0.0.1", port, err, sizeof(err)),
+			 0);
+	assert_int_equal(gdb_start(f->g), 0);
+	a = connect_to(p);
+	assert_int_equal(send(a, "$?#3f", 5, 0), 5);
+	while (got < 2 || !strchr(buf, '#') || strlen(strchr(buf, '#')) < 3) {
+		n = recv_some(a, buf + got, sizeof(buf) - got);
+		assert_true(n > 0);
+		got += n;
+	}
+	assert_string_equal(body(buf), "T05thread:1;");
+	b = connect_to(p);
+	assert_int_equal(recv_some(b, buf, sizeof(buf)), 0); /* refused */
+	close(b);
+	assert_int_equal(send(a, "$D#44", 5, 0), 5);
+	got = 0;
+	do {
+		n = recv_some(a, buf + got, sizeof(buf) - got);
+		got += n > 0 ? n : 0;
+	} while (n > 0);
+	assert_string_equal(body(buf), "OK");
+	close(a);
+	/* A new client is served after the first left. */
+	a = connect_to(p);
+	assert_int_equal(send(a, "$qAttached#8f", 13, 0), 13);
+	got = 0;
+	while (got < 6) {
+		n = recv_some(a, buf + got, sizeof(buf) - got);
+		assert_true(n > 0);
+		got += n;
+	}
+	assert_string_equal(body(buf), "1");
+	close(a);
+}
+
 int
 main(void)
 {
@@ -438,6 +518,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_hw_breakpoint, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gla2gpa_modes, setup,
 					    teardown),
 	};
