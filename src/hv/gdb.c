@@ -300,6 +300,7 @@ gdb_vcpu_wait(struct gdb_stub *g, struct vcpu *vcpu)
 	while (!g->quit && !g->running && g->step_id != id) {
 		if (!v->parked) {
 			/* The debugger reads registers from this copy. */
+			vm_vcpu_settle(vcpu);
 			if (vm_get_state(vcpu, &v->snap) < 0)
 				memset(&v->snap, 0, sizeof(v->snap));
 			v->parked = true;

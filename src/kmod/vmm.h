@@ -316,6 +316,13 @@ void vm_complete_read(struct vcpu *vcpu, struct vm_exit *exit);
  * Unanswered, the access faults.
  */
 void vm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value);
+/*
+ * From the vCPU's thread, between two vm_run: finish what the last exit
+ * left pending (an OUT to skip, an IN's data to load) without running the
+ * guest, so that its registers read as the guest will see them. A no-op
+ * where the backend cannot.
+ */
+void vm_vcpu_settle(struct vcpu *vcpu);
 /* Make a running vm_run return VM_EXIT_INTR soon (from another thread). */
 void vm_vcpu_kick(struct vcpu *vcpu);
 /* False when the vCPU is surely running; true when it may be halted. */

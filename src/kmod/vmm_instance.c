@@ -1376,6 +1376,13 @@ vm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value)
 }
 
 void
+vm_vcpu_settle(struct vcpu *vcpu)
+{
+	if (vcpu->ctx->ops->settle)
+		vcpu->ctx->ops->settle(vcpu);
+}
+
+void
 vm_vcpu_kick(struct vcpu *vcpu)
 {
 	if (vcpu->ctx->ops->kick)

@@ -694,6 +694,26 @@ kvm_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
 	return 0;
 }
 
+/*
+ * KVM's api.txt (KVM_RUN, immediate_exit): re-entering with immediate_exit
+ * set completes the pending I/O or MSR operation and returns EINTR before
+ * any guest instruction runs.
+ */
+static void
+kvm_settle(struct vcpu *vcpu)
+{
+	struct kvm_vm *k = vcpu->ctx->backend;
+	struct kvm_vcpu *kv = vcpu->backend;
+
+	if (!k->immediate_exit || !kv->thread_set)
+		return;
+	kv->run->immediate_exit = 1;
+	if (ioctl(kv->fd, KVM_RUN, 0) == 0)
+		vm_set_error("KVM_RUN ran with immediate_exit set");
+	kv->run->immediate_exit = 0;
+	kvm_drain_ring(vcpu->ctx, kv->run);
+}
+
 static int
 kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 {
@@ -975,6 +995,7 @@ const struct vmm_ops vmm_kvm_ops = {
 	.run = kvm_run,
 	.kick = kvm_kick,
 	.set_debug = kvm_set_debug,
+	.settle = kvm_settle,
 	.maybe_halted = kvm_maybe_halted,
 	.stats = kvm_stats,
 	.halted_noint = kvm_halted_noint,
