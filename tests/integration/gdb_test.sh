@@ -27,11 +27,12 @@ setup()
 	done
 	command -v gdb >/dev/null ||
 	    atf_fail "gdb is missing: apt-get install gdb (ci/deps.sh)"
-	[ -f "$GUESTS/debugexit.bin" ] ||
-	    atf_fail "guest debugexit is not built: run make guests"
+	guest=${2:-debugexit}
+	[ -f "$GUESTS/$guest.bin" ] ||
+	    atf_fail "guest $guest is not built: run make guests"
 	# shellcheck disable=SC2046 # NAME.args is a list of arguments
-	"$BIN/rawload" -m 32M $(cat "$GUESTS/debugexit.args") \
-	    "$GUESTS/debugexit.bin" "$1" 2>rawload.err ||
+	"$BIN/rawload" -m 32M $(cat "$GUESTS/$guest.args") \
+	    "$GUESTS/$guest.bin" "$1" 2>rawload.err ||
 	    atf_fail "rawload: $(cat rawload.err)"
 	# The instruction after the console line: mov $0x10,%eax (5 bytes).
 	addr=$(objdump -d "$GUESTS/debugexit.elf" |
@@ -191,10 +192,53 @@ kill_body()
 	[ ! -s out ] || fail_with_output "the guest ran"
 }
 
+atf_test_case interrupt
+interrupt_head()
+{
+	atf_set descr "-G PORT without w: a client attaches to a running" \
+	    "guest (fixtures/guests/spin, 2 vCPUs), continues it," \
+	    "interrupts it (Ctrl-C, 0x03) in its loop, kills it: exit 1"
+	atf_set timeout 300
+}
+interrupt_body()
+{
+	setup t-gdbint spin
+	timeout "$RUN_TIMEOUT" "$BIN/bhyve" $BHYVE_ARGS -c 2 -G "$port" \
+	    t-gdbint </dev/null >out 2>err &
+	pid=$!
+	i=0
+	while ! grep -q spinning out 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 300 ] || { kill "$pid"; fail_with_output \
+		    "the guest never said it spins"; }
+		sleep 0.1
+	done
+	loop=$(nm "$GUESTS/spin.elf" | awk '$3 == "spin" { print $1 }' |
+	    sed 's/^0*//')
+	# gdb -batch cannot wait for the stop its interrupt asks for: a
+	# client of our own sends the 0x03.
+	timeout 60 python3 "$(atf_get_srcdir)/gdb_client.py" "$port" \
+	    >client.out 2>&1
+	grc=$?
+	wait "$pid"
+	rc=$?
+	echo "--- client ---" >&2
+	cat client.out >&2
+	[ "$grc" -eq 0 ] || fail_with_output "the client exited $grc"
+	grep -qE '^stop: T05' client.out ||
+	    fail_with_output "no stop reply at attach"
+	grep -qE '^interrupt: T02thread:[12];' client.out ||
+	    fail_with_output "no SIGINT stop reply after 0x03"
+	[ "$(grep -c "^rip: 0x$loop\$" client.out)" -ge 1 ] ||
+	    fail_with_output "rip is not in the guest's loop (0x$loop)"
+	expect_exit 1 "killed from gdb"
+}
+
 atf_init_test_cases()
 {
 	atf_add_test_case step_detach
 	atf_add_test_case break
 	atf_add_test_case hbreak
 	atf_add_test_case kill
+	atf_add_test_case interrupt
 }
