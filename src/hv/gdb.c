@@ -747,9 +747,15 @@ bad:
 	reply_str(g, "E01");
 }
 
+/*
+ * The debugger leaves (D, k, or its connection ends, perhaps while the
+ * guest runs): every vCPU stops before the INT3 bytes go, then all run on
+ * without debug flags, whatever stop was still on its way.
+ */
 static void
 release(struct gdb_stub *g)
 {
+	stop_all(g);
 	while (g->nbp > 0)
 		bp_remove_at(g, g->nbp - 1);
 	pthread_mutex_lock(&g->lock);
@@ -936,8 +942,15 @@ gdb_check_stop(struct gdb_stub *g)
 	hw = g->stop_hw;
 	g->stop_pending = false;
 	pthread_mutex_unlock(&g->lock);
-	if (!pending || !g->attached || !g->resumed)
+	if (!pending)
 		return;
+	if (!g->attached) {
+		resume(g, -1); /* a stop that came after the debugger left */
+		g->resumed = false;
+		return;
+	}
+	if (!g->resumed)
+		return; /* stopped already (0x03): an INT3 hits again later */
 	stop_all(g);
 	g->resumed = false;
 	g->cur_id = id;

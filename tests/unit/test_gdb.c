@@ -343,6 +343,12 @@ test_step(void **state)
 	/* Detach: the vCPUs run again without debug flags. */
 	assert_string_equal(body(cmd(f, "D")), "OK");
 	assert_false(gdb_vcpu_wait(f->g, v1));
+	/* A stop on its way when the debugger left: the vCPUs run on. */
+	f->n = 0;
+	gdb_vcpu_debug(f->g, v1, &x);
+	gdb_check_stop(f->g);
+	assert_int_equal(f->n, 0);
+	assert_false(gdb_vcpu_wait(f->g, v1)); /* would block if stopped */
 	vm_mock_get_debug(v1, &d);
 	assert_false(d.step);
 	assert_false(d.sw_bp);
