@@ -20,10 +20,7 @@ opts="$root/src/hv/options.c"
 # Keys no literal reader names, each with why it may stand. Keep it short:
 # a key here is an option that does nothing.
 allow='
-gdb.port
 '
-# gdb.port: -G, the gdb stub, is its own piece of issue 13; until it lands
-# -G is parsed and not acted on. Remove the line with the stub.
 
 [ -f "$opts" ] || { echo "check-option-keys: no $opts" >&2; exit 2; }
 

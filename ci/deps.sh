@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make libc6-dev binutils libcmocka-dev libseccomp-dev kyua atf-sh qemu-system-x86 \
 busybox-static cpio acpica-tools python3 expect e2fsprogs xz-utils zstd gzip libext2fs-dev libblkid-dev fdisk dosfstools mtools xorriso lvm2 \
-e2fsck-static libmd-dev libslirp-dev netcat-openbsd kmod"
+e2fsck-static libmd-dev libslirp-dev netcat-openbsd kmod gdb"
 
 missing=""
 for p in $PKGS; do

@@ -14,6 +14,7 @@
 
 #include "acpi.h"
 #include "exitstats.h"
+#include "gdb.h"
 #include "inout.h"
 #include "machine.h"
 #include "mem.h"
@@ -41,6 +42,7 @@ struct run_state {
 	struct machine *m;
 	struct exit_stats *stats; /* NULL unless debug.exit_stats */
 	bool strictmsr;		  /* x86.strictmsr: unknown MSRs raise #GP */
+	struct gdb_stub *gdb;	  /* -G, or NULL */
 	struct vcpu_thread vt[VM_MAXCPU];
 	pthread_mutex_t halt_lock;
 	int halt_gen;
@@ -133,7 +135,13 @@ vcpu_loop(void *arg)
 
 	snprintf(msg, sizeof(msg), "vcpu %d", id); /* top -H, ps -L */
 	pthread_setname_np(pthread_self(), msg);
+	if (rs->gdb)
+		gdb_vcpu_start(rs->gdb, vt->vcpu);
 	while (!machine_suspended(ctx)) {
+		/* -G: parked here while the debugger has the guest. */
+		if (rs->gdb &&
+		    (gdb_vcpu_wait(rs->gdb, vt->vcpu) || machine_suspended(ctx)))
+			break;
 		if (vm_run(vt->vcpu, &x) < 0) {
 			vcpu_error(ctx, id, vm_strerror());
 			break;
@@ -177,6 +185,10 @@ vcpu_loop(void *arg)
 			 */
 			vm_complete_msr(vt->vcpu, rs->strictmsr, 0);
 			break;
+		case VM_EXIT_DEBUG:
+			if (rs->gdb)
+				gdb_vcpu_debug(rs->gdb, vt->vcpu, &x);
+			break;
 		case VM_EXIT_ERROR:
 			snprintf(msg, sizeof(msg),
 				 "the hypervisor failed to run the guest "
@@ -187,6 +199,8 @@ vcpu_loop(void *arg)
 			break;
 		}
 	}
+	if (rs->gdb)
+		gdb_vcpu_done(rs->gdb, vt->vcpu);
 	return NULL;
 }
 
@@ -275,6 +289,45 @@ apply_cpu_and_memory(struct run_state *rs, struct vmctx *ctx,
 	return 0;
 }
 
+static void
+gdb_kill(void *arg)
+{
+	machine_suspend(arg, VM_SUSPEND_POWEROFF);
+}
+
+/*
+ * -G [w][address:]port (gdb.port, gdb.address, gdb.wait): a gdb stub on
+ * its own thread; with gdb.wait the vCPUs wait for the debugger.
+ */
+static int
+gdb_setup(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
+	  int ncpus)
+{
+	const char *port = config_get(cfg, "gdb.port");
+	const char *addr = config_get_default(cfg, "gdb.address", "127.0.0.1");
+	bool wait = config_get_bool(cfg, "gdb.wait", false);
+	char err[256];
+
+	if (!port)
+		return 0;
+	rs->gdb = gdb_create(ctx, ncpus, true, wait);
+	if (!rs->gdb) {
+		fprintf(stderr, "bhyve: gdb: out of memory\n");
+		return -1;
+	}
+	gdb_set_kill(rs->gdb, gdb_kill, ctx);
+	if (gdb_listen(rs->gdb, addr, port, err, sizeof(err)) < 0) {
+		fprintf(stderr, "bhyve: %s\n", err);
+		return -1;
+	}
+	if (wait)
+		fprintf(stderr,
+			"bhyve: waiting for gdb on %s port %s (target remote "
+			"%s:%s)\n",
+			addr, port, addr, port);
+	return 0;
+}
+
 static int
 build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	      const struct bhyve_settings *s)
@@ -319,6 +372,8 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 			return -1;
 		}
 	}
+	if (gdb_setup(rs, ctx, cfg, s->cpus) < 0)
+		return -1;
 	return boot_vcpu0(ctx, rs->vt[0].vcpu);
 }
 
@@ -339,6 +394,10 @@ run_machine(struct run_state *rs, const struct bhyve_settings *s)
 	sigdelset(&all, SIGSEGV);
 	sigdelset(&all, SIGBUS);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (rs->gdb && gdb_start(rs->gdb) < 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return -1;
+	}
 	/*
 	 * 1 MiB stacks, not glibc's 8 MiB: a VMA under 2 MiB never gets a
 	 * transparent huge page, which on THP "always" hosts made each vCPU's
@@ -369,6 +428,9 @@ run_machine(struct run_state *rs, const struct bhyve_settings *s)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started == m->ncpus)
 		mevent_dispatch(m->mev);
+	/* Parked vCPUs and the stub's thread let go before the joins. */
+	if (rs->gdb)
+		gdb_stop(rs->gdb);
 	for (int i = 0; i < started; i++) {
 		vm_vcpu_kick(rs->vt[i].vcpu);
 		pthread_join(rs->vt[i].tid, NULL);
@@ -419,6 +481,7 @@ main(int argc, char **argv)
 			   s.name);
 	}
 	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs, &s) < 0) {
+		gdb_free(rs.gdb);
 		machine_free(rs.m);
 		exit_stats_free(rs.stats);
 		/* Leave no empty instance behind for a run that never began. */
@@ -432,6 +495,7 @@ main(int argc, char **argv)
 	if (rs.stats)
 		exit_stats_print(rs.stats, ctx, rs.m->ncpus, stderr);
 	exit_stats_free(rs.stats);
+	gdb_free(rs.gdb);
 	status = rs.m->status;
 	destroy = s.destroy_on_poweroff && rs.m->how == VM_SUSPEND_POWEROFF;
 	/* Devices stop (block I/O threads, com output) before memory goes. */

@@ -10,7 +10,7 @@
 #define MAX_KVM_STATS 128
 
 struct exit_stats {
-	uint64_t by_code[VM_EXIT_ERROR + 1];
+	uint64_t by_code[VM_EXIT_DEBUG + 1];
 	uint64_t port[65536];
 };
 
@@ -118,11 +118,12 @@ exit_stats_print(struct exit_stats *s, struct vmctx *ctx, int ncpus, FILE *f)
 		[VM_EXIT_HLT] = "HLT",		 [VM_EXIT_TRIPLEFAULT] = "shutdown",
 		[VM_EXIT_SYSTEM] = "system event", [VM_EXIT_INTR] = "kicks",
 		[VM_EXIT_MSR] = "unknown MSR",	 [VM_EXIT_ERROR] = "error",
+		[VM_EXIT_DEBUG] = "debugger",
 	};
 
 	print_kvm(ctx, ncpus, f);
 	fprintf(f, "exit stats: exits that reached bhyve:\n");
-	for (int c = 0; c <= VM_EXIT_ERROR; c++)
+	for (int c = 0; c <= VM_EXIT_DEBUG; c++)
 		if (s->by_code[c])
 			fprintf(f, "  %-28s %12llu\n", names[c],
 				(unsigned long long)s->by_code[c]);

@@ -22,7 +22,8 @@ bhyve_usage(FILE *f)
 	fprintf(f, "Usage: bhyve [-aCDeHhPSuWwxY]\n"
 		   "       [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
 		   "[,threads=n]]\n"
-		   "       [-f name,(string|file)=value] [-k config_file]\n"
+		   "       [-f name,(string|file)=value] [-G [w][address:]port]\n"
+		   "       [-k config_file]\n"
 		   "       [-l lpc] [-m mem] [-o var=value]\n"
 		   "       [-p vcpu:hostcpu] [-s pci] [-U uuid] vmname\n"
 		   "  -a: local APIC in xAPIC mode, x2APIC hidden\n"
@@ -32,6 +33,7 @@ bhyve_usage(FILE *f)
 		   "  -D: destroy on power-off\n"
 		   "  -e: exit on unhandled I/O access\n"
 		   "  -f: fw_cfg file for the guest (with -l fwcfg,qemu)\n"
+		   "  -G: gdb stub on address:port (127.0.0.1); w: wait for it\n"
 		   "  -H: vmexit from the guest on HLT (always, on KVM)\n"
 		   "  -h: help\n"
 		   "  -k: key=value flat config file\n"
@@ -184,6 +186,37 @@ set(struct config *cfg, const char *k, const char *v, char *err, size_t errlen)
 	return config_set(cfg, k, v, err, errlen);
 }
 
+/*
+ * bhyve(8) -G [w][address:]port: a leading 'w' is gdb.wait (the guest
+ * waits for the debugger), what comes before the last ':' gdb.address.
+ */
+static int
+parse_gdb(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+	char addr[256];
+	const char *colon;
+	int rc = 0;
+
+	if (arg[0] == 'w') {
+		rc = set(cfg, "gdb.wait", "true", err, errlen);
+		arg++;
+	}
+	colon = strrchr(arg, ':');
+	if (rc == 0 && colon) {
+		if ((size_t)(colon - arg) >= sizeof(addr)) {
+			snprintf(err, errlen, "-G: address too long");
+			return -1;
+		}
+		memcpy(addr, arg, colon - arg);
+		addr[colon - arg] = '\0';
+		rc = set(cfg, "gdb.address", addr, err, errlen);
+		arg = colon + 1;
+	}
+	if (rc == 0)
+		rc = set(cfg, "gdb.port", arg, err, errlen);
+	return rc;
+}
+
 /* -p vcpu:hostcpu -> vcpu.N.cpuset; each -p for a vCPU adds a CPU. */
 static int
 parse_pin(struct config *cfg, const char *s, char *err, size_t errlen)
@@ -310,7 +343,7 @@ one_option(int c, const char *arg, struct config *cfg, FILE *out, char *err,
 		rc = fwcfg_parse_file(cfg, arg, err, errlen);
 		break;
 	case 'G':
-		rc = set(cfg, "gdb.port", arg, err, errlen);
+		rc = parse_gdb(cfg, arg, err, errlen);
 		break;
 	case 'H':
 		rc = set(cfg, "x86.vmexit_on_hlt", "true", err, errlen);

@@ -101,6 +101,7 @@ enum vm_exitcode {
 	VM_EXIT_SYSTEM,	     /* a system event from the kernel */
 	VM_EXIT_INTR,	     /* interrupted by a signal (vm_vcpu_kick) */
 	VM_EXIT_MSR,	     /* an MSR the hypervisor does not know */
+	VM_EXIT_DEBUG,	     /* a breakpoint or single step (vm_set_debug) */
 	VM_EXIT_ERROR,	     /* internal error or failed entry */
 };
 
@@ -137,6 +138,10 @@ struct vm_exit {
 			bool write;
 			uint64_t value; /* what a WRMSR writes */
 		} msr;
+		struct {
+			bool step; /* a single step */
+			bool hw;   /* a DR0-DR3 breakpoint; neither: INT3 */
+		} debug;
 		struct {
 			uint32_t reason;
 			uint64_t detail;
@@ -273,6 +278,34 @@ void vm_reset_state(struct vm_boot_state *bs);
 /* Apply a boot state to a vCPU. */
 int vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs);
 
+/* The whole register state of a vCPU (the twin of vm_apply_state). */
+int vm_get_state(struct vcpu *vcpu, struct vm_boot_state *bs);
+/*
+ * The gdb stub. step: the next vm_run stops after one instruction
+ * (VM_EXIT_DEBUG, u.debug.step). sw_bp: an INT3 in the guest ends vm_run
+ * with VM_EXIT_DEBUG instead of raising #BP. hw: execution breakpoints at
+ * these linear addresses in the debug registers (u.debug.hw). Called by
+ * the thread that runs the vCPU, between two vm_run. -1 with
+ * vm_strerror() set when the backend cannot debug.
+ */
+#define VM_DEBUG_HW_MAX 4
+struct vm_debug {
+	bool step;
+	bool sw_bp;
+	int nhw;
+	uint64_t hw[VM_DEBUG_HW_MAX];
+};
+int vm_set_debug(struct vcpu *vcpu, const struct vm_debug *d);
+/* Mock backend: what the last vm_set_debug asked for. */
+void vm_mock_get_debug(struct vcpu *vcpu, struct vm_debug *d);
+/*
+ * Translate a guest linear address with the paging mode of bs (CR0.PG,
+ * CR4.PAE, EFER.LMA, CR4.LA57 is refused): 0 and *gpa, or -1 when the
+ * address is not mapped or a table is outside guest RAM.
+ */
+int vm_gla2gpa(struct vmctx *ctx, const struct vm_boot_state *bs,
+	       uint64_t gla, uint64_t *gpa);
+
 /* Run to the next exit; *exit is valid until the next vm_run. */
 int vm_run(struct vcpu *vcpu, struct vm_exit *exit);
 /* Complete a port or MMIO read: the data the guest sees. */
@@ -283,6 +316,13 @@ void vm_complete_read(struct vcpu *vcpu, struct vm_exit *exit);
  * Unanswered, the access faults.
  */
 void vm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value);
+/*
+ * From the vCPU's thread, between two vm_run: finish what the last exit
+ * left pending (an OUT to skip, an IN's data to load) without running the
+ * guest, so that its registers read as the guest will see them. A no-op
+ * where the backend cannot.
+ */
+void vm_vcpu_settle(struct vcpu *vcpu);
 /* Make a running vm_run return VM_EXIT_INTR soon (from another thread). */
 void vm_vcpu_kick(struct vcpu *vcpu);
 /* False when the vCPU is surely running; true when it may be halted. */

@@ -1079,6 +1079,113 @@ vm_apply_state(struct vcpu *vcpu, const struct vm_boot_state *bs)
 	return vcpu->ctx->ops->set_state(vcpu, bs);
 }
 
+int
+vm_get_state(struct vcpu *vcpu, struct vm_boot_state *bs)
+{
+	return vcpu->ctx->ops->get_state(vcpu, bs);
+}
+
+int
+vm_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
+{
+	if (d->nhw < 0 || d->nhw > VM_DEBUG_HW_MAX) {
+		vm_set_error("at most %d hardware breakpoints", VM_DEBUG_HW_MAX);
+		return -1;
+	}
+	if (!vcpu->ctx->ops->set_debug) {
+		vm_set_error("this backend cannot debug vCPUs");
+		return -1;
+	}
+	return vcpu->ctx->ops->set_debug(vcpu, d);
+}
+
+#define PTE_P (1ULL << 0)
+#define PTE_PS (1ULL << 7)
+#define PTE_ADDR 0x000ffffffffff000ULL
+#define CR0_PG (1ULL << 31)
+#define CR4_PSE (1ULL << 4)
+#define CR4_PAE (1ULL << 5)
+#define CR4_LA57 (1ULL << 12)
+#define EFER_LMA (1ULL << 10)
+
+/* One table entry, 4 or 8 bytes, read from guest RAM. */
+static int
+read_pte(struct vmctx *ctx, uint64_t gpa, int size, uint64_t *pte)
+{
+	const uint8_t *p = vm_map_gpa(ctx, gpa, size);
+	uint32_t v32;
+
+	if (!p)
+		return -1;
+	if (size == 4) {
+		memcpy(&v32, p, 4);
+		*pte = v32;
+	} else {
+		memcpy(pte, p, 8);
+	}
+	return (*pte & PTE_P) ? 0 : -1;
+}
+
+/*
+ * Intel SDM vol. 3 §4.3 (32-bit), §4.4 (PAE) and §4.5 (4-level paging):
+ * each level takes 9 (or 10) bits of the address; a PS bit at a level
+ * above the page table ends the walk with a large page.
+ */
+int
+vm_gla2gpa(struct vmctx *ctx, const struct vm_boot_state *bs, uint64_t gla,
+	   uint64_t *gpa)
+{
+	uint64_t cr0 = bs->regs[VM_REG_GUEST_CR0];
+	uint64_t cr4 = bs->regs[VM_REG_GUEST_CR4];
+	uint64_t table = bs->regs[VM_REG_GUEST_CR3], pte, idx;
+	int levels, bits, size, shift;
+
+	if (!(cr0 & CR0_PG)) {
+		*gpa = gla;
+		return 0;
+	}
+	if (bs->regs[VM_REG_GUEST_EFER] & EFER_LMA) {
+		if (cr4 & CR4_LA57)
+			return -1;
+		/* Canonical: bits 63:47 all equal. */
+		if ((uint64_t)((int64_t)(gla << 16) >> 16) != gla)
+			return -1;
+		levels = 4, bits = 9, size = 8;
+		table &= PTE_ADDR;
+	} else if (cr4 & CR4_PAE) {
+		gla &= 0xffffffffULL;
+		/* The PDPT: four entries at CR3 bits 31:5. */
+		table = (table & 0xffffffe0ULL) + ((gla >> 30) & 3) * 8;
+		if (read_pte(ctx, table, 8, &pte) < 0)
+			return -1;
+		table = pte & PTE_ADDR;
+		levels = 2, bits = 9, size = 8;
+	} else {
+		gla &= 0xffffffffULL;
+		levels = 2, bits = 10, size = 4;
+		table &= 0xfffff000ULL;
+	}
+	for (int l = levels; l > 0; l--) {
+		shift = 12 + (l - 1) * bits;
+		idx = (gla >> shift) & ((1u << bits) - 1);
+		if (read_pte(ctx, table + idx * size, size, &pte) < 0)
+			return -1;
+		if (l > 1 && (pte & PTE_PS)) {
+			if (l > 3 || (size == 4 && !(cr4 & CR4_PSE)))
+				return -1;
+			if (size == 4) /* a 4 MiB page: bits 39:32 in 20:13 */
+				pte = (pte & 0xffc00000ULL) |
+				      ((pte & 0x1fe000ULL) << 19);
+			*gpa = (pte & PTE_ADDR & ~((1ULL << shift) - 1)) |
+			       (gla & ((1ULL << shift) - 1));
+			return 0;
+		}
+		table = pte & (size == 4 ? 0xfffff000ULL : PTE_ADDR);
+	}
+	*gpa = table | (gla & 0xfff);
+	return 0;
+}
+
 void
 vm_reset_state(struct vm_boot_state *bs)
 {
@@ -1266,6 +1373,13 @@ vm_complete_msr(struct vcpu *vcpu, bool fault, uint64_t value)
 {
 	if (vcpu->ctx->ops->complete_msr)
 		vcpu->ctx->ops->complete_msr(vcpu, fault, value);
+}
+
+void
+vm_vcpu_settle(struct vcpu *vcpu)
+{
+	if (vcpu->ctx->ops->settle)
+		vcpu->ctx->ops->settle(vcpu);
 }
 
 void

@@ -22,6 +22,8 @@ struct vmm_ops {
 	bool (*unknown_msrs_fault)(struct vmctx *ctx);
 	void (*complete_msr)(struct vcpu *vcpu, bool fault, uint64_t value);
 	void (*kick)(struct vcpu *vcpu);
+	void (*settle)(struct vcpu *vcpu);
+	int (*set_debug)(struct vcpu *vcpu, const struct vm_debug *d);
 	bool (*halted_noint)(struct vcpu *vcpu);
 	bool (*maybe_halted)(struct vcpu *vcpu);
 	int (*stats)(struct vcpu *vcpu, vm_stat_fn fn, void *arg);

@@ -28,6 +28,7 @@ struct kvm_vm {
 	int run_size;
 	int ring_pages; /* page offset of the coalesced ring, 0 if none */
 	bool immediate_exit; /* KVM_CAP_IMMEDIATE_EXIT */
+	int debug_caps;	     /* KVM_CAP_SET_GUEST_DEBUG2: flags it takes */
 	long page_size;
 	struct kvm_cpuid2 *cpuid;
 	pthread_mutex_t ring_lock;
@@ -153,6 +154,10 @@ kvm_vm_init(struct vmctx *ctx)
 	k->page_size = sysconf(_SC_PAGESIZE);
 	k->immediate_exit = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
 				  KVM_CAP_IMMEDIATE_EXIT) > 0;
+#ifdef KVM_CAP_SET_GUEST_DEBUG2
+	k->debug_caps = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+			      KVM_CAP_SET_GUEST_DEBUG2);
+#endif
 	ret = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO);
 	if (ret > 0)
 		k->ring_pages = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
@@ -649,6 +654,66 @@ kvm_eat_kick(void)
 		;
 }
 
+/*
+ * KVM_SET_GUEST_DEBUG: INT3 and single steps exit to us. BLOCKIRQ (Linux
+ * 5.16) keeps a step from landing in an interrupt handler.
+ */
+static int
+kvm_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+	struct kvm_guest_debug dbg;
+	bool step = d->step;
+
+	memset(&dbg, 0, sizeof(dbg));
+	if (step || d->sw_bp || d->nhw)
+		dbg.control = KVM_GUESTDBG_ENABLE;
+	if (d->sw_bp)
+		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
+	if (step)
+		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+	/* SDM vol. 3 §18.2.4: DR7 L0-L3 enable; R/W 00, LEN 00 = execute. */
+	if (d->nhw) {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		for (int i = 0; i < d->nhw; i++) {
+			dbg.arch.debugreg[i] = d->hw[i];
+			dbg.arch.debugreg[7] |= 1ULL << (2 * i);
+		}
+	}
+#ifdef KVM_GUESTDBG_BLOCKIRQ
+	struct kvm_vm *k = vcpu->ctx->backend;
+
+	if (step && k->debug_caps > 0 &&
+	    (k->debug_caps & KVM_GUESTDBG_BLOCKIRQ))
+		dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
+#endif
+	if (ioctl(kv->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+		vm_set_error("KVM_SET_GUEST_DEBUG: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * KVM's api.txt (KVM_RUN, immediate_exit): re-entering with immediate_exit
+ * set completes the pending I/O or MSR operation and returns EINTR before
+ * any guest instruction runs.
+ */
+static void
+kvm_settle(struct vcpu *vcpu)
+{
+	struct kvm_vm *k = vcpu->ctx->backend;
+	struct kvm_vcpu *kv = vcpu->backend;
+
+	if (!k->immediate_exit || !kv->thread_set)
+		return;
+	kv->run->immediate_exit = 1;
+	if (ioctl(kv->fd, KVM_RUN, 0) == 0)
+		vm_set_error("KVM_RUN ran with immediate_exit set");
+	kv->run->immediate_exit = 0;
+	kvm_drain_ring(vcpu->ctx, kv->run);
+}
+
 static int
 kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 {
@@ -710,6 +775,15 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 		break;
 	case KVM_EXIT_INTR:
 		x->code = VM_EXIT_INTR;
+		break;
+	case KVM_EXIT_DEBUG:
+		/* #DB with DR6.BS (bit 14): a step; B0-B3: a DR breakpoint. */
+		x->code = VM_EXIT_DEBUG;
+		if (run->debug.arch.exception == 1) {
+			x->u.debug.step = run->debug.arch.dr6 & (1u << 14);
+			x->u.debug.hw = run->debug.arch.dr6 & 0xf;
+		}
+		x->rip = run->debug.arch.pc;
 		break;
 	case KVM_EXIT_X86_RDMSR:
 	case KVM_EXIT_X86_WRMSR:
@@ -920,6 +994,8 @@ const struct vmm_ops vmm_kvm_ops = {
 	.complete_msr = kvm_complete_msr,
 	.run = kvm_run,
 	.kick = kvm_kick,
+	.set_debug = kvm_set_debug,
+	.settle = kvm_settle,
 	.maybe_halted = kvm_maybe_halted,
 	.stats = kvm_stats,
 	.halted_noint = kvm_halted_noint,

@@ -53,6 +53,7 @@ struct mock_vm {
 	int pulses[MOCK_LINES];
 	int msis;
 	uint64_t msi_addr, msi_msg;
+	struct vm_debug debug[VM_MAXCPU];
 };
 
 static int
@@ -153,7 +154,25 @@ mock_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
 	return 0;
 }
 
+static int
+mock_set_debug(struct vcpu *vcpu, const struct vm_debug *d)
+{
+	struct mock_vm *m = vcpu->ctx->backend;
+
+	m->debug[vcpu->id] = *d;
+	return 0;
+}
+
+void
+vm_mock_get_debug(struct vcpu *vcpu, struct vm_debug *d)
+{
+	struct mock_vm *m = vcpu->ctx->backend;
+
+	*d = m->debug[vcpu->id];
+}
+
 const struct vmm_ops vmm_mock_ops = {
+	.set_debug = mock_set_debug,
 	.vm_init = mock_init,
 	.vm_fini = mock_fini,
 	.get_state = state_get,

@@ -441,6 +441,30 @@ parse(struct config **out, ...)
 	return r;
 }
 
+/* bhyve(8) -G [w][address:]port into gdb.wait, gdb.address, gdb.port. */
+static void
+test_gdb_option(void **state)
+{
+	struct config *c;
+
+	(void)state;
+	assert_int_equal(parse(&c, "-G", "1234", "vm", NULL), OPT_RUN);
+	assert_string_equal(config_get(c, "gdb.port"), "1234");
+	assert_null(config_get(c, "gdb.address"));
+	assert_false(config_get_bool(c, "gdb.wait", false));
+	config_free(c);
+	assert_int_equal(parse(&c, "-G", "w0.0.0.0:99", "vm", NULL), OPT_RUN);
+	assert_string_equal(config_get(c, "gdb.port"), "99");
+	assert_string_equal(config_get(c, "gdb.address"), "0.0.0.0");
+	assert_true(config_get_bool(c, "gdb.wait", false));
+	config_free(c);
+	/* An IPv6 address: the port follows the last ':'. */
+	assert_int_equal(parse(&c, "-G", "::1:5000", "vm", NULL), OPT_RUN);
+	assert_string_equal(config_get(c, "gdb.address"), "::1");
+	assert_string_equal(config_get(c, "gdb.port"), "5000");
+	config_free(c);
+}
+
 static void
 test_handbook_command_line(void **state)
 {
@@ -640,6 +664,7 @@ main(void)
 	    cmocka_unit_test(test_load_file_errors),
 	    cmocka_unit_test(test_memsize),
 	    cmocka_unit_test(test_handbook_command_line),
+	    cmocka_unit_test(test_gdb_option),
 	    cmocka_unit_test(test_topology),
 	    cmocka_unit_test(test_cpuset),
 	    cmocka_unit_test(test_bad_command_lines),
