@@ -133,6 +133,7 @@ break_case()
 {
 	setup "t-$1"
 	start_bhyve "t-$1"
+	tcg_breakpoints "$2"
 	run_gdb -ex "$1 *0x$addr" -ex 'continue' -ex 'info registers rip' \
 	    -ex 'stepi' -ex 'info registers rip eax' -ex 'detach'
 	expect_console "debug-exit 0x10"
@@ -150,8 +151,7 @@ break_head()
 }
 break_body()
 {
-	tcg_breakpoints "INT3"
-	break_case break
+	break_case break "INT3"
 }
 
 atf_test_case hbreak
@@ -162,8 +162,7 @@ hbreak_head()
 }
 hbreak_body()
 {
-	tcg_breakpoints "debug-register breakpoints"
-	break_case hbreak
+	break_case hbreak "debug-register breakpoints"
 }
 
 atf_test_case kill
