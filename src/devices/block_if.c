@@ -688,9 +688,7 @@ blockif_thr(void *arg)
 		bounce = NULL; /* unaligned requests then fail with ENOMEM */
 	/* From here on: I/O on the image, the queue and interrupts only. */
 	if (sandbox_io_thread(bc->bc_path, bc->bc_fd, err, sizeof(err)) < 0)
-		fprintf(stderr, "bhyve: warning: %s; the disk thread runs "
-				"without a sandbox\n",
-			err);
+		sandbox_fail(err);
 	pthread_mutex_lock(&bc->bc_mtx);
 	while (!bc->bc_closing) {
 		br = bc->bc_head;

@@ -38,6 +38,7 @@
 #include "mevent.h"
 #include "net_backend.h"
 #include "net_slirp.h"
+#include "sandbox.h"
 
 /* Frames waiting for the guest; beyond this they are dropped (TCP resends). */
 #define SLIRP_QUEUE_MAX 512
@@ -693,6 +694,12 @@ slirp_be_init(struct net_backend *be, struct vmctx *ctx, const char *name,
 	}
 	if (hostfwd && slirp_add_rules(p, hostfwd, err, errlen) < 0)
 		goto fail;
+	/*
+	 * The guest's connections are libslirp's sockets, made when it
+	 * makes them; its DNS forwarder rereads /etc/resolv.conf.
+	 */
+	sandbox_allow_sockets();
+	sandbox_allow_reading_files();
 	pthread_mutex_lock(&p->lock);
 	slirp_round(p); /* the hostfwd listeners into epfd */
 	pthread_mutex_unlock(&p->lock);

@@ -27,6 +27,7 @@
 
 #include "mevent.h"
 #include "net_backend.h"
+#include "sandbox.h"
 
 /* The kernel's own header (no num_buffers), the default on a fresh fd. */
 #define TAP_VNET_HDR_LEN 10
@@ -216,6 +217,9 @@ tap_init(struct net_backend *be, struct vmctx *ctx, const char *name,
 		goto fail;
 	if (p->vnet && ioctl(p->fd, TUNSETVNETHDRSZ, &hdr) < 0)
 		p->vnet = false;
+	/* The guest's feature choice sets offloads at run time. */
+	sandbox_allow_ioctl(p->fd, TUNSETVNETHDRSZ);
+	sandbox_allow_ioctl(p->fd, TUNSETOFFLOAD);
 	p->fd_hdr_len = p->vnet ? TAP_VNET_HDR_LEN : 0;
 	p->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->kickfd < 0) {

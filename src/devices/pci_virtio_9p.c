@@ -232,10 +232,7 @@ vt9p_thr(void *arg)
 	pthread_setname_np(pthread_self(), "9p");
 	vt9p_landlock(sc);
 	if (sandbox_thread("virtio-9p", vt9p_rules, NULL, err, sizeof(err)) < 0)
-		fprintf(stderr,
-			"bhyve: warning: %s; the 9p thread runs without a "
-			"sandbox\n",
-			err);
+		sandbox_fail(err);
 	pthread_mutex_lock(&sc->mtx);
 	while (!sc->closing) {
 		struct vi_req r;

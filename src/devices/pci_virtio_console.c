@@ -43,6 +43,7 @@
 #include "mevent.h"
 #include "pci_emul.h"
 #include "virtio.h"
+#include "sandbox.h"
 
 #define VTCON_RINGSZ 64
 #define VTCON_MAXPORTS 16 /* max_nr_ports, the console's port 0 included */
@@ -104,6 +105,7 @@ struct vtcon_port {
 	enum vtcon_kind kind;
 	char name[VTCON_NAMEMAX];
 	char *path; /* the socket's path, which we made and remove */
+	int dirfd;  /* its directory: removed there (the sandbox: no paths) */
 	int lfd;    /* the listening socket */
 	int rfd;    /* input: stdin or the client; -1 when none */
 	int wfd;    /* output: stdout or a dup of the client (epoll keys fds) */
@@ -756,6 +758,29 @@ out:
 	pthread_mutex_unlock(&sc->mtx);
 }
 
+/* The directory path is in, as an O_PATH descriptor for unlinkat. */
+static int
+vtcon_dir_open(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	if (!slash)
+		return open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash == path ? 1 : (int)(slash - path), path);
+	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The last part of path: the name in vtcon_dir_open's directory. */
+static const char *
+vtcon_base(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 /*
  * Listen on path, which must not exist or be a socket nobody listens on
  * (what a bhyve that died leaves behind). -1 with a message in err.
@@ -811,6 +836,13 @@ vtcon_sock_open(struct vtcon_port *p, const char *path, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	p->dirfd = vtcon_dir_open(path);
+	if (p->dirfd < 0) {
+		snprintf(err, errlen, "cannot open the directory of %s: %s",
+			 path, strerror(errno));
+		return -1;
+	}
+	sandbox_allow_unlinkat(p->dirfd);
 	if (p->sc->mev)
 		p->lev = mevent_add(p->sc->mev, fd, EVF_READ, vtcon_accept, p);
 	return 0;
@@ -1219,8 +1251,10 @@ vtcon_port_free(struct vtcon_port *p)
 			mevent_delete(p->lev);
 		if (p->lfd >= 0)
 			close(p->lfd);
-		if (p->path)
-			unlink(p->path);
+		if (p->path && p->dirfd >= 0)
+			unlinkat(p->dirfd, vtcon_base(p->path), 0);
+		if (p->dirfd >= 0)
+			close(p->dirfd);
 	} else if (p->kind == VTCON_STDIO) {
 		/* The last output, if the terminal takes it now. */
 		vtcon_out_flush(p);
@@ -1295,6 +1329,7 @@ pci_vtcon_init(struct pci_devinst *pi, struct config *node)
 		sc->ports[i] = (struct vtcon_port){.sc = sc,
 						   .id = i,
 						   .lfd = -1,
+						   .dirfd = -1,
 						   .rfd = -1,
 						   .wfd = -1,
 						   .rx_paused = true};

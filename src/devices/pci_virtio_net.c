@@ -33,6 +33,7 @@
 #include "pci_emul.h"
 #include "pci_virtio_net.h"
 #include "virtio.h"
+#include "sandbox.h"
 
 #define VTNET_RINGSZ 1024
 #define VTNET_CTRL_RINGSZ 64
@@ -585,8 +586,11 @@ vtnet_tx_thread(void *arg)
 {
 	struct vtnet_softc *sc = arg;
 	struct vqueue_info *vq = &sc->queues[VTNET_TXQ];
+	char err[256];
 	uint64_t n;
 
+	if (sandbox_helper("vtnet-tx", err, sizeof(err)) < 0)
+		sandbox_fail(err);
 	for (;;) {
 		if (read(sc->tx_efd, &n, sizeof(n)) < 0 && errno != EINTR &&
 		    errno != EAGAIN)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acpi.h"
@@ -22,6 +23,7 @@
 #include "mptbl.h"
 #include "options.h"
 #include "smbiostbl.h"
+#include "sandbox.h"
 
 #define HALT_CHECK_MS 100
 #define DRAIN_MS 20
@@ -135,6 +137,9 @@ vcpu_loop(void *arg)
 
 	snprintf(msg, sizeof(msg), "vcpu %d", id); /* top -H, ps -L */
 	pthread_setname_np(pthread_self(), msg);
+	/* Before the first KVM_RUN: the guest never runs unfiltered. */
+	if (sandbox_vcpu(msg, sizeof(msg)) < 0)
+		sandbox_fail(msg);
 	if (rs->gdb)
 		gdb_vcpu_start(rs->gdb, vt->vcpu);
 	while (!machine_suspended(ctx)) {
@@ -328,6 +333,20 @@ gdb_setup(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	return 0;
 }
 
+/* The VM's descriptors, for the run-time filters (sandbox.h). */
+static void
+sandbox_allow_vm(struct vmctx *ctx)
+{
+	int fds[VM_MAXCPU + 8];
+	int n = vm_sandbox_fds(ctx, fds, VM_MAXCPU + 8);
+
+	for (int i = 0; i < n; i++)
+		sandbox_allow_kvm_fd(fds[i]);
+	n = vm_sandbox_dirfds(ctx, fds, VM_MAXCPU + 8);
+	for (int i = 0; i < n; i++)
+		sandbox_allow_unlinkat(fds[i]);
+}
+
 static int
 build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	      const struct bhyve_settings *s)
@@ -374,6 +393,7 @@ build_machine(struct run_state *rs, struct vmctx *ctx, struct config *cfg,
 	}
 	if (gdb_setup(rs, ctx, cfg, s->cpus) < 0)
 		return -1;
+	sandbox_allow_vm(ctx);
 	return boot_vcpu0(ctx, rs->vt[0].vcpu);
 }
 
@@ -426,8 +446,14 @@ run_machine(struct run_state *rs, const struct bhyve_settings *s)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (started == m->ncpus)
+	if (started == m->ncpus) {
+		char err[256];
+
+		/* Every thread is started: this one's filter comes last. */
+		if (sandbox_loop(err, sizeof(err)) < 0)
+			sandbox_fail(err);
 		mevent_dispatch(m->mev);
+	}
 	/* Parked vCPUs and the stub's thread let go before the joins. */
 	if (rs->gdb)
 		gdb_stop(rs->gdb);
@@ -468,6 +494,10 @@ main(int argc, char **argv)
 	if (bhyve_settings(cfg, &s, err, sizeof(err)) < 0)
 		return die(4, "%s", err);
 	bhyve_warn_inert(cfg, stderr);
+	sandbox_set_enabled(config_get_bool(cfg, "sandbox", true));
+	tzset(); /* the RTC's localtime_r never reads the zone file later */
+	if (sandbox_check(err, sizeof(err)) < 0)
+		return die(4, "%s", err);
 	created = !vm_instance_exists(s.name);
 	ctx = vm_create(s.name, VMM_BACKEND_KVM);
 	if (!ctx)
@@ -500,9 +530,10 @@ main(int argc, char **argv)
 	destroy = s.destroy_on_poweroff && rs.m->how == VM_SUSPEND_POWEROFF;
 	/* Devices stop (block I/O threads, com output) before memory goes. */
 	machine_free(rs.m);
+	/* Through the descriptors it holds: the event loop's filter. */
+	if (destroy && vm_remove(ctx) < 0)
+		fprintf(stderr, "bhyve: %s\n", vm_strerror());
 	vm_close(ctx);
-	if (destroy)
-		vm_destroy_instance(s.name);
 	config_free(cfg);
 	return status;
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "gdb.h"
+#include "sandbox.h"
 
 /* The largest packet taken or sent (data only); what qSupported offers. */
 #define GDB_PKT_MAX 4096
@@ -1104,11 +1105,14 @@ gdb_thread(void *arg)
 	struct gdb_stub *g = arg;
 	uint8_t buf[GDB_PKT_MAX];
 	struct pollfd p[3];
+	char err[256];
 	uint64_t cnt;
 	ssize_t n;
 	bool quit;
 
 	pthread_setname_np(pthread_self(), "gdb");
+	if (sandbox_helper("gdb", err, sizeof(err)) < 0)
+		sandbox_fail(err);
 	for (;;) {
 		p[0] = (struct pollfd){.fd = g->evfd, .events = POLLIN};
 		p[1] = (struct pollfd){.fd = g->lfd, .events = POLLIN};

@@ -459,7 +459,7 @@ static const char *const top_keys[] = {
     "cpus",	   "debug",	  "destroy_on_poweroff",
     "fwcfg",	   "gdb",	  "keyboard",
     "lpc",	   "memory",	  "name",
-    "pci",	   "pvpanic",	  "rtc",
+    "pci",	   "pvpanic",	  "rtc",	 "sandbox",
     "sockets",	   "threads",	  "uuid",
     "vcpu",	   "virtio_msix", "x86",
 };
@@ -485,6 +485,7 @@ static const char *const bool_keys[] = {
     "memory.wired",
     "pvpanic",
     "rtc.use_localtime",
+    "sandbox",
     "virtio_msix",
     "x86.mptable",
     "x86.strictio",

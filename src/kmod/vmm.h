@@ -170,6 +170,23 @@ int vm_reset_instance(struct vmctx *ctx);
  * interrupts (line and MSI), for its seccomp filter: the count in out.
  */
 int vm_sandbox_ioctls(unsigned long *out, int max);
+/*
+ * The descriptors of a running VM (the VM's and each open vCPU's) on
+ * which the vCPU and event-loop threads' filters allow every ioctl: the
+ * count in out; 0 for backends without any.
+ */
+int vm_sandbox_fds(struct vmctx *ctx, int *out, int max);
+/*
+ * The directory descriptors vm_remove() unlinks in (the instance
+ * directory and the one holding it), for the event loop's filter.
+ */
+int vm_sandbox_dirfds(struct vmctx *ctx, int *out, int max);
+/*
+ * Remove a running VM's instance (bhyve's destroy on power-off) through
+ * the descriptors it already holds: no path is opened, so the sandboxed
+ * event loop can do it. 0, or -1 with vm_strerror().
+ */
+int vm_remove(struct vmctx *ctx);
 bool vm_name_valid(const char *name);
 struct vmctx *vm_create(const char *name, enum vmm_backend backend);
 struct vmctx *vm_open(const char *name, enum vmm_backend backend);

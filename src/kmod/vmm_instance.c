@@ -335,7 +335,7 @@ ctx_alloc(const char *name, enum vmm_backend backend)
 	snprintf(ctx->name, sizeof(ctx->name), "%s", name);
 	ctx->kind = backend;
 	ctx->ops = backend_ops(backend);
-	ctx->dirfd = ctx->lockfd = ctx->memfd = -1;
+	ctx->dirfd = ctx->basefd = ctx->lockfd = ctx->memfd = -1;
 	ctx->ncpus = 1;
 	pthread_mutex_init(&ctx->lock, NULL);
 	return ctx;
@@ -370,17 +370,21 @@ ctx_attach(const char *name, enum vmm_backend backend, bool create)
 		return NULL;
 	}
 	fd = open_instance(basefd, name, create);
-	close(basefd);
-	if (fd < 0)
+	if (fd < 0) {
+		close(basefd);
 		return NULL;
+	}
 	ctx = ctx_alloc(name, backend);
 	if (!ctx) {
 		close(fd);
+		close(basefd);
 		return NULL;
 	}
 	ctx->dirfd = fd;
+	ctx->basefd = basefd; /* vm_remove, without opening a path */
 	if (ctx->ops->vm_init && ctx->ops->vm_init(ctx) < 0) {
 		close(ctx->dirfd);
+		close(ctx->basefd);
 		free(ctx);
 		return NULL;
 	}
@@ -596,6 +600,34 @@ vm_destroy_instance(const char *name)
 		close(fd);
 	close(basefd);
 	return rc;
+}
+
+int
+vm_remove(struct vmctx *ctx)
+{
+	vmm_errbuf[0] = '\0';
+	if (ctx->dirfd < 0 || ctx->basefd < 0) {
+		vm_set_error("VM '%s' has no instance directory", ctx->name);
+		return -1;
+	}
+	remove_tree_at(ctx->dirfd);
+	if (unlinkat(ctx->basefd, ctx->name, AT_REMOVEDIR) == 0)
+		return 0;
+	vm_set_error("cannot remove %s/%s: %s", vm_instance_dir(), ctx->name,
+		     strerror(errno));
+	return -1;
+}
+
+int
+vm_sandbox_dirfds(struct vmctx *ctx, int *out, int max)
+{
+	int n = 0;
+
+	if (ctx->dirfd >= 0 && n < max)
+		out[n++] = ctx->dirfd;
+	if (ctx->basefd >= 0 && n < max)
+		out[n++] = ctx->basefd;
+	return n;
 }
 
 int
@@ -1345,6 +1377,8 @@ vm_close(struct vmctx *ctx)
 		close(ctx->lockfd);
 	if (ctx->dirfd >= 0)
 		close(ctx->dirfd);
+	if (ctx->basefd >= 0)
+		close(ctx->basefd);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
 }

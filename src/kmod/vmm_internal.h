@@ -49,6 +49,7 @@ struct vmctx {
 	enum vmm_backend kind;
 	const struct vmm_ops *ops;
 	int dirfd;	/* the instance directory, -1 for mock */
+	int basefd;	/* the directory holding it, -1 for mock */
 	int lockfd;	/* held while this process runs the instance */
 	int memfd;
 	uint8_t *mem;	/* lowmem then highmem, contiguous in the file */

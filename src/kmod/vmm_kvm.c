@@ -1007,6 +1007,26 @@ const struct vmm_ops vmm_kvm_ops = {
 };
 
 int
+vm_sandbox_fds(struct vmctx *ctx, int *out, int max)
+{
+	struct kvm_vm *k = ctx->backend;
+	int n = 0;
+
+	if (ctx->kind != VMM_BACKEND_KVM || !k)
+		return 0;
+	if (n < max)
+		out[n++] = k->vm_fd;
+	for (int i = 0; i < VM_MAXCPU && n < max; i++) {
+		struct kvm_vcpu *kv =
+		    ctx->vcpus[i] ? ctx->vcpus[i]->backend : NULL;
+
+		if (kv)
+			out[n++] = kv->fd;
+	}
+	return n;
+}
+
+int
 vm_sandbox_ioctls(unsigned long *out, int max)
 {
 	static const unsigned long reqs[] = {KVM_IRQ_LINE, KVM_SIGNAL_MSI};

@@ -1,10 +1,20 @@
 /*
- * The device-thread seccomp filter (src/hv/sandbox.c), in child processes
- * (a filter cannot be taken off again): a sandboxed I/O thread does its
- * I/O on its own file; any other call, or its I/O on another file, stops
- * the process with exit status 4 and one line naming the system call.
+ * The seccomp filters (src/hv/core/sandbox.c), in child processes (a
+ * filter cannot be taken off again): a sandboxed I/O thread does its I/O
+ * on its own file; any other call, or its I/O on another file, stops the
+ * process with exit status 4 and one line naming the system call. The
+ * run-time filter (vCPUs, event loop, helper threads) allows I/O on what
+ * it holds, malloc's memory and the ioctls set-up registered, and stops
+ * an open, a socket, executable memory, an ioctl on another descriptor and
+ * a signal to another process; -o sandbox=off installs nothing.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,6 +131,223 @@ test_io_on_other_fd_stops(void **state)
 	expect_stopped(OTHER_FD, SYS_preadv);
 }
 
+/* ---- the run-time filter ---- */
+
+enum run_step {
+	RUN_ALLOWED,	 /* everything it may do: exit 0 */
+	RUN_OPEN,	 /* open */
+	RUN_SOCKET,	 /* socket */
+	RUN_SOCKET_OK,	 /* socket after sandbox_allow_sockets: exit 0 */
+	RUN_EXEC_MEM,	 /* mmap PROT_EXEC */
+	RUN_IOCTL_OTHER, /* an unregistered request on another descriptor */
+	RUN_PAIR_OTHER,	 /* a registered request on the wrong descriptor */
+	RUN_KILL_OTHER,	 /* tgkill to another process */
+	RUN_UNLINK_CWD,	 /* unlinkat outside the registered directory */
+	RUN_OFF_OPEN,	 /* open with the sandbox off: exit 0 */
+};
+
+struct run_job {
+	enum run_step step;
+	int kvmfd, tapfd, dirfd, pipefd;
+	bool loop;
+	int rc;
+};
+
+static void *
+run_thread(void *arg)
+{
+	struct run_job *j = arg;
+	char err[256], c = 'x';
+	void *p;
+	int rc = j->loop ? sandbox_loop(err, sizeof(err))
+			 : sandbox_helper("test helper", err, sizeof(err));
+
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		j->rc = 10;
+		return NULL;
+	}
+	switch (j->step) {
+	case RUN_ALLOWED:
+		p = malloc(1 << 20); /* an mmap of its own */
+		if (!p || write(j->pipefd, &c, 1) != 1)
+			j->rc = 11;
+		free(p);
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			j->rc = 12;
+		else
+			munmap(p, 4096);
+		/* Any request on a VM descriptor: the kernel answers. */
+		if (ioctl(j->kvmfd, 0x1234, 0) == 0 || errno != ENOTTY)
+			j->rc = 13;
+		/* A registered request on its descriptor: ENOTTY, not SIGSYS. */
+		(void)!ioctl(j->tapfd, TUNSETOFFLOAD, 0);
+		if (j->loop && unlinkat(j->dirfd, "victim", 0) < 0)
+			j->rc = 14;
+		break;
+	case RUN_OPEN:
+	case RUN_OFF_OPEN: {
+		/* open(2) itself: ASan builds allow openat for the runtime. */
+		int fd = (int)syscall(SYS_open, "/dev/null", O_RDONLY);
+
+		if (fd < 0)
+			j->rc = 15;
+		else
+			close(fd);
+		break;
+	}
+	case RUN_SOCKET:
+	case RUN_SOCKET_OK: {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+		if (fd < 0)
+			j->rc = 16;
+		else
+			close(fd);
+		break;
+	}
+	case RUN_EXEC_MEM:
+		p = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		break;
+	case RUN_IOCTL_OTHER:
+		(void)!ioctl(j->tapfd, 0x1234, 0);
+		break;
+	case RUN_PAIR_OTHER:
+		(void)!ioctl(j->kvmfd + 100, TUNSETOFFLOAD, 0);
+		break;
+	case RUN_KILL_OTHER:
+		syscall(SYS_tgkill, 1, 1, 0);
+		break;
+	case RUN_UNLINK_CWD:
+		unlinkat(AT_FDCWD, "victim", 0);
+		break;
+	}
+	return NULL;
+}
+
+/* A child with the run-time filter on a thread; exit status, stderr. */
+static int
+run_filtered(enum run_step step, bool loop, char *out, size_t outlen)
+{
+	char dir[] = "/tmp/test_sandbox_dir.XXXXXX";
+	int pipefd[2], datafd[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(pipe(datafd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct run_job j = {step, open("/dev/null", O_RDONLY),
+				    open("/dev/zero", O_RDONLY),
+				    open(dir, O_PATH | O_DIRECTORY),
+				    datafd[1], loop, 0};
+		pthread_t t;
+
+		dup2(pipefd[1], STDERR_FILENO);
+		close(openat(j.dirfd, "victim", O_CREAT | O_WRONLY, 0600));
+		sandbox_set_enabled(step != RUN_OFF_OPEN);
+		sandbox_allow_kvm_fd(j.kvmfd);
+		sandbox_allow_ioctl(j.tapfd, TUNSETOFFLOAD);
+		sandbox_allow_unlinkat(j.dirfd);
+		if (step == RUN_SOCKET_OK)
+			sandbox_allow_sockets();
+		pthread_create(&t, NULL, run_thread, &j);
+		pthread_join(t, NULL);
+		_exit(j.rc);
+	}
+	close(pipefd[1]);
+	close(datafd[1]);
+	n = read(pipefd[0], out, outlen - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(pipefd[0]);
+	close(datafd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	{
+		char victim[64];
+
+		snprintf(victim, sizeof(victim), "%s/victim", dir);
+		unlink(victim);
+		rmdir(dir);
+	}
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+run_expect_stopped(enum run_step step, bool loop, long nr)
+{
+	char out[512], want[64];
+
+	assert_int_equal(run_filtered(step, loop, out, sizeof(out)), 4);
+	snprintf(want, sizeof(want), "system call %ld,", nr);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "-o sandbox=off"));
+}
+
+static void
+test_run_allowed(void **state)
+{
+	char out[512];
+
+	(void)state;
+	assert_int_equal(run_filtered(RUN_ALLOWED, false, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	/* The event loop: the same, and unlinkat in its directory. */
+	assert_int_equal(run_filtered(RUN_ALLOWED, true, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+}
+
+static void
+test_run_stops(void **state)
+{
+	(void)state;
+	run_expect_stopped(RUN_OPEN, false, SYS_open);
+	run_expect_stopped(RUN_SOCKET, false, SYS_socket);
+	run_expect_stopped(RUN_EXEC_MEM, false, SYS_mmap);
+	run_expect_stopped(RUN_IOCTL_OTHER, false, SYS_ioctl);
+	run_expect_stopped(RUN_PAIR_OTHER, false, SYS_ioctl);
+	run_expect_stopped(RUN_KILL_OTHER, false, SYS_tgkill);
+	/* A helper never unlinks; the loop only in its directories. */
+	run_expect_stopped(RUN_UNLINK_CWD, true, SYS_unlinkat);
+}
+
+static void
+test_run_sockets_when_registered(void **state)
+{
+	char out[512];
+
+	(void)state;
+	assert_int_equal(run_filtered(RUN_SOCKET_OK, false, out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "");
+}
+
+static void
+test_run_off(void **state)
+{
+	char out[512];
+
+	(void)state;
+	assert_int_equal(run_filtered(RUN_OFF_OPEN, false, out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "");
+}
+
+static void
+test_check(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_int_equal(sandbox_check(err, sizeof(err)), 0);
+}
+
 int
 main(void)
 {
@@ -128,6 +355,11 @@ main(void)
 	    cmocka_unit_test(test_allowed_io),
 	    cmocka_unit_test(test_other_call_stops),
 	    cmocka_unit_test(test_io_on_other_fd_stops),
+	    cmocka_unit_test(test_run_allowed),
+	    cmocka_unit_test(test_run_stops),
+	    cmocka_unit_test(test_run_sockets_when_registered),
+	    cmocka_unit_test(test_run_off),
+	    cmocka_unit_test(test_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,11 +1,16 @@
 /* Seccomp filters for device threads (sandbox.h), with libseccomp. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -52,14 +57,15 @@ static const int sanitizer_extras[] = {
 static void
 on_sigsys(int sig, siginfo_t *si, void *ctx)
 {
-	char msg[160];
+	char msg[200];
 	int n;
 
 	(void)sig;
 	(void)ctx;
 	n = snprintf(msg, sizeof(msg),
-		     "bhyve: a sandboxed device thread made system call %d, "
-		     "which its seccomp filter does not allow; stopping\n",
+		     "bhyve: a sandboxed thread made system call %d, which "
+		     "its seccomp filter does not allow; stopping "
+		     "(-o sandbox=off runs without filters)\n",
 		     si->si_syscall);
 	if (n > 0)
 		(void)!write(STDERR_FILENO, msg,
@@ -90,6 +96,27 @@ allow(scmp_filter_ctx f, int nr, unsigned n, const struct scmp_arg_cmp *cmp)
 {
 	return seccomp_rule_add_array(f, SCMP_ACT_ALLOW, nr, n, cmp);
 }
+
+/*
+ * What set-up registered for the run-time filters. Written by the main
+ * thread before the first filter is built, read only after: no lock.
+ */
+#define SB_MAX_FDS (VM_MAXCPU + 8)
+#define SB_MAX_IOCTLS 32
+static struct {
+	bool off;
+	int kvm_fds[SB_MAX_FDS]; /* every ioctl */
+	int nkvm;
+	struct {
+		int fd;
+		unsigned long req;
+	} ioctls[SB_MAX_IOCTLS];
+	int nioctls;
+	int dirfds[8]; /* unlinkat at teardown (event loop) */
+	int ndirs;
+	bool sockets;	/* a backend makes connections at run time */
+	bool readfiles; /* a backend opens files read-only at run time */
+} sb;
 
 /* Discard and zeroing on a block device image. */
 static const unsigned long blk_ioctls[] = {BLKDISCARD, BLKZEROOUT};
@@ -165,6 +192,8 @@ sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
 	scmp_filter_ctx f;
 	int rc;
 
+	if (sb.off)
+		return 0;
 	if (catch_sigsys() < 0) {
 		snprintf(err, errlen, "%s: cannot catch SIGSYS: %s", name,
 			 strerror(errno));
@@ -188,4 +217,257 @@ sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
 		return -1;
 	}
 	return 0;
+}
+
+void
+sandbox_set_enabled(bool on)
+{
+	sb.off = !on;
+}
+
+bool
+sandbox_enabled(void)
+{
+	return !sb.off;
+}
+
+/*
+ * A filter like the real ones (SCMP_ACT_TRAP for one call no thread
+ * makes), loaded on a thread of its own that ends at once: what fails
+ * there would fail in the first device thread, after set-up had begun.
+ */
+static void *
+probe_thread(void *arg)
+{
+	scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
+	int rc = -ENOMEM;
+
+	if (f) {
+		rc = seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(kexec_load), 0);
+		if (rc == 0)
+			rc = seccomp_load(f);
+		seccomp_release(f);
+	}
+	*(int *)arg = rc;
+	return NULL;
+}
+
+int
+sandbox_check(char *err, size_t errlen)
+{
+	pthread_t t;
+	int rc = -EAGAIN;
+
+	if (sb.off)
+		return 0;
+	if (pthread_create(&t, NULL, probe_thread, &rc) == 0)
+		pthread_join(t, NULL);
+	if (rc != 0) {
+		/* libseccomp says ECANCELED for what the kernel refused. */
+		snprintf(err, errlen,
+			 "cannot install a seccomp filter here (%s); -o "
+			 "sandbox=off runs bhyve without its sandbox",
+			 rc == -ECANCELED ? "the kernel refused it"
+					  : strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+void
+sandbox_allow_kvm_fd(int fd)
+{
+	if (fd >= 0 && sb.nkvm < SB_MAX_FDS)
+		sb.kvm_fds[sb.nkvm++] = fd;
+}
+
+void
+sandbox_allow_ioctl(int fd, unsigned long req)
+{
+	if (sb.nioctls < SB_MAX_IOCTLS) {
+		sb.ioctls[sb.nioctls].fd = fd;
+		sb.ioctls[sb.nioctls].req = req;
+		sb.nioctls++;
+	}
+}
+
+void
+sandbox_allow_unlinkat(int dirfd)
+{
+	if (dirfd >= 0 &&
+	    sb.ndirs < (int)(sizeof(sb.dirfds) / sizeof(sb.dirfds[0])))
+		sb.dirfds[sb.ndirs++] = dirfd;
+}
+
+void
+sandbox_allow_sockets(void)
+{
+	sb.sockets = true;
+}
+
+void
+sandbox_allow_reading_files(void)
+{
+	sb.readfiles = true;
+}
+
+/*
+ * What the threads that run the machine share (vCPUs, the event loop, a
+ * device's helper thread): memory for malloc (never executable), I/O on
+ * descriptors they already hold, waiting, time, and accepting on sockets
+ * set-up made; no open, exec, fork, socket or connect.
+ */
+static const int run_basics[] = {
+    SCMP_SYS(brk),	     SCMP_SYS(mremap),	      SCMP_SYS(read),
+    SCMP_SYS(write),	     SCMP_SYS(readv),	      SCMP_SYS(writev),
+    SCMP_SYS(pread64),	     SCMP_SYS(pwrite64),      SCMP_SYS(preadv),
+    SCMP_SYS(pwritev),	     SCMP_SYS(sendto),	      SCMP_SYS(sendmsg),
+    SCMP_SYS(recvfrom),	     SCMP_SYS(recvmsg),	      SCMP_SYS(poll),
+    SCMP_SYS(ppoll),	     SCMP_SYS(pselect6),      SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),   SCMP_SYS(epoll_ctl),     SCMP_SYS(close),
+    SCMP_SYS(fcntl),	     SCMP_SYS(fstat),	      SCMP_SYS(lseek),
+    SCMP_SYS(fsync),	     SCMP_SYS(fdatasync),     SCMP_SYS(accept),
+    SCMP_SYS(accept4),	     SCMP_SYS(shutdown),      SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt),    SCMP_SYS(getsockname),   SCMP_SYS(getpeername),
+    SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime), SCMP_SYS(getrandom),
+    SCMP_SYS(getuid),	     SCMP_SYS(sched_getaffinity), SCMP_SYS(clock_getres),
+    SCMP_SYS(sendmmsg),	     SCMP_SYS(recvmmsg),      SCMP_SYS(uname),
+};
+
+/* Terminal and socket ioctls on any descriptor (stdio, a com port's tty). */
+static const unsigned long any_fd_ioctls[] = {
+    TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, FIONREAD, FIONBIO,
+};
+
+/* What slirp makes at run time: its guest's connections and listeners. */
+static const int socket_calls[] = {
+    SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen),
+};
+
+static int
+run_rules(scmp_filter_ctx f, bool loop)
+{
+	const struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, getpid());
+	const struct scmp_arg_cmp noexec =
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+	const struct scmp_arg_cmp emptypath =
+	    SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH);
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(thread_basics) / sizeof(int); i++)
+		if (thread_basics[i] != SCMP_SYS(tgkill))
+			rc |= allow(f, thread_basics[i], 0, NULL);
+	rc |= allow(f, SCMP_SYS(tgkill), 1, &self); /* our own threads */
+#ifdef SANDBOX_ASAN
+	/* Never executable memory, even for the sanitizers. */
+	for (size_t i = 0; i < sizeof(sanitizer_extras) / sizeof(int); i++)
+		if (sanitizer_extras[i] != SCMP_SYS(mmap) &&
+		    sanitizer_extras[i] != SCMP_SYS(mprotect))
+			rc |= allow(f, sanitizer_extras[i], 0, NULL);
+#endif
+	for (size_t i = 0; i < sizeof(run_basics) / sizeof(int); i++)
+		rc |= allow(f, run_basics[i], 0, NULL);
+	rc |= allow(f, SCMP_SYS(mmap), 1, &noexec);
+	rc |= allow(f, SCMP_SYS(mprotect), 1, &noexec);
+	rc |= allow(f, SCMP_SYS(newfstatat), 1, &emptypath); /* fstat */
+	for (int i = 0; i < sb.nkvm; i++) {
+		const struct scmp_arg_cmp fd = SCMP_A0(SCMP_CMP_EQ, sb.kvm_fds[i]);
+
+		rc |= allow(f, SCMP_SYS(ioctl), 1, &fd);
+	}
+	for (size_t i = 0; i < sizeof(any_fd_ioctls) / sizeof(any_fd_ioctls[0]);
+	     i++) {
+		const struct scmp_arg_cmp req =
+		    SCMP_A1(SCMP_CMP_EQ, any_fd_ioctls[i]);
+
+		rc |= allow(f, SCMP_SYS(ioctl), 1, &req);
+	}
+	for (int i = 0; i < sb.nioctls; i++) {
+		const struct scmp_arg_cmp both[2] = {
+		    SCMP_A0(SCMP_CMP_EQ, (unsigned)sb.ioctls[i].fd),
+		    SCMP_A1(SCMP_CMP_EQ, sb.ioctls[i].req)};
+
+		rc |= allow(f, SCMP_SYS(ioctl), 2, both);
+	}
+	if (sb.sockets)
+		for (size_t i = 0; i < sizeof(socket_calls) / sizeof(int); i++)
+			rc |= allow(f, socket_calls[i], 0, NULL);
+	if (sb.readfiles) {
+		const struct scmp_arg_cmp rdonly =
+		    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC,
+			    O_RDONLY);
+
+		rc |= allow(f, SCMP_SYS(openat), 1, &rdonly);
+		rc |= allow(f, SCMP_SYS(newfstatat), 0, NULL); /* stat */
+	}
+	if (loop) {
+		/* Teardown: the instance's files, and a console's socket. */
+		rc |= allow(f, SCMP_SYS(getdents64), 0, NULL);
+		rc |= allow(f, SCMP_SYS(dup), 0, NULL);
+		for (int i = 0; i < sb.ndirs; i++) {
+			const struct scmp_arg_cmp dir =
+			    SCMP_A0(SCMP_CMP_EQ, (unsigned)sb.dirfds[i]);
+
+			rc |= allow(f, SCMP_SYS(unlinkat), 1, &dir);
+		}
+	}
+	return rc;
+}
+
+static int
+install_run(const char *name, bool loop, char *err, size_t errlen)
+{
+	scmp_filter_ctx f;
+	int rc;
+
+	if (sb.off)
+		return 0;
+	if (catch_sigsys() < 0) {
+		snprintf(err, errlen, "%s: cannot catch SIGSYS: %s", name,
+			 strerror(errno));
+		return -1;
+	}
+	f = seccomp_init(SCMP_ACT_TRAP);
+	if (!f) {
+		snprintf(err, errlen, "%s: seccomp_init failed", name);
+		return -1;
+	}
+	rc = run_rules(f, loop);
+	if (rc == 0)
+		rc = seccomp_load(f);
+	seccomp_release(f);
+	if (rc != 0) {
+		snprintf(err, errlen,
+			 "%s: cannot install its seccomp filter: %s", name,
+			 strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+int
+sandbox_vcpu(char *err, size_t errlen)
+{
+	return install_run("vcpu", false, err, errlen);
+}
+
+int
+sandbox_helper(const char *name, char *err, size_t errlen)
+{
+	return install_run(name, false, err, errlen);
+}
+
+int
+sandbox_loop(char *err, size_t errlen)
+{
+	return install_run("event loop", true, err, errlen);
+}
+
+void
+sandbox_fail(const char *err)
+{
+	fprintf(stderr,
+		"bhyve: %s; stopping (-o sandbox=off runs without filters)\n",
+		err);
+	_exit(4);
 }

@@ -10,6 +10,7 @@
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -34,5 +35,43 @@ int sandbox_io_thread(const char *name, int fd, char *err, size_t errlen);
 typedef int (*sandbox_rules_fn)(void *filter, void *arg);
 int sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg,
 		   char *err, size_t errlen);
+
+/*
+ * Every thread, closed by default (README, "Sandbox"): the vCPU threads,
+ * the event loop and device helper threads get a filter of the run-time
+ * set below; -o sandbox=off (sandbox_set_enabled(false)) runs without
+ * any filter, and then every sandbox_* call installs nothing and
+ * returns 0.
+ */
+void sandbox_set_enabled(bool on);
+bool sandbox_enabled(void);
+/* Whether filters can be installed here: 0, or -1 with err (exit 4). */
+int sandbox_check(char *err, size_t errlen);
+
+/*
+ * Set-up, before the first thread's filter: what the run-time threads may
+ * do beyond the shared set (run_basics in sandbox.c). A VM or vCPU
+ * descriptor takes every ioctl; other ioctls are allowed one request on one
+ * descriptor at a time; unlinkat in a directory descriptor (the event
+ * loop's teardown); and, for the backends that need them at run time,
+ * sockets (socket, connect, bind, listen: slirp) and read-only opens
+ * (slirp rereads /etc/resolv.conf for its DNS forwarder).
+ */
+void sandbox_allow_kvm_fd(int fd);
+void sandbox_allow_ioctl(int fd, unsigned long req);
+void sandbox_allow_unlinkat(int dirfd);
+void sandbox_allow_sockets(void);
+void sandbox_allow_reading_files(void);
+
+/*
+ * The calling thread's run-time filter: a vCPU (before its first
+ * KVM_RUN), a device's helper thread (name names it), the event loop
+ * (also the teardown after it). 0, or -1 with err set.
+ */
+int sandbox_vcpu(char *err, size_t errlen);
+int sandbox_helper(const char *name, char *err, size_t errlen);
+int sandbox_loop(char *err, size_t errlen);
+/* A thread whose filter failed: one line and exit status 4. */
+void sandbox_fail(const char *err) __attribute__((noreturn));
 
 #endif
