@@ -182,7 +182,8 @@ run_thread(void *arg)
 		/* Any request on a VM descriptor: the kernel answers. */
 		if (ioctl(j->kvmfd, 0x1234, 0) == 0 || errno != ENOTTY)
 			j->rc = 13;
-		/* A registered request on its descriptor: ENOTTY, not SIGSYS. */
+		/* A registered request on its descriptor: ENOTTY, not SIGSYS.
+		 */
 		(void)!ioctl(j->tapfd, TUNSETOFFLOAD, 0);
 		if (j->loop && unlinkat(j->dirfd, "victim", 0) < 0)
 			j->rc = 14;
@@ -243,10 +244,13 @@ run_filtered(enum run_step step, bool loop, char *out, size_t outlen)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct run_job j = {step, open("/dev/null", O_RDONLY),
+		struct run_job j = {step,
+				    open("/dev/null", O_RDONLY),
 				    open("/dev/zero", O_RDONLY),
 				    open(dir, O_PATH | O_DIRECTORY),
-				    datafd[1], loop, 0};
+				    datafd[1],
+				    loop,
+				    0};
 		pthread_t t;
 
 		dup2(pipefd[1], STDERR_FILENO);

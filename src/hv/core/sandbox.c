@@ -185,9 +185,13 @@ sandbox_io_thread(const char *name, int fd, char *err, size_t errlen)
 	return sandbox_thread(name, blk_rules, &fd, err, errlen);
 }
 
-int
-sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
-	       size_t errlen)
+/*
+ * Build a filter (the device threads' common rules first when common is
+ * set, then rules) and load it on the calling thread. 0, or -1 with err.
+ */
+static int
+install(const char *name, bool common, sandbox_rules_fn rules, void *arg,
+	char *err, size_t errlen)
 {
 	scmp_filter_ctx f;
 	int rc;
@@ -204,7 +208,7 @@ sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
 		snprintf(err, errlen, "%s: seccomp_init failed", name);
 		return -1;
 	}
-	rc = common_rules(f);
+	rc = common ? common_rules(f) : 0;
 	if (rc == 0)
 		rc = rules(f, arg);
 	if (rc == 0)
@@ -217,6 +221,13 @@ sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
 		return -1;
 	}
 	return 0;
+}
+
+int
+sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
+	       size_t errlen)
+{
+	return install(name, true, rules, arg, err, errlen);
 }
 
 void
@@ -243,7 +254,8 @@ probe_thread(void *arg)
 	int rc = -ENOMEM;
 
 	if (f) {
-		rc = seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(kexec_load), 0);
+		rc =
+		    seccomp_rule_add(f, SCMP_ACT_TRAP, SCMP_SYS(kexec_load), 0);
 		if (rc == 0)
 			rc = seccomp_load(f);
 		seccomp_release(f);
@@ -318,22 +330,52 @@ sandbox_allow_reading_files(void)
  * set-up made; no open, exec, fork, socket or connect.
  */
 static const int run_basics[] = {
-    SCMP_SYS(brk),	     SCMP_SYS(mremap),	      SCMP_SYS(read),
-    SCMP_SYS(write),	     SCMP_SYS(readv),	      SCMP_SYS(writev),
-    SCMP_SYS(pread64),	     SCMP_SYS(pwrite64),      SCMP_SYS(preadv),
-    SCMP_SYS(pwritev),	     SCMP_SYS(sendto),	      SCMP_SYS(sendmsg),
-    SCMP_SYS(recvfrom),	     SCMP_SYS(recvmsg),	      SCMP_SYS(poll),
-    SCMP_SYS(ppoll),	     SCMP_SYS(pselect6),      SCMP_SYS(epoll_wait),
-    SCMP_SYS(epoll_pwait),   SCMP_SYS(epoll_ctl),     SCMP_SYS(close),
-    SCMP_SYS(fcntl),	     SCMP_SYS(fstat),	      SCMP_SYS(lseek),
-    SCMP_SYS(fsync),	     SCMP_SYS(fdatasync),     SCMP_SYS(accept),
-    SCMP_SYS(accept4),	     SCMP_SYS(shutdown),      SCMP_SYS(setsockopt),
-    SCMP_SYS(getsockopt),    SCMP_SYS(getsockname),   SCMP_SYS(getpeername),
-    SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime), SCMP_SYS(getrandom),
-    SCMP_SYS(getuid),	     SCMP_SYS(sched_getaffinity), SCMP_SYS(clock_getres),
-    SCMP_SYS(sendmmsg),	     SCMP_SYS(recvmmsg),      SCMP_SYS(uname),
+    SCMP_SYS(brk),
+    SCMP_SYS(mremap),
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(pread64),
+    SCMP_SYS(pwrite64),
+    SCMP_SYS(preadv),
+    SCMP_SYS(pwritev),
+    SCMP_SYS(sendto),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(recvfrom),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(pselect6),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(close),
+    SCMP_SYS(fcntl),
+    SCMP_SYS(fstat),
+    SCMP_SYS(lseek),
+    SCMP_SYS(fsync),
+    SCMP_SYS(fdatasync),
+    SCMP_SYS(accept),
+    SCMP_SYS(accept4),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(getpeername),
+    SCMP_SYS(timerfd_settime),
+    SCMP_SYS(timerfd_gettime),
+    SCMP_SYS(getrandom),
+    SCMP_SYS(getuid),
+    SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(clock_getres),
+    SCMP_SYS(sendmmsg),
+    SCMP_SYS(recvmmsg),
+    SCMP_SYS(uname),
     /* Anonymous descriptors: the RTC's and e1000's timers start late. */
-    SCMP_SYS(timerfd_create), SCMP_SYS(eventfd2),     SCMP_SYS(epoll_create1),
+    SCMP_SYS(timerfd_create),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(epoll_create1),
 };
 
 /* Terminal and socket ioctls on any descriptor (stdio, a com port's tty). */
@@ -343,7 +385,10 @@ static const unsigned long any_fd_ioctls[] = {
 
 /* What slirp makes at run time: its guest's connections and listeners. */
 static const int socket_calls[] = {
-    SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen),
+    SCMP_SYS(socket),
+    SCMP_SYS(connect),
+    SCMP_SYS(bind),
+    SCMP_SYS(listen),
 };
 
 static int
@@ -373,7 +418,8 @@ run_rules(scmp_filter_ctx f, bool loop)
 	rc |= allow(f, SCMP_SYS(mprotect), 1, &noexec);
 	rc |= allow(f, SCMP_SYS(newfstatat), 1, &emptypath); /* fstat */
 	for (int i = 0; i < sb.nkvm; i++) {
-		const struct scmp_arg_cmp fd = SCMP_A0(SCMP_CMP_EQ, sb.kvm_fds[i]);
+		const struct scmp_arg_cmp fd =
+		    SCMP_A0(SCMP_CMP_EQ, sb.kvm_fds[i]);
 
 		rc |= allow(f, SCMP_SYS(ioctl), 1, &fd);
 	}
@@ -417,34 +463,15 @@ run_rules(scmp_filter_ctx f, bool loop)
 }
 
 static int
+run_rules_fn(void *f, void *arg)
+{
+	return run_rules(f, *(const bool *)arg);
+}
+
+static int
 install_run(const char *name, bool loop, char *err, size_t errlen)
 {
-	scmp_filter_ctx f;
-	int rc;
-
-	if (sb.off)
-		return 0;
-	if (catch_sigsys() < 0) {
-		snprintf(err, errlen, "%s: cannot catch SIGSYS: %s", name,
-			 strerror(errno));
-		return -1;
-	}
-	f = seccomp_init(SCMP_ACT_TRAP);
-	if (!f) {
-		snprintf(err, errlen, "%s: seccomp_init failed", name);
-		return -1;
-	}
-	rc = run_rules(f, loop);
-	if (rc == 0)
-		rc = seccomp_load(f);
-	seccomp_release(f);
-	if (rc != 0) {
-		snprintf(err, errlen,
-			 "%s: cannot install its seccomp filter: %s", name,
-			 strerror(-rc));
-		return -1;
-	}
-	return 0;
+	return install(name, false, run_rules_fn, &loop, err, errlen);
 }
 
 int
