@@ -242,6 +242,12 @@ netbe_set_cap(struct net_backend *be, uint64_t features,
 	return rc;
 }
 
+int
+netbe_get_fd(struct net_backend *be)
+{
+	return be && be->ops->get_fd ? be->ops->get_fd(be) : -1;
+}
+
 size_t
 netbe_get_vnet_hdr_len(struct net_backend *be)
 {

@@ -112,6 +112,8 @@ struct net_backend_ops {
 	 * own (netbe_is_option) and rejects any other key.
 	 */
 	const char *const *keys;
+	/* The descriptor frames pass through (a tap's, for vhost), or NULL. */
+	int (*get_fd)(struct net_backend *be);
 	size_t priv_size; /* bytes of backend state after struct net_backend */
 };
 
@@ -154,6 +156,8 @@ uint64_t netbe_get_cap(struct net_backend *be);
 int netbe_set_cap(struct net_backend *be, uint64_t features,
 		  unsigned int vnet_hdr_len);
 size_t netbe_get_vnet_hdr_len(struct net_backend *be);
+/* The backend's descriptor for vhost (a tap's), -1 when it has none. */
+int netbe_get_fd(struct net_backend *be);
 
 /* "xx:xx:xx:xx:xx:xx" -> mac; -1 for anything else, multicast or zero. */
 int net_parsemac(const char *s, uint8_t mac[ETHER_ADDR_LEN]);

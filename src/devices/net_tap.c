@@ -414,6 +414,12 @@ tap_set_cap(struct net_backend *be, uint64_t features,
 	return 0;
 }
 
+static int
+tap_get_fd(struct net_backend *be)
+{
+	return tap_priv(be)->fd;
+}
+
 static const struct net_backend_ops tap_backend = {
     .prefix = "tap",
     .init = tap_init,
@@ -426,6 +432,7 @@ static const struct net_backend_ops tap_backend = {
     .rx_enable = tap_rx_enable,
     .get_cap = tap_get_cap,
     .set_cap = tap_set_cap,
+    .get_fd = tap_get_fd,
     .priv_size = sizeof(struct tap_priv),
 };
 NET_BACKEND_SET(tap_backend);

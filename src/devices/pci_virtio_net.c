@@ -14,6 +14,10 @@
  * signals itself (the notification costs the guest no exit to bhyve);
  * control commands at once.
  *
+ * With vhost=on (a tap backend), the host kernel's vhost-net takes the
+ * receive and transmit rings once the driver is ready (net_vhost.h) and
+ * gives them back at a reset; frames then never pass through bhyve.
+ *
  * Notifications (§2.7.7, §2.7.10): while the transmit thread works it asks
  * the driver not to notify, so a guest sending a burst exits once for it,
  * not once per frame; the receive queue's notifications are off while
@@ -29,7 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mevent.h"
 #include "net_backend.h"
+#include "net_vhost.h"
 #include "pci_emul.h"
 #include "pci_virtio_net.h"
 #include "virtio.h"
@@ -156,6 +162,11 @@ struct vtnet_softc {
 	struct iovec rx_data[VTNET_MAXSEGS];
 	uint16_t rx_heads[VTNET_MAXSEGS];
 	uint32_t rx_lens[VTNET_MAXSEGS];
+	/* vhost=on: the kernel moves the frames while vhost_on. */
+	struct vhost_net *vhost;
+	bool vhost_on;
+	int vh_kick[2], vh_call[2]; /* receive, transmit */
+	struct mevent_ev *vh_call_ev[2];
 };
 
 static void vtnet_reset(void *vsc);
@@ -163,6 +174,7 @@ static void vtnet_notify(void *vsc, struct vqueue_info *vq);
 static int vtnet_cfgread(void *vsc, int offset, int size, uint32_t *val);
 static int vtnet_cfgwrite(void *vsc, int offset, int size, uint32_t val);
 static void vtnet_apply_features(void *vsc, uint64_t negotiated);
+static void vtnet_status(void *vsc, uint8_t status);
 
 static const struct virtio_consts vtnet_vi_consts = {
     .vc_name = "virtio-net",
@@ -173,6 +185,7 @@ static const struct virtio_consts vtnet_vi_consts = {
     .vc_cfgread = vtnet_cfgread,
     .vc_cfgwrite = vtnet_cfgwrite,
     .vc_apply_features = vtnet_apply_features,
+    .vc_status = vtnet_status,
     .vc_hv_caps = VTNET_S_HOSTCAPS,
 };
 
@@ -389,6 +402,8 @@ vtnet_rx(struct vtnet_softc *sc)
 {
 	struct vqueue_info *vq = &sc->queues[VTNET_RXQ];
 
+	if (sc->vhost_on)
+		return; /* a frame the tap backend staged before: vhost's now */
 	if (!(sc->vs.vs_status & VIRTIO_CONFIG_S_DRIVER_OK) ||
 	    !vq_ring_ready(vq)) {
 		vtnet_rx_drop_all(sc);
@@ -600,7 +615,8 @@ vtnet_tx_thread(void *arg)
 			pthread_mutex_unlock(&sc->mtx);
 			break;
 		}
-		if (vq_ring_ready(vq)) {
+		/* A doorbell read just before vhost took the ring: not ours. */
+		if (vq_ring_ready(vq) && !sc->vhost_on) {
 			vq_kick_disable(vq); /* on again when drained */
 			vtnet_tx_drain(sc);
 		}
@@ -764,6 +780,158 @@ vtnet_apply_features(void *vsc, uint64_t negotiated)
 	sc->be_hdr_len = (unsigned int)netbe_get_vnet_hdr_len(sc->be);
 }
 
+/* ---- vhost=on ---- */
+
+/* vhost raised a queue's interrupt (event loop). */
+static void
+vtnet_vhost_call(int fd, enum ev_type type, void *arg)
+{
+	struct vqueue_info *vq = arg;
+	struct vtnet_softc *sc = (struct vtnet_softc *)vq->vq_vs;
+	uint64_t n;
+
+	(void)type;
+	if (read(fd, &n, sizeof(n)) < 0)
+		return;
+	pthread_mutex_lock(&sc->mtx);
+	if (sc->vhost_on)
+		vi_interrupt(&sc->vs, VIRTIO_PCI_ISR_INTR, vq->vq_msix_idx);
+	pthread_mutex_unlock(&sc->mtx);
+}
+
+/*
+ * The driver is ready: hand vhost the receive and transmit rings, the tap
+ * and the doorbells (lock held). If vhost refuses, say why once and go on
+ * moving frames here.
+ */
+static void
+vtnet_vhost_start(struct vtnet_softc *sc)
+{
+	struct pci_devinst *pi = sc->vs.vs_pi;
+	struct vhost_ring r[2];
+	char err[256];
+	uint64_t one = 1;
+
+	if (!sc->vhost || sc->vhost_on ||
+	    !vq_ring_ready(&sc->queues[VTNET_RXQ]) ||
+	    !vq_ring_ready(&sc->queues[VTNET_TXQ]))
+		return;
+	while (sc->tx_busy)
+		pthread_cond_wait(&sc->tx_idle, &sc->mtx);
+	for (int i = 0; i < 2; i++) {
+		struct vqueue_info *vq = &sc->queues[i];
+
+		r[i] = (struct vhost_ring){
+		    .num = vq->vq_qsize,
+		    .last_avail = vq->vq_last_avail,
+		    .desc = vq->vq_desc,
+		    .avail = vq->vq_avail,
+		    .used = vq->vq_used,
+		    .kickfd = sc->vh_kick[i],
+		    .callfd = sc->vh_call[i],
+		};
+	}
+	if (vhost_net_start(sc->vhost, pi->pi_vmctx, sc->vs.vs_negotiated_caps,
+			    netbe_get_vnet_hdr_len(sc->be) == 0, r,
+			    netbe_get_fd(sc->be), err, sizeof(err)) < 0) {
+		fprintf(stderr,
+			"bhyve: virtio-net at %d:%d:%d: %s; frames go "
+			"through bhyve instead\n",
+			pi->pi_bus, pi->pi_slot, pi->pi_func, err);
+		return;
+	}
+	sc->vhost_on = true;
+	netbe_rx_disable(sc->be);
+	sc->rx_off = false;
+	vi_queue_eventfd(&sc->vs, VTNET_RXQ, sc->vh_kick[0]);
+	vi_queue_eventfd(&sc->vs, VTNET_TXQ, sc->vh_kick[1]);
+	/* What the driver queued before is vhost's to look at now. */
+	for (int i = 0; i < 2; i++)
+		(void)!write(sc->vh_kick[i], &one, sizeof(one));
+}
+
+/* Take the rings and the tap back from vhost (lock held). */
+static void
+vtnet_vhost_stop(struct vtnet_softc *sc)
+{
+	uint16_t last[2] = {sc->queues[VTNET_RXQ].vq_last_avail,
+			    sc->queues[VTNET_TXQ].vq_last_avail};
+
+	if (!sc->vhost_on)
+		return;
+	vhost_net_stop(sc->vhost, last);
+	sc->queues[VTNET_RXQ].vq_last_avail = last[0];
+	sc->queues[VTNET_TXQ].vq_last_avail = last[1];
+	vi_queue_eventfd(&sc->vs, VTNET_RXQ, -1);
+	vi_queue_eventfd(&sc->vs, VTNET_TXQ, sc->tx_efd);
+	sc->vhost_on = false;
+	netbe_rx_enable(sc->be);
+}
+
+static void
+vtnet_status(void *vsc, uint8_t status)
+{
+	struct vtnet_softc *sc = vsc;
+
+	if (status & VIRTIO_CONFIG_S_DRIVER_OK)
+		vtnet_vhost_start(sc);
+}
+
+/*
+ * vhost=on at set-up: /dev/vhost-net, its doorbells and interrupt
+ * eventfds, and its descriptor in the sandbox's list. 0, or -1 with err.
+ */
+static int
+vtnet_vhost_init(struct vtnet_softc *sc, struct vmctx *ctx, char *err,
+		 size_t errlen)
+{
+	struct mevent *mev = machine_of(ctx)->mev;
+
+	if (netbe_get_fd(sc->be) < 0) {
+		snprintf(err, errlen,
+			 "vhost=on needs a tap backend (%s has no descriptor "
+			 "vhost could use)",
+			 sc->be->name);
+		return -1;
+	}
+	sc->vhost = vhost_net_open(err, errlen);
+	if (!sc->vhost)
+		return -1;
+	sandbox_allow_any_ioctl(vhost_net_fd(sc->vhost));
+	for (int i = 0; i < 2; i++) {
+		sc->vh_kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		sc->vh_call[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (sc->vh_kick[i] < 0 || sc->vh_call[i] < 0 || !mev) {
+			snprintf(err, errlen, "vhost=on: eventfd: %s",
+				 strerror(errno));
+			return -1;
+		}
+		sc->vh_call_ev[i] = mevent_add(mev, sc->vh_call[i], EVF_READ,
+					       vtnet_vhost_call,
+					       &sc->queues[i]);
+		if (!sc->vh_call_ev[i]) {
+			snprintf(err, errlen,
+				 "vhost=on: cannot add it to the event loop");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+vtnet_vhost_free(struct vtnet_softc *sc)
+{
+	for (int i = 0; i < 2; i++) {
+		if (sc->vh_call_ev[i])
+			mevent_delete(sc->vh_call_ev[i]);
+		if (sc->vh_kick[i] >= 0)
+			close(sc->vh_kick[i]);
+		if (sc->vh_call[i] >= 0)
+			close(sc->vh_call[i]);
+	}
+	vhost_net_close(sc->vhost);
+}
+
 static void
 vtnet_reset(void *vsc)
 {
@@ -772,6 +940,7 @@ vtnet_reset(void *vsc)
 	/* The chains of a batch in flight go back to the old rings first. */
 	while (sc->tx_busy)
 		pthread_cond_wait(&sc->tx_idle, &sc->mtx);
+	vtnet_vhost_stop(sc);
 	vi_reset_dev(&sc->vs);
 	memcpy(sc->cfg.mac, sc->mac, ETHER_ADDR_LEN);
 	sc->promisc = sc->allmulti = false;
@@ -810,7 +979,8 @@ vtnet_cfgwrite(void *vsc, int offset, int size, uint32_t val)
 
 /* ---- set-up ---- */
 
-static const char *const vtnet_keys[] = {"device", "backend", "mac", "mtu"};
+static const char *const vtnet_keys[] = {"device", "backend", "mac", "mtu",
+					 "vhost"};
 
 static int
 vtnet_check_key(const struct config *c, void *arg)
@@ -873,7 +1043,8 @@ vtnet_parse(struct pci_devinst *pi, struct config *node, uint16_t *mtu,
 	if (config_foreach(node, vtnet_check_key, args)) {
 		snprintf(err, errlen,
 			 "unknown option '%s' (backend, "
-			 "mac=xx:xx:xx:xx:xx:xx, mtu=N, or the backend's own)",
+			 "mac=xx:xx:xx:xx:xx:xx, mtu=N, vhost=on|off, or the "
+			 "backend's own)",
 			 (const char *)args[1]);
 		return -1;
 	}
@@ -917,14 +1088,19 @@ vtnet_init(struct pci_devinst *pi, struct config *node)
 	uint8_t mac[ETHER_ADDR_LEN];
 	uint16_t mtu;
 	char err[512];
+	bool vhost;
 
 	if (vtnet_parse(pi, node, &mtu, mac, err, sizeof(err)) < 0)
 		return vtnet_fail(pi, err);
+	if (config_check_bool(node, "vhost", err, sizeof(err)) < 0)
+		return vtnet_fail(pi, err);
+	vhost = config_get_bool(node, "vhost", false);
 	sc = calloc(1, sizeof(*sc));
 	if (!sc)
 		return vtnet_fail(pi, "out of memory");
 	pthread_mutex_init(&sc->mtx, NULL);
 	pthread_cond_init(&sc->tx_idle, NULL);
+	sc->vh_kick[0] = sc->vh_kick[1] = sc->vh_call[0] = sc->vh_call[1] = -1;
 	sc->tx_efd = eventfd(0, EFD_CLOEXEC);
 	if (sc->tx_efd < 0) {
 		pthread_cond_destroy(&sc->tx_idle);
@@ -949,6 +1125,10 @@ vtnet_init(struct pci_devinst *pi, struct config *node)
 	sc->be = netbe_open(pi->pi_vmctx, node, vtnet_rx_callback, sc, err,
 			    sizeof(err));
 	if (!sc->be) {
+		vtnet_deinit(pi);
+		return vtnet_fail(pi, err);
+	}
+	if (vhost && vtnet_vhost_init(sc, pi->pi_vmctx, err, sizeof(err)) < 0) {
 		vtnet_deinit(pi);
 		return vtnet_fail(pi, err);
 	}
@@ -987,6 +1167,10 @@ vtnet_deinit(struct pci_devinst *pi)
 		(void)!write(sc->tx_efd, &one, sizeof(one));
 		pthread_join(sc->tx_tid, NULL);
 	}
+	pthread_mutex_lock(&sc->mtx);
+	vtnet_vhost_stop(sc);
+	pthread_mutex_unlock(&sc->mtx);
+	vtnet_vhost_free(sc);
 	netbe_close(sc->be);
 	close(sc->tx_efd);
 	pthread_cond_destroy(&sc->tx_idle);

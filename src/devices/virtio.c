@@ -40,9 +40,10 @@ vi_softc_linkup(struct virtio_softc *vs, const struct virtio_consts *vc,
 	for (int i = 0; i < vc->vc_nvq; i++) {
 		queues[i].vq_vs = vs;
 		queues[i].vq_num = i;
+		queues[i].vq_ev_fd = -1;
+		queues[i].vq_ev_on = false;
 	}
-	vs->vs_ev_q = -1;
-	vs->vs_ev_fd = -1;
+	vs->vs_ev_base = 0;
 	vi_reset_dev(vs);
 }
 
@@ -61,11 +62,33 @@ vi_intr_init(struct virtio_softc *vs, int msix_bar, bool use_msix)
 	return 0;
 }
 
+/* Give the kernel queue q's doorbell (on), or take it back. */
+static void
+vi_doorbell(struct virtio_softc *vs, struct vqueue_info *vq, bool on)
+{
+	struct pci_devinst *pi = vs->vs_pi;
+	uint64_t port = vs->vs_ev_base + VIRTIO_PCI_QUEUE_NOTIFY;
+
+	if (on && !vq->vq_ev_on && vs->vs_ev_base && vq->vq_ev_fd >= 0) {
+		/* Without it (no KVM, an old kernel) writes come to us. */
+		if (vm_ioeventfd(pi->pi_vmctx, port, 2, true,
+				 (uint64_t)vq->vq_num, vq->vq_ev_fd, true) == 0)
+			vq->vq_ev_on = true;
+	} else if (!on && vq->vq_ev_on) {
+		(void)vm_ioeventfd(pi->pi_vmctx, port, 2, true,
+				   (uint64_t)vq->vq_num, vq->vq_ev_fd, false);
+		vq->vq_ev_on = false;
+	}
+}
+
 void
 vi_queue_eventfd(struct virtio_softc *vs, int qnum, int fd)
 {
-	vs->vs_ev_q = qnum;
-	vs->vs_ev_fd = fd;
+	struct vqueue_info *vq = &vs->vs_queues[qnum];
+
+	vi_doorbell(vs, vq, false);
+	vq->vq_ev_fd = fd;
+	vi_doorbell(vs, vq, true);
 }
 
 void
@@ -73,21 +96,14 @@ vi_pci_baraddr(struct pci_devinst *pi, int baridx, bool enabled,
 	       uint64_t address)
 {
 	struct virtio_softc *vs = pi->pi_arg;
-	uint64_t port = address + VIRTIO_PCI_QUEUE_NOTIFY;
 
-	if (!vs || baridx != vs->vs_iobar || vs->vs_ev_fd < 0)
+	if (!vs || baridx != vs->vs_iobar)
 		return;
-	if (enabled && !vs->vs_ev_port) {
-		/* Without it (no KVM, an old kernel) writes come to us. */
-		if (vm_ioeventfd(pi->pi_vmctx, port, 2, true,
-				 (uint64_t)vs->vs_ev_q, vs->vs_ev_fd,
-				 true) == 0)
-			vs->vs_ev_port = port;
-	} else if (!enabled && vs->vs_ev_port) {
-		(void)vm_ioeventfd(pi->pi_vmctx, vs->vs_ev_port, 2, true,
-				   (uint64_t)vs->vs_ev_q, vs->vs_ev_fd, false);
-		vs->vs_ev_port = 0;
-	}
+	for (int i = 0; i < vs->vs_vc->vc_nvq; i++)
+		vi_doorbell(vs, &vs->vs_queues[i], false);
+	vs->vs_ev_base = enabled ? address : 0;
+	for (int i = 0; i < vs->vs_vc->vc_nvq; i++)
+		vi_doorbell(vs, &vs->vs_queues[i], true);
 }
 
 int
@@ -185,14 +201,14 @@ vi_notify(struct virtio_softc *vs, uint32_t qnum)
 
 	if (qnum >= (uint32_t)vs->vs_vc->vc_nvq)
 		return; /* no such queue: a stray write */
-	if ((int)qnum == vs->vs_ev_q) {
+	vq = &vs->vs_queues[qnum];
+	if (vq->vq_ev_fd >= 0) {
 		uint64_t one = 1;
 
 		/* As the kernel would; the device checks the ring. */
-		(void)!write(vs->vs_ev_fd, &one, sizeof(one));
+		(void)!write(vq->vq_ev_fd, &one, sizeof(one));
 		return;
 	}
-	vq = &vs->vs_queues[qnum];
 	if (!vq_ring_ready(vq) || !vs->vs_vc->vc_qnotify)
 		return;
 	vs->vs_vc->vc_qnotify(vs->vs_sc, vq);
@@ -307,6 +323,8 @@ vi_reg_write(struct virtio_softc *vs, int off, uint32_t val)
 		}
 		vs->vs_status = (uint8_t)val |
 				(vs->vs_status & VIRTIO_CONFIG_S_NEEDS_RESET);
+		if (vc->vc_status)
+			vc->vc_status(vs->vs_sc, vs->vs_status);
 		break;
 	case VIRTIO_MSI_CONFIG_VECTOR:
 		vs->vs_msix_cfg_idx = vi_vector(vs, val);

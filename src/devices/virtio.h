@@ -111,6 +111,9 @@ struct vqueue_info {
 	uint16_t vq_save_used;	/* vq_next_used at the last interrupt check */
 	uint16_t vq_msix_idx;
 	uint32_t vq_pfn;
+	/* Its doorbell when an eventfd (vi_queue_eventfd), else -1. */
+	int vq_ev_fd;
+	bool vq_ev_on; /* the kernel signals vq_ev_fd itself */
 	/* Host mappings of the guest's ring (valid while VQ_ALLOC). */
 	struct vring_desc *vq_desc;
 	struct vring_avail *vq_avail;
@@ -127,6 +130,8 @@ struct virtio_consts {
 	int (*vc_cfgread)(void *sc, int offset, int size, uint32_t *val);
 	int (*vc_cfgwrite)(void *sc, int offset, int size, uint32_t val);
 	void (*vc_apply_features)(void *sc, uint64_t negotiated);
+	/* After the driver wrote a status other than 0 (reset). */
+	void (*vc_status)(void *sc, uint8_t status);
 	uint64_t vc_hv_caps; /* features offered (the legacy BAR shows 32) */
 };
 
@@ -143,10 +148,8 @@ struct virtio_softc {
 	uint16_t vs_msix_cfg_idx;
 	int vs_iobar;
 	bool vs_warned; /* one message per device about bad guest data */
-	/* A queue whose doorbell is an eventfd (vi_queue_eventfd), or -1. */
-	int vs_ev_q;
-	int vs_ev_fd;
-	uint64_t vs_ev_port; /* where the kernel has it, 0: nowhere */
+	/* Where the I/O BAR decodes (the doorbells' ports), 0: nowhere. */
+	uint64_t vs_ev_base;
 };
 
 /* What vq_getchain found: readable iovecs first, then writable ones. */
@@ -173,7 +176,9 @@ void vi_reset_dev(struct virtio_softc *vs);
  * instead of calling vc_qnotify. The kernel signals it itself where it
  * can (vm_ioeventfd on QUEUE_NOTIFY while the I/O BAR decodes: the
  * guest's notification then ends in the kernel, not in an exit to us);
- * a write that reaches us signals it here. Before vi_set_io_bar.
+ * a write that reaches us signals it here. Set before vi_set_io_bar, or
+ * at run time (with vs_mtx held) to hand a queue to another consumer
+ * (vhost); fd -1 gives its notifications back to vc_qnotify.
  */
 void vi_queue_eventfd(struct virtio_softc *vs, int qnum, int fd);
 /* The devices' pe_baraddr: moves the kernel's doorbell with the BAR. */

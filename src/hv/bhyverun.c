@@ -472,7 +472,7 @@ main(int argc, char **argv)
 	struct config *cfg = config_create();
 	struct vmctx *ctx;
 	char err[256];
-	bool created, destroy;
+	bool created, destroy, built;
 	int status;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -510,7 +510,9 @@ main(int argc, char **argv)
 			   "per VM (bhyvectl --destroy --vm=NAME stops it)",
 			   s.name);
 	}
-	if (build_machine(&rs, ctx, cfg, &s) < 0 || run_machine(&rs, &s) < 0) {
+	built = build_machine(&rs, ctx, cfg, &s) == 0;
+	sandbox_seal(); /* helper threads install their filters now */
+	if (!built || run_machine(&rs, &s) < 0) {
 		gdb_free(rs.gdb);
 		machine_free(rs.m);
 		exit_stats_free(rs.stats);

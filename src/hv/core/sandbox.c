@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <termios.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -57,16 +58,27 @@ static const int sanitizer_extras[] = {
 static void
 on_sigsys(int sig, siginfo_t *si, void *ctx)
 {
-	char msg[200];
+	char msg[240];
 	int n;
 
 	(void)sig;
 	(void)ctx;
+#if defined(__x86_64__)
+	const greg_t *r = ((ucontext_t *)ctx)->uc_mcontext.gregs;
+
+	n = snprintf(msg, sizeof(msg),
+		     "bhyve: a sandboxed thread made system call %d (0x%llx, "
+		     "0x%llx, ...), which its seccomp filter does not allow; "
+		     "stopping (-o sandbox=off runs without filters)\n",
+		     si->si_syscall, (unsigned long long)r[REG_RDI],
+		     (unsigned long long)r[REG_RSI]);
+#else
 	n = snprintf(msg, sizeof(msg),
 		     "bhyve: a sandboxed thread made system call %d, which "
 		     "its seccomp filter does not allow; stopping "
 		     "(-o sandbox=off runs without filters)\n",
 		     si->si_syscall);
+#endif
 	if (n > 0)
 		(void)!write(STDERR_FILENO, msg,
 			     (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg));
@@ -230,10 +242,41 @@ sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg, char *err,
 	return install(name, true, rules, arg, err, errlen);
 }
 
+/*
+ * The gate: bhyve (sandbox_set_enabled) holds device helper threads at
+ * their filter until set-up has registered everything (sandbox_seal), so
+ * a thread started early still gets the VM's descriptors. Without the
+ * gate (unit tests) a helper installs what is registered at once.
+ */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gated, sealed;
+
 void
 sandbox_set_enabled(bool on)
 {
 	sb.off = !on;
+	gated = true;
+}
+
+void
+sandbox_seal(void)
+{
+	pthread_mutex_lock(&gate_lock);
+	sealed = true;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void
+wait_sealed(void)
+{
+	if (!gated)
+		return;
+	pthread_mutex_lock(&gate_lock);
+	while (!sealed)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
 }
 
 bool
@@ -291,6 +334,12 @@ sandbox_allow_kvm_fd(int fd)
 {
 	if (fd >= 0 && sb.nkvm < SB_MAX_FDS)
 		sb.kvm_fds[sb.nkvm++] = fd;
+}
+
+void
+sandbox_allow_any_ioctl(int fd)
+{
+	sandbox_allow_kvm_fd(fd);
 }
 
 void
@@ -376,6 +425,8 @@ static const int run_basics[] = {
     SCMP_SYS(timerfd_create),
     SCMP_SYS(eventfd2),
     SCMP_SYS(epoll_create1),
+    /* A vCPU takes the kick that ended its KVM_RUN (vmm_kvm.c). */
+    SCMP_SYS(rt_sigtimedwait),
 };
 
 /* Terminal and socket ioctls on any descriptor (stdio, a com port's tty). */
@@ -471,6 +522,7 @@ run_rules_fn(void *f, void *arg)
 static int
 install_run(const char *name, bool loop, char *err, size_t errlen)
 {
+	wait_sealed();
 	return install(name, false, run_rules_fn, &loop, err, errlen);
 }
 

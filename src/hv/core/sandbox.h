@@ -45,6 +45,12 @@ int sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg,
  */
 void sandbox_set_enabled(bool on);
 bool sandbox_enabled(void);
+/*
+ * Set-up is done: every registration below is made. Device helper
+ * threads started before wait for it (with sandbox_set_enabled called);
+ * bhyve calls it once the machine is built, or failed to be.
+ */
+void sandbox_seal(void);
 /* Whether filters can be installed here: 0, or -1 with err (exit 4). */
 int sandbox_check(char *err, size_t errlen);
 
@@ -58,6 +64,8 @@ int sandbox_check(char *err, size_t errlen);
  * (slirp rereads /etc/resolv.conf for its DNS forwarder).
  */
 void sandbox_allow_kvm_fd(int fd);
+/* Every ioctl on fd as well (/dev/vhost-net's descriptor: vhost=on). */
+void sandbox_allow_any_ioctl(int fd);
 void sandbox_allow_ioctl(int fd, unsigned long req);
 void sandbox_allow_unlinkat(int dirfd);
 void sandbox_allow_sockets(void);
