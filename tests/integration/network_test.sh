@@ -180,6 +180,61 @@ tap_body()
 	expect_line '^hv-over-the-tap$'
 }
 
+atf_test_case tap_vhost
+tap_vhost_head()
+{
+	atf_set descr "virtio-net on a tap with vhost=on: the kernel's" \
+	    "vhost-net thread for this bhyve runs, and 32 MiB fetched from" \
+	    "the host arrive with the host's SHA-256"
+	atf_set timeout 900
+}
+tap_vhost_body()
+{
+	setup
+	[ -c /dev/vhost-net ] || atf_fail "no /dev/vhost-net here (modprobe" \
+	    "vhost_net; harness/nested loads it)"
+	tap=tap78
+	ip link del "$tap" 2>/dev/null
+	ip tuntap add "$tap" mode tap ||
+	    atf_fail "ip tuntap add $tap failed (no tun module?)"
+	mkdir www
+	head -c 33554432 /dev/urandom >www/big.bin
+	want=$(sha256sum <www/big.bin | cut -d' ' -f1)
+	port=$(free_port)
+	if ! { ip addr add 192.168.78.1/24 dev "$tap" && ip link set "$tap" up; }; then
+		ip link del "$tap"
+		atf_fail "cannot configure $tap"
+	fi
+	serve 192.168.78.1 "$port"
+	trap 'kill $srv 2>/dev/null; ip link del '"$tap"' 2>/dev/null' EXIT
+	printf 'linux (host)%s/vmlinux %s\ninitrd (host)%s/initramfs.cpio\nboot\n' \
+	    "$LINUX" "$(grub_escape "console=ttyS0 quiet ip=192.168.78.2/24 -- echo sum \$(wget -q -O - http://192.168.78.1:$port/big.bin | sha256sum)")" \
+	    "$LINUX" | "$BIN/grub-bhyve" -r host -M 512M v-vhost >grub.out 2>&1 ||
+	    atf_fail "grub-bhyve: $(cat grub.out)"
+	timeout -k 10 $LINUX_TIMEOUT "$BIN/bhyve" -c 2 -m 512M -A -H -P \
+	    -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio \
+	    -s "2,virtio-net,$tap,vhost=on" v-vhost </dev/null >out 2>err &
+	pid=$!
+	# vhost-net's worker is named after its owner: vhost-PID.
+	i=0 seen=no
+	while [ $i -lt 1200 ] && kill -0 "$pid" 2>/dev/null; do
+		bpid=$(pgrep -P "$pid" -x bhyve)
+		if [ -n "$bpid" ] && pgrep -x "vhost-$bpid" >/dev/null; then
+			seen=yes
+			break
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	wait "$pid"
+	rc=$?
+	expect_exit 1 "powered off after the command"
+	expect_ok
+	expect_line "^sum $want "
+	[ $seen = yes ] || fail_with_output "no vhost-$bpid thread while the guest ran"
+	! grep -q "frames go through bhyve" err || fail_with_output "vhost was refused"
+}
+
 atf_test_case tap_missing
 tap_missing_head()
 {
@@ -271,6 +326,7 @@ atf_init_test_cases()
 	atf_add_test_case guest_to_host
 	atf_add_test_case host_to_guest
 	atf_add_test_case tap
+	atf_add_test_case tap_vhost
 	atf_add_test_case tap_missing
 	atf_add_test_case e1000_slirp
 	atf_add_test_case mac_stable

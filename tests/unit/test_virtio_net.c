@@ -793,6 +793,17 @@ test_options(void **state)
 	expect_init_error("nosuchnet0", "unknown network backend 'nosuchnet0'");
 	expect_init_error("fakenet,fakefail=1", "fakenet: told to fail");
 	expect_init_error("slirp,fakeopt=1", "unknown option 'fakeopt'");
+	/* vhost: a boolean, and only where the backend has a descriptor. */
+	expect_init_error("fakenet,vhost=maybe", "vhost");
+	expect_init_error("fakenet,vhost=maybe", "maybe");
+	expect_init_error("fakenet,vhost=on", "vhost=on needs a tap backend");
+	{
+		char line[512];
+
+		assert_int_equal(init_capture("fakenet,vhost=off", line,
+					      sizeof(line)),
+				 0);
+	}
 	/* Backend keys pass through to a backend that reads them. */
 	struct fx *f = fx_new("fakenet,fakeopt=yes,mtu=68");
 	fx_free(f);
