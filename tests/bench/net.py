@@ -4,7 +4,8 @@ throughput between the guest and the host.
 
 The default Linux guest (fixtures/linux) boots with one NIC under bhyve
 and under QEMU with KVM (QEMU -M pc, its own user-space virtio-net, no
-vhost), 512 MiB. The guest runs netbench (tests/bench/netbench.c, appended
+vhost), 512 MiB; and both with the kernel's vhost-net (bhyve's
+vhost=on, QEMU's tap,vhost=on). The guest runs netbench (tests/bench/netbench.c, appended
 to the initramfs): it connects to the host and sends NET_MIB MiB of zeros
 (guest -> host), then connects again and reads NET_MIB MiB (host -> guest).
 The host side, a Python socket server here, does the timing: from the
@@ -64,8 +65,12 @@ CASES = [
     ("QEMU virtio-net tap, 1 vCPU", "qemu", "virtio-net", "tap", 1),
     ("bhyve virtio-net tap, 2 vCPUs", "bhyve", "virtio-net", "tap", 2),
     ("QEMU virtio-net tap, 2 vCPUs", "qemu", "virtio-net", "tap", 2),
+    ("bhyve virtio-net tap vhost-net, 1 vCPU", "bhyve", "virtio-net",
+     "vhost", 1),
     ("QEMU virtio-net tap vhost-net, 1 vCPU", "qemu", "virtio-net",
      "vhost", 1),
+    ("bhyve virtio-net tap vhost-net, 2 vCPUs", "bhyve", "virtio-net",
+     "vhost", 2),
     ("QEMU virtio-net tap vhost-net, 2 vCPUs", "qemu", "virtio-net",
      "vhost", 2),
     ("bhyve e1000 tap, 1 vCPU", "bhyve", "e1000", "tap", 1),
@@ -225,7 +230,7 @@ class Server:
 
 def vmm_cmd(vmm, nic, backend, cpus, kdir, initrd):
     if vmm == "bhyve":
-        be = TAP if backend == "tap" else "slirp"
+        be = {"tap": TAP, "vhost": TAP + ",vhost=on"}.get(backend, "slirp")
         debug = ["-o", "debug.exit_stats=true"] if DEBUG else []
         return [os.path.join(B, "bhyve")] + debug + [
                 "-c", str(cpus), "-m", MEM, "-A", "-H", "-P", "-s", "0,hostbridge", "-s", "31,lpc", "-l",
