@@ -727,6 +727,23 @@ pci_generate_msix(struct pci_devinst *pi, int index)
 	pthread_mutex_unlock(&pi->pi_msix.lock);
 }
 
+bool
+pci_msix_vector(struct pci_devinst *pi, int index, uint64_t *addr,
+		uint32_t *data)
+{
+	bool ok;
+
+	if (!pi->pi_msix.capoff || index < 0 ||
+	    index >= pi->pi_msix.table_count)
+		return false;
+	pthread_mutex_lock(&pi->pi_msix.lock);
+	ok = msix_deliverable(pi, index);
+	*addr = pi->pi_msix.table[index].addr;
+	*data = pi->pi_msix.table[index].msg_data;
+	pthread_mutex_unlock(&pi->pi_msix.lock);
+	return ok;
+}
+
 /* Message Control: only the enable and function mask bits are writable. */
 static void
 msixcap_write(struct pci_devinst *pi, int off, int bytes, uint32_t val)
@@ -749,6 +766,8 @@ msixcap_write(struct pci_devinst *pi, int off, int bytes, uint32_t val)
 	pi->pi_msix.function_mask = ctrl & PCIM_MSIXCTRL_FUNCMASK;
 	msix_flush_pending(pi);
 	pthread_mutex_unlock(&pi->pi_msix.lock);
+	if (pi->pi_msix.changed)
+		pi->pi_msix.changed(pi);
 	/* While MSI-X is on, the function must not use INTx (§6.8.2). */
 	if ((ctrl & PCIM_MSIXCTRL_ENABLE) && pi->pi_lintr.asserted)
 		pci_lintr_deassert(pi);
@@ -830,6 +849,8 @@ msix_bar_access(struct pci_devinst *pi, int dir, uint64_t off, int size,
 		*val = size == 8 ? q : (uint32_t)(q >> (8 * (off % 8)));
 	}
 	pthread_mutex_unlock(&pi->pi_msix.lock);
+	if (in_tab && ok && dir != MEM_F_READ && pi->pi_msix.changed)
+		pi->pi_msix.changed(pi);
 	return true;
 }
 

@@ -134,6 +134,12 @@ struct pci_devinst {
 		uint32_t pba_size;
 		struct msix_table_entry *table;
 		uint64_t *pba; /* pending bits, one per vector */
+		/*
+		 * The device's, or NULL: called after the guest wrote the
+		 * table or the enable and mask bits (the lock not held),
+		 * for vectors the kernel raises itself (vm_msi_irqfd).
+		 */
+		void (*changed)(struct pci_devinst *pi);
 	} pi_msix;
 	int pi_prevcap, pi_capend;
 	struct pcibar pi_bar[PCI_BARMAX + 1];
@@ -168,6 +174,12 @@ bool pci_msix_enabled(struct pci_devinst *pi);
  * function is masked; nothing while MSI-X is disabled. Thread-safe.
  */
 void pci_generate_msix(struct pci_devinst *pi, int index);
+/*
+ * Vector index's message, and whether it would be delivered now (MSI-X on,
+ * neither the function nor the vector masked).
+ */
+bool pci_msix_vector(struct pci_devinst *pi, int index, uint64_t *addr,
+		     uint32_t *data);
 void pci_lintr_request(struct pci_devinst *pi);
 void pci_lintr_assert(struct pci_devinst *pi);
 void pci_lintr_deassert(struct pci_devinst *pi);

@@ -166,7 +166,8 @@ struct vtnet_softc {
 	struct vhost_net *vhost;
 	bool vhost_on;
 	int vh_kick[2], vh_call[2]; /* receive, transmit */
-	struct mevent_ev *vh_call_ev[2];
+	struct mevent_ev *vh_call_ev[2]; /* the loop reads vh_call, or */
+	int vh_gsi[2];			 /* KVM does (an irqfd), or -1 */
 };
 
 static void vtnet_reset(void *vsc);
@@ -800,6 +801,63 @@ vtnet_vhost_call(int fd, enum ev_type type, void *arg)
 }
 
 /*
+ * Where vhost's interrupts go (lock held): while vhost runs and a queue's
+ * MSI-X vector is deliverable, KVM raises it from the call eventfd itself
+ * (an irqfd routed to the vector's message, no hop through bhyve);
+ * otherwise the event loop reads the eventfd and raises it as the device
+ * would (INTx, MSI, a masked vector's pending bit).
+ */
+static void
+vtnet_vhost_irq_sync(struct vtnet_softc *sc)
+{
+	struct pci_devinst *pi = sc->vs.vs_pi;
+	struct mevent *mev = machine_of(pi->pi_vmctx)->mev;
+
+	for (int i = 0; i < 2; i++) {
+		uint16_t idx = sc->queues[i].vq_msix_idx;
+		uint64_t addr = 0;
+		uint32_t data = 0;
+		bool direct = sc->vhost_on && idx != VIRTIO_MSI_NO_VECTOR &&
+			      pci_msix_vector(pi, idx, &addr, &data);
+
+		if (direct && sc->vh_gsi[i] >= 0) {
+			if (vm_msi_irqfd_update(pi->pi_vmctx, sc->vh_gsi[i],
+						addr, data) == 0)
+				continue;
+			direct = false; /* back to the loop */
+		}
+		if (direct) {
+			sc->vh_gsi[i] = vm_msi_irqfd(pi->pi_vmctx,
+						     sc->vh_call[i], addr, data);
+			if (sc->vh_gsi[i] >= 0 && sc->vh_call_ev[i]) {
+				mevent_delete(sc->vh_call_ev[i]);
+				sc->vh_call_ev[i] = NULL;
+			}
+		} else if (sc->vh_gsi[i] >= 0) {
+			vm_msi_irqfd_release(pi->pi_vmctx, sc->vh_gsi[i],
+					     sc->vh_call[i]);
+			sc->vh_gsi[i] = -1;
+		}
+		if (sc->vh_gsi[i] < 0 && !sc->vh_call_ev[i] && mev)
+			sc->vh_call_ev[i] =
+			    mevent_add(mev, sc->vh_call[i], EVF_READ,
+				       vtnet_vhost_call, &sc->queues[i]);
+	}
+}
+
+/* The guest changed the MSI-X table or its enable and mask bits. */
+static void
+vtnet_msix_changed(struct pci_devinst *pi)
+{
+	struct vtnet_softc *sc = pi->pi_arg;
+
+	pthread_mutex_lock(&sc->mtx);
+	if (sc->vhost_on)
+		vtnet_vhost_irq_sync(sc);
+	pthread_mutex_unlock(&sc->mtx);
+}
+
+/*
  * The driver is ready: hand vhost the receive and transmit rings, the tap
  * and the doorbells (lock held). If vhost refuses, say why once and go on
  * moving frames here.
@@ -845,6 +903,7 @@ vtnet_vhost_start(struct vtnet_softc *sc)
 	sc->rx_off = false;
 	vi_queue_eventfd(&sc->vs, VTNET_RXQ, sc->vh_kick[0]);
 	vi_queue_eventfd(&sc->vs, VTNET_TXQ, sc->vh_kick[1]);
+	vtnet_vhost_irq_sync(sc);
 	/* What the driver queued before is vhost's to look at now. */
 	for (int i = 0; i < 2; i++)
 		(void)!write(sc->vh_kick[i], &one, sizeof(one));
@@ -865,6 +924,7 @@ vtnet_vhost_stop(struct vtnet_softc *sc)
 	vi_queue_eventfd(&sc->vs, VTNET_RXQ, -1);
 	vi_queue_eventfd(&sc->vs, VTNET_TXQ, sc->tx_efd);
 	sc->vhost_on = false;
+	vtnet_vhost_irq_sync(sc); /* the irqfds go */
 	netbe_rx_enable(sc->be);
 }
 
@@ -897,6 +957,7 @@ vtnet_vhost_init(struct vtnet_softc *sc, struct vmctx *ctx, char *err,
 	sc->vhost = vhost_net_open(err, errlen);
 	if (!sc->vhost)
 		return -1;
+	sc->vs.vs_pi->pi_msix.changed = vtnet_msix_changed;
 	sandbox_allow_any_ioctl(vhost_net_fd(sc->vhost));
 	for (int i = 0; i < 2; i++) {
 		sc->vh_kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1101,6 +1162,7 @@ vtnet_init(struct pci_devinst *pi, struct config *node)
 	pthread_mutex_init(&sc->mtx, NULL);
 	pthread_cond_init(&sc->tx_idle, NULL);
 	sc->vh_kick[0] = sc->vh_kick[1] = sc->vh_call[0] = sc->vh_call[1] = -1;
+	sc->vh_gsi[0] = sc->vh_gsi[1] = -1;
 	sc->tx_efd = eventfd(0, EFD_CLOEXEC);
 	if (sc->tx_efd < 0) {
 		pthread_cond_destroy(&sc->tx_idle);

@@ -380,6 +380,17 @@ void vm_drain_coalesced(struct vmctx *ctx);
 int vm_ioeventfd(struct vmctx *ctx, uint64_t addr, int len, bool pio,
 		 uint64_t datamatch, int fd, bool assign);
 
+/*
+ * An MSI the kernel raises itself each time fd (an eventfd) is signalled:
+ * KVM_IRQFD on a GSI routed to addr/data. The GSI (the handle) >= 0, or -1
+ * with errno (ENOTSUP: the backend has none; ENOSPC: all in use).
+ * vm_msi_irqfd_update moves it to another message; release ends it.
+ */
+int vm_msi_irqfd(struct vmctx *ctx, int fd, uint64_t addr, uint32_t data);
+int vm_msi_irqfd_update(struct vmctx *ctx, int gsi, uint64_t addr,
+			uint32_t data);
+void vm_msi_irqfd_release(struct vmctx *ctx, int gsi, int fd);
+
 /* Mock backend inspection (unit tests). */
 int vm_mock_irq_level(struct vmctx *ctx, int gsi);
 int vm_mock_irq_pulses(struct vmctx *ctx, int gsi);

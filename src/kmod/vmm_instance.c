@@ -1502,6 +1502,33 @@ vm_ioeventfd(struct vmctx *ctx, uint64_t addr, int len, bool pio,
 	return ctx->ops->ioeventfd(ctx, addr, len, pio, datamatch, fd, assign);
 }
 
+int
+vm_msi_irqfd(struct vmctx *ctx, int fd, uint64_t addr, uint32_t data)
+{
+	if (!ctx->ops->msi_irqfd) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	return ctx->ops->msi_irqfd(ctx, fd, addr, data);
+}
+
+int
+vm_msi_irqfd_update(struct vmctx *ctx, int gsi, uint64_t addr, uint32_t data)
+{
+	if (!ctx->ops->msi_irqfd_update) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	return ctx->ops->msi_irqfd_update(ctx, gsi, addr, data);
+}
+
+void
+vm_msi_irqfd_release(struct vmctx *ctx, int gsi, int fd)
+{
+	if (ctx->ops->msi_irqfd_release && gsi >= 0)
+		ctx->ops->msi_irqfd_release(ctx, gsi, fd);
+}
+
 void
 vm_drain_coalesced(struct vmctx *ctx)
 {

@@ -34,6 +34,11 @@ struct vmm_ops {
 	void (*drain_coalesced)(struct vmctx *ctx);
 	int (*ioeventfd)(struct vmctx *ctx, uint64_t addr, int len, bool pio,
 			 uint64_t datamatch, int fd, bool assign);
+	int (*msi_irqfd)(struct vmctx *ctx, int fd, uint64_t addr,
+			 uint32_t data);
+	int (*msi_irqfd_update)(struct vmctx *ctx, int gsi, uint64_t addr,
+				uint32_t data);
+	void (*msi_irqfd_release)(struct vmctx *ctx, int gsi, int fd);
 };
 
 struct vcpu {

@@ -21,6 +21,8 @@
 #define KVM_IDMAP_ADDR 0xfffbc000UL
 #define KICK_SIGNAL (SIGRTMIN + 1)
 #define CPUID_MAX_ENTRIES 256
+#define KVM_MSI_ROUTES 16
+#define KVM_MSI_GSI0 24 /* after the IOAPIC's pins */
 
 struct kvm_vm {
 	int kvm_fd;
@@ -32,6 +34,13 @@ struct kvm_vm {
 	long page_size;
 	struct kvm_cpuid2 *cpuid;
 	pthread_mutex_t ring_lock;
+	/* MSI routes for irqfds: GSI KVM_MSI_GSI0 + i (kvm_msi_irqfd). */
+	pthread_mutex_t route_lock;
+	struct {
+		bool used;
+		uint64_t addr;
+		uint32_t data;
+	} msi[KVM_MSI_ROUTES];
 };
 
 struct kvm_vcpu {
@@ -88,13 +97,17 @@ kvm_open_dev(void)
 	return -1;
 }
 
-/* KVM's default routing, with GSI 0 on IOAPIC pin 2 as PC firmware has it. */
+/*
+ * KVM's default routing, with GSI 0 on IOAPIC pin 2 as PC firmware has it,
+ * and the irqfds' MSI routes (msi: NULL before there are any). KVM takes
+ * the whole table each time.
+ */
 static int
-kvm_setup_routing(int vm_fd)
+kvm_setup_routing(int vm_fd, const struct kvm_vm *k)
 {
 	struct {
 		struct kvm_irq_routing r;
-		struct kvm_irq_routing_entry e[48];
+		struct kvm_irq_routing_entry e[48 + KVM_MSI_ROUTES];
 	} rt;
 	int n = 0;
 
@@ -118,6 +131,16 @@ kvm_setup_routing(int vm_fd)
 		rt.e[n].u.irqchip.pin = gsi == 0 ? 2 : gsi;
 		n++;
 	}
+	for (int i = 0; k && i < KVM_MSI_ROUTES; i++) {
+		if (!k->msi[i].used)
+			continue;
+		rt.e[n].gsi = KVM_MSI_GSI0 + i;
+		rt.e[n].type = KVM_IRQ_ROUTING_MSI;
+		rt.e[n].u.msi.address_lo = (uint32_t)k->msi[i].addr;
+		rt.e[n].u.msi.address_hi = (uint32_t)(k->msi[i].addr >> 32);
+		rt.e[n].u.msi.data = k->msi[i].data;
+		n++;
+	}
 	rt.r.nr = n;
 	return ioctl(vm_fd, KVM_SET_GSI_ROUTING, &rt.r);
 }
@@ -134,6 +157,7 @@ kvm_vm_init(struct vmctx *ctx)
 		return -1;
 	k->vm_fd = -1;
 	pthread_mutex_init(&k->ring_lock, NULL);
+	pthread_mutex_init(&k->route_lock, NULL);
 	ctx->backend = k;
 	k->kvm_fd = kvm_open_dev();
 	if (k->kvm_fd < 0)
@@ -167,7 +191,7 @@ kvm_vm_init(struct vmctx *ctx)
 	    ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
 	    ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
 	    ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0 ||
-	    kvm_setup_routing(k->vm_fd) < 0) {
+	    kvm_setup_routing(k->vm_fd, NULL) < 0) {
 		vm_set_error("KVM VM set-up (irqchip, PIT): %s",
 			     strerror(errno));
 		goto fail;
@@ -933,6 +957,76 @@ kvm_msi(struct vmctx *ctx, uint64_t addr, uint64_t msg)
 	return ioctl(k->vm_fd, KVM_SIGNAL_MSI, &m) < 0 ? -1 : 0;
 }
 
+static int
+kvm_msi_irqfd(struct vmctx *ctx, int fd, uint64_t addr, uint32_t data)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_irqfd irqfd = {.fd = (uint32_t)fd};
+	int i, e;
+
+	pthread_mutex_lock(&k->route_lock);
+	for (i = 0; i < KVM_MSI_ROUTES && k->msi[i].used; i++)
+		;
+	if (i == KVM_MSI_ROUTES) {
+		pthread_mutex_unlock(&k->route_lock);
+		errno = ENOSPC;
+		return -1;
+	}
+	k->msi[i].used = true;
+	k->msi[i].addr = addr;
+	k->msi[i].data = data;
+	irqfd.gsi = KVM_MSI_GSI0 + i;
+	if (kvm_setup_routing(k->vm_fd, k) < 0 ||
+	    ioctl(k->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		e = errno;
+		k->msi[i].used = false;
+		(void)kvm_setup_routing(k->vm_fd, k);
+		pthread_mutex_unlock(&k->route_lock);
+		errno = e;
+		return -1;
+	}
+	pthread_mutex_unlock(&k->route_lock);
+	return KVM_MSI_GSI0 + i;
+}
+
+static int
+kvm_msi_irqfd_update(struct vmctx *ctx, int gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_vm *k = ctx->backend;
+	int i = gsi - KVM_MSI_GSI0, rc = 0;
+
+	if (i < 0 || i >= KVM_MSI_ROUTES) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&k->route_lock);
+	if (k->msi[i].addr != addr || k->msi[i].data != data) {
+		k->msi[i].addr = addr;
+		k->msi[i].data = data;
+		rc = kvm_setup_routing(k->vm_fd, k);
+	}
+	pthread_mutex_unlock(&k->route_lock);
+	return rc;
+}
+
+static void
+kvm_msi_irqfd_release(struct vmctx *ctx, int gsi, int fd)
+{
+	struct kvm_vm *k = ctx->backend;
+	struct kvm_irqfd irqfd = {.fd = (uint32_t)fd,
+				  .gsi = (uint32_t)gsi,
+				  .flags = KVM_IRQFD_FLAG_DEASSIGN};
+	int i = gsi - KVM_MSI_GSI0;
+
+	if (i < 0 || i >= KVM_MSI_ROUTES)
+		return;
+	pthread_mutex_lock(&k->route_lock);
+	(void)ioctl(k->vm_fd, KVM_IRQFD, &irqfd);
+	k->msi[i].used = false;
+	(void)kvm_setup_routing(k->vm_fd, k);
+	pthread_mutex_unlock(&k->route_lock);
+}
+
 static void
 kvm_drain_coalesced(struct vmctx *ctx)
 {
@@ -1004,6 +1098,9 @@ const struct vmm_ops vmm_kvm_ops = {
 	.coalesce_pio = kvm_coalesce_pio,
 	.drain_coalesced = kvm_drain_coalesced,
 	.ioeventfd = kvm_ioeventfd,
+	.msi_irqfd = kvm_msi_irqfd,
+	.msi_irqfd_update = kvm_msi_irqfd_update,
+	.msi_irqfd_release = kvm_msi_irqfd_release,
 };
 
 int

@@ -235,6 +235,79 @@ tap_vhost_body()
 	! grep -q "frames go through bhyve" err || fail_with_output "vhost was refused"
 }
 
+atf_test_case bulk
+bulk_head()
+{
+	atf_set descr "the Handbook's set-up (a tap on a bridge, the host's" \
+	    "address on the bridge): with virtio-net and virtio-net" \
+	    "vhost=on the guest pings the host side, fetches 100 MiB and" \
+	    "sends 100 MiB over TCP, each with the same SHA-256 at both ends"
+	atf_set timeout 1500
+}
+bulk_body()
+{
+	setup
+	[ -c /dev/vhost-net ] || atf_fail "no /dev/vhost-net here (modprobe" \
+	    "vhost_net; harness/nested loads it)"
+	tap=tap79 br=bridge79
+	ip link del "$tap" 2>/dev/null
+	ip link del "$br" 2>/dev/null
+	{ ip tuntap add "$tap" mode tap && ip link add "$br" type bridge &&
+	    ip link set "$tap" master "$br" &&
+	    ip addr add 192.168.79.1/24 dev "$br" &&
+	    ip link set "$tap" up && ip link set "$br" up; } 2>ip.err ||
+	    atf_fail "cannot make $tap on $br: $(cat ip.err)"
+	mkdir www
+	head -c 104857600 /dev/urandom >www/big.bin
+	want=$(sha256sum <www/big.bin | cut -d' ' -f1)
+	port=$(free_port)
+	serve 192.168.79.1 "$port"
+	# A sink: each connection's bytes to EOF, answered with their SHA-256
+	# (busybox nc sends its stdin, shuts down its side, prints the answer).
+	sink=$(free_port)
+	python3 - "$sink" >sink.log 2>&1 <<'PY' &
+import hashlib, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.168.79.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    h = hashlib.sha256()
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        h.update(b)
+    print("posted", h.hexdigest(), flush=True)
+    c.sendall(h.hexdigest().encode())
+    c.close()
+PY
+	snk=$!
+	trap 'kill $srv $snk 2>/dev/null; ip link del '"$tap"' 2>/dev/null; ip link del '"$br"' 2>/dev/null' EXIT
+	url=http://192.168.79.1:$port
+	cmd="ping -c 1 -W 5 192.168.79.1 >/dev/null && echo ping-ok; echo \"in \$(wget -q -O - $url/big.bin | sha256sum)\"; dd if=/dev/urandom of=/tmp/o bs=1M count=100 2>/dev/null; echo \"out \$(sha256sum </tmp/o)\"; echo \"posted \$(nc 192.168.79.1 $sink </tmp/o)\""
+	n=0
+	# e1000 is left out: nested, its guest hung twice while sending the
+	# 100 MiB (bhyve kept running, SIGTERM unanswered); not yet understood.
+	for nic in virtio-net virtio-net,vhost=on; do
+		n=$((n + 1))
+		BOOT_ARGS=ip=192.168.79.2/24 boot "v-bulk$n" "$cmd" \
+		    -s "2,${nic%%,*},$tap${nic#"${nic%%,*}"}"
+		expect_exit 1 "$nic: powered off after the command"
+		expect_ok
+		expect_line '^ping-ok$'
+		expect_line "^in $want "
+		out=$(tr -d '\r' <out | sed -n 's/^out \([0-9a-f]*\) .*/\1/p')
+		[ -n "$out" ] || fail_with_output "$nic: the guest printed no SHA-256 of what it sent"
+		expect_line "^posted $out\$"
+		grep -q "^posted $out\$" sink.log ||
+		    fail_with_output "$nic: the host's SHA-256 of what arrived differs: $(cat sink.log)"
+		! grep -q "frames go through bhyve" err ||
+		    fail_with_output "$nic: vhost was refused"
+	done
+}
+
 atf_test_case tap_missing
 tap_missing_head()
 {
@@ -327,6 +400,7 @@ atf_init_test_cases()
 	atf_add_test_case host_to_guest
 	atf_add_test_case tap
 	atf_add_test_case tap_vhost
+	atf_add_test_case bulk
 	atf_add_test_case tap_missing
 	atf_add_test_case e1000_slirp
 	atf_add_test_case mac_stable
