@@ -341,7 +341,7 @@ sandbox_allow_vm(struct vmctx *ctx)
 	int n = vm_sandbox_fds(ctx, fds, VM_MAXCPU + 8);
 
 	for (int i = 0; i < n; i++)
-		sandbox_allow_kvm_fd(fds[i]);
+		sandbox_allow_any_ioctl(fds[i]);
 	n = vm_sandbox_dirfds(ctx, fds, VM_MAXCPU + 8);
 	for (int i = 0; i < n; i++)
 		sandbox_allow_unlinkat(fds[i]);

@@ -144,6 +144,7 @@ enum run_step {
 	RUN_KILL_OTHER,	 /* tgkill to another process */
 	RUN_UNLINK_CWD,	 /* unlinkat outside the registered directory */
 	RUN_OFF_OPEN,	 /* open with the sandbox off: exit 0 */
+	RUN_OVERFLOW,	 /* more registrations than fit: no filter, exit 10 */
 };
 
 struct run_job {
@@ -225,6 +226,8 @@ run_thread(void *arg)
 	case RUN_UNLINK_CWD:
 		unlinkat(AT_FDCWD, "victim", 0);
 		break;
+	case RUN_OVERFLOW:
+		break; /* never reached: the filter is refused */
 	}
 	return NULL;
 }
@@ -256,11 +259,13 @@ run_filtered(enum run_step step, bool loop, char *out, size_t outlen)
 		dup2(pipefd[1], STDERR_FILENO);
 		close(openat(j.dirfd, "victim", O_CREAT | O_WRONLY, 0600));
 		sandbox_set_enabled(step != RUN_OFF_OPEN);
-		sandbox_allow_kvm_fd(j.kvmfd);
+		sandbox_allow_any_ioctl(j.kvmfd);
 		sandbox_allow_ioctl(j.tapfd, TUNSETOFFLOAD);
 		sandbox_allow_unlinkat(j.dirfd);
 		if (step == RUN_SOCKET_OK)
 			sandbox_allow_sockets();
+		for (int i = 0; step == RUN_OVERFLOW && i < 1000; i++)
+			sandbox_allow_unlinkat(j.dirfd);
 		sandbox_seal(); /* as bhyve once set-up is done */
 		pthread_create(&t, NULL, run_thread, &j);
 		pthread_join(t, NULL);
@@ -344,6 +349,18 @@ test_run_off(void **state)
 	assert_string_equal(out, "");
 }
 
+/* A registration that did not fit refuses the filter, not a later call. */
+static void
+test_run_overflow(void **state)
+{
+	char out[512];
+
+	(void)state;
+	assert_int_equal(run_filtered(RUN_OVERFLOW, true, out, sizeof(out)),
+			 10);
+	assert_non_null(strstr(out, "more descriptors than the sandbox"));
+}
+
 static void
 test_check(void **state)
 {
@@ -364,6 +381,7 @@ main(void)
 	    cmocka_unit_test(test_run_stops),
 	    cmocka_unit_test(test_run_sockets_when_registered),
 	    cmocka_unit_test(test_run_off),
+	    cmocka_unit_test(test_run_overflow),
 	    cmocka_unit_test(test_check),
 	};
 

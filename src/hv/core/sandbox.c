@@ -113,21 +113,23 @@ allow(scmp_filter_ctx f, int nr, unsigned n, const struct scmp_arg_cmp *cmp)
  * What set-up registered for the run-time filters. Written by the main
  * thread before the first filter is built, read only after: no lock.
  */
-#define SB_MAX_FDS (VM_MAXCPU + 8)
-#define SB_MAX_IOCTLS 32
+#define SB_MAX_FDS (VM_MAXCPU + 32)
+#define SB_MAX_IOCTLS 64
+#define SB_MAX_DIRS 64
 static struct {
 	bool off;
-	int kvm_fds[SB_MAX_FDS]; /* every ioctl */
-	int nkvm;
+	int anyioctl_fds[SB_MAX_FDS]; /* every ioctl */
+	int nany;
 	struct {
 		int fd;
 		unsigned long req;
 	} ioctls[SB_MAX_IOCTLS];
 	int nioctls;
-	int dirfds[8]; /* unlinkat at teardown (event loop) */
+	int dirfds[SB_MAX_DIRS]; /* unlinkat at teardown (event loop) */
 	int ndirs;
 	bool sockets;	/* a backend makes connections at run time */
 	bool readfiles; /* a backend opens files read-only at run time */
+	bool overflow;	/* a registration did not fit: refuse to run */
 } sb;
 
 /* Discard and zeroing on a block device image. */
@@ -330,22 +332,22 @@ sandbox_check(char *err, size_t errlen)
 }
 
 void
-sandbox_allow_kvm_fd(int fd)
-{
-	if (fd >= 0 && sb.nkvm < SB_MAX_FDS)
-		sb.kvm_fds[sb.nkvm++] = fd;
-}
-
-void
 sandbox_allow_any_ioctl(int fd)
 {
-	sandbox_allow_kvm_fd(fd);
+	if (fd < 0)
+		return;
+	if (sb.nany < SB_MAX_FDS)
+		sb.anyioctl_fds[sb.nany++] = fd;
+	else
+		sb.overflow = true;
 }
 
 void
 sandbox_allow_ioctl(int fd, unsigned long req)
 {
-	if (sb.nioctls < SB_MAX_IOCTLS) {
+	if (sb.nioctls >= SB_MAX_IOCTLS) {
+		sb.overflow = true;
+	} else {
 		sb.ioctls[sb.nioctls].fd = fd;
 		sb.ioctls[sb.nioctls].req = req;
 		sb.nioctls++;
@@ -355,9 +357,12 @@ sandbox_allow_ioctl(int fd, unsigned long req)
 void
 sandbox_allow_unlinkat(int dirfd)
 {
-	if (dirfd >= 0 &&
-	    sb.ndirs < (int)(sizeof(sb.dirfds) / sizeof(sb.dirfds[0])))
+	if (dirfd < 0)
+		return;
+	if (sb.ndirs < SB_MAX_DIRS)
 		sb.dirfds[sb.ndirs++] = dirfd;
+	else
+		sb.overflow = true;
 }
 
 void
@@ -468,9 +473,9 @@ run_rules(scmp_filter_ctx f, bool loop)
 	rc |= allow(f, SCMP_SYS(mmap), 1, &noexec);
 	rc |= allow(f, SCMP_SYS(mprotect), 1, &noexec);
 	rc |= allow(f, SCMP_SYS(newfstatat), 1, &emptypath); /* fstat */
-	for (int i = 0; i < sb.nkvm; i++) {
+	for (int i = 0; i < sb.nany; i++) {
 		const struct scmp_arg_cmp fd =
-		    SCMP_A0(SCMP_CMP_EQ, sb.kvm_fds[i]);
+		    SCMP_A0(SCMP_CMP_EQ, sb.anyioctl_fds[i]);
 
 		rc |= allow(f, SCMP_SYS(ioctl), 1, &fd);
 	}
@@ -523,6 +528,14 @@ static int
 install_run(const char *name, bool loop, char *err, size_t errlen)
 {
 	wait_sealed();
+	/* A dropped registration would stop bhyve later, mid-run. */
+	if (sb.overflow && !sb.off) {
+		snprintf(err, errlen,
+			 "%s: more descriptors than the sandbox's lists hold "
+			 "(too many devices)",
+			 name);
+		return -1;
+	}
 	return install(name, false, run_rules_fn, &loop, err, errlen);
 }
 

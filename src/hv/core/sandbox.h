@@ -63,8 +63,7 @@ int sandbox_check(char *err, size_t errlen);
  * sockets (socket, connect, bind, listen: slirp) and read-only opens
  * (slirp rereads /etc/resolv.conf for its DNS forwarder).
  */
-void sandbox_allow_kvm_fd(int fd);
-/* Every ioctl on fd as well (/dev/vhost-net's descriptor: vhost=on). */
+/* Every ioctl on fd: the VM's and vCPUs' descriptors, /dev/vhost-net's. */
 void sandbox_allow_any_ioctl(int fd);
 void sandbox_allow_ioctl(int fd, unsigned long req);
 void sandbox_allow_unlinkat(int dirfd);
