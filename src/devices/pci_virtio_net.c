@@ -605,7 +605,7 @@ vtnet_tx_thread(void *arg)
 	char err[256];
 	uint64_t n;
 
-	if (sandbox_helper("vtnet-tx", err, sizeof(err)) < 0)
+	if (sandbox_helper("vtnet-tx", 0, err, sizeof(err)) < 0)
 		sandbox_fail(err);
 	for (;;) {
 		if (read(sc->tx_efd, &n, sizeof(n)) < 0 && errno != EINTR &&

@@ -138,7 +138,7 @@ vcpu_loop(void *arg)
 	snprintf(msg, sizeof(msg), "vcpu %d", id); /* top -H, ps -L */
 	pthread_setname_np(pthread_self(), msg);
 	/* Before the first KVM_RUN: the guest never runs unfiltered. */
-	if (sandbox_vcpu(msg, sizeof(msg)) < 0)
+	if (sandbox_vcpu(vm_vcpu_sandbox_fd(vt->vcpu), msg, sizeof(msg)) < 0)
 		sandbox_fail(msg);
 	if (rs->gdb)
 		gdb_vcpu_start(rs->gdb, vt->vcpu);

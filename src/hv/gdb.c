@@ -1111,7 +1111,7 @@ gdb_thread(void *arg)
 	bool quit;
 
 	pthread_setname_np(pthread_self(), "gdb");
-	if (sandbox_helper("gdb", err, sizeof(err)) < 0)
+	if (sandbox_helper("gdb", SANDBOX_ACCEPTS, err, sizeof(err)) < 0)
 		sandbox_fail(err);
 	for (;;) {
 		p[0] = (struct pollfd){.fd = g->evfd, .events = POLLIN};

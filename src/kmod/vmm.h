@@ -177,6 +177,13 @@ int vm_sandbox_ioctls(unsigned long *out, int max);
  */
 int vm_sandbox_fds(struct vmctx *ctx, int *out, int max);
 /*
+ * The request that runs a vCPU (KVM_RUN), which the filters allow only to
+ * a vCPU's own thread on its own descriptor (vm_vcpu_sandbox_fd: -1 for
+ * backends without one); 0 when the backend has no such request.
+ */
+unsigned long vm_sandbox_run_ioctl(void);
+int vm_vcpu_sandbox_fd(struct vcpu *vcpu);
+/*
  * The directory descriptors vm_remove() unlinks in (the instance
  * directory and the one holding it), for the event loop's filter.
  */

@@ -1123,6 +1123,22 @@ vm_sandbox_fds(struct vmctx *ctx, int *out, int max)
 	return n;
 }
 
+unsigned long
+vm_sandbox_run_ioctl(void)
+{
+	return KVM_RUN;
+}
+
+int
+vm_vcpu_sandbox_fd(struct vcpu *vcpu)
+{
+	struct kvm_vcpu *kv = vcpu->backend;
+
+	if (vcpu->ctx->kind != VMM_BACKEND_KVM || !kv)
+		return -1;
+	return kv->fd;
+}
+
 int
 vm_sandbox_ioctls(unsigned long *out, int max)
 {

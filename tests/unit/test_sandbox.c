@@ -13,7 +13,10 @@
 #include <linux/if_tun.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -31,6 +34,21 @@
 #include <cmocka.h>
 
 #include "sandbox.h"
+#include "vmm.h"
+
+/* A non-blocking TCP listener on 127.0.0.1, before the filter. */
+static int
+listener(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(fd, 1) < 0)
+		return -1;
+	return fd;
+}
 
 enum misstep { NONE, OTHER_CALL, OTHER_FD };
 
@@ -143,16 +161,43 @@ enum run_step {
 	RUN_PAIR_OTHER,	 /* a registered request on the wrong descriptor */
 	RUN_KILL_OTHER,	 /* tgkill to another process */
 	RUN_UNLINK_CWD,	 /* unlinkat outside the registered directory */
+	RUN_UNLINK_DIR,	 /* unlinkat in the registered directory */
 	RUN_OFF_OPEN,	 /* open with the sandbox off: exit 0 */
 	RUN_OVERFLOW,	 /* more registrations than fit: no filter, exit 10 */
+	RUN_VM_RUN,	 /* the vCPU-run request on the first VM descriptor */
+	RUN_VM_RUN_2ND,	 /* the same on the second one */
+	RUN_ACCEPT,	 /* accept4 on a listening socket */
+	RUN_POLL,	 /* poll */
+	RUN_EPOLL_WAIT,	 /* epoll_wait */
+	RUN_SIGWAIT,	 /* rt_sigtimedwait */
 };
+
+/* Which run-time filter the thread installs. */
+enum role { HELPER, LOOP, VCPU, ACCEPTING_HELPER };
 
 struct run_job {
 	enum run_step step;
-	int kvmfd, tapfd, dirfd, pipefd;
-	bool loop;
+	int kvmfd, tapfd, dirfd, pipefd, kvmfd2;
+	enum role role;
 	int rc;
 };
+
+static int
+install_role(const struct run_job *j, char *err, size_t errlen)
+{
+	switch (j->role) {
+	case LOOP:
+		return sandbox_loop(err, errlen);
+	case VCPU: /* its own vCPU's descriptor is the first one */
+		return sandbox_vcpu(j->kvmfd, err, errlen);
+	case ACCEPTING_HELPER:
+		return sandbox_helper("test helper", SANDBOX_ACCEPTS, err,
+				      errlen);
+	case HELPER:
+		break;
+	}
+	return sandbox_helper("test helper", 0, err, errlen);
+}
 
 static void *
 run_thread(void *arg)
@@ -160,8 +205,7 @@ run_thread(void *arg)
 	struct run_job *j = arg;
 	char err[256], c = 'x';
 	void *p;
-	int rc = j->loop ? sandbox_loop(err, sizeof(err))
-			 : sandbox_helper("test helper", err, sizeof(err));
+	int rc = install_role(j, err, sizeof(err));
 
 	if (rc < 0) {
 		fprintf(stderr, "%s\n", err);
@@ -186,7 +230,7 @@ run_thread(void *arg)
 		/* A registered request on its descriptor: ENOTTY, not SIGSYS.
 		 */
 		(void)!ioctl(j->tapfd, TUNSETOFFLOAD, 0);
-		if (j->loop && unlinkat(j->dirfd, "victim", 0) < 0)
+		if (j->role == LOOP && unlinkat(j->dirfd, "victim", 0) < 0)
 			j->rc = 14;
 		break;
 	case RUN_OPEN:
@@ -226,15 +270,54 @@ run_thread(void *arg)
 	case RUN_UNLINK_CWD:
 		unlinkat(AT_FDCWD, "victim", 0);
 		break;
+	case RUN_UNLINK_DIR:
+		if (unlinkat(j->dirfd, "victim", 0) < 0)
+			j->rc = 20;
+		break;
 	case RUN_OVERFLOW:
 		break; /* never reached: the filter is refused */
+	case RUN_VM_RUN:
+	case RUN_VM_RUN_2ND:
+		/* Allowed: the kernel answers (ENOTTY on /dev/null). */
+		if (ioctl(j->step == RUN_VM_RUN ? j->kvmfd : j->kvmfd2,
+			  vm_sandbox_run_ioctl(), 0) == 0 ||
+		    errno != ENOTTY)
+			j->rc = 17;
+		break;
+	case RUN_ACCEPT:
+		/* Allowed: nothing waits, the socket is non-blocking. */
+		if (accept4(j->pipefd, NULL, NULL, 0) >= 0)
+			j->rc = 18;
+		break;
+	case RUN_POLL: {
+		struct pollfd pfd = {j->pipefd, POLLOUT, 0};
+
+		if (poll(&pfd, 1, 0) < 0)
+			j->rc = 19;
+		break;
+	}
+	case RUN_EPOLL_WAIT: {
+		struct epoll_event ev;
+
+		(void)!epoll_wait(j->pipefd, &ev, 1, 0);
+		break;
+	}
+	case RUN_SIGWAIT: {
+		sigset_t set;
+		struct timespec zero = {0, 0};
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR2);
+		(void)!sigtimedwait(&set, NULL, &zero);
+		break;
+	}
 	}
 	return NULL;
 }
 
 /* A child with the run-time filter on a thread; exit status, stderr. */
 static int
-run_filtered(enum run_step step, bool loop, char *out, size_t outlen)
+run_filtered(enum run_step step, enum role role, char *out, size_t outlen)
 {
 	char dir[] = "/tmp/test_sandbox_dir.XXXXXX";
 	int pipefd[2], datafd[2], status;
@@ -252,14 +335,18 @@ run_filtered(enum run_step step, bool loop, char *out, size_t outlen)
 				    open("/dev/zero", O_RDONLY),
 				    open(dir, O_PATH | O_DIRECTORY),
 				    datafd[1],
-				    loop,
+				    open("/dev/null", O_RDONLY),
+				    role,
 				    0};
 		pthread_t t;
 
 		dup2(pipefd[1], STDERR_FILENO);
 		close(openat(j.dirfd, "victim", O_CREAT | O_WRONLY, 0600));
 		sandbox_set_enabled(step != RUN_OFF_OPEN);
+		if (step == RUN_ACCEPT)
+			j.pipefd = listener();
 		sandbox_allow_any_ioctl(j.kvmfd);
+		sandbox_allow_any_ioctl(j.kvmfd2);
 		sandbox_allow_ioctl(j.tapfd, TUNSETOFFLOAD);
 		sandbox_allow_unlinkat(j.dirfd);
 		if (step == RUN_SOCKET_OK)
@@ -290,11 +377,11 @@ run_filtered(enum run_step step, bool loop, char *out, size_t outlen)
 }
 
 static void
-run_expect_stopped(enum run_step step, bool loop, long nr)
+run_expect_stopped(enum run_step step, enum role role, long nr)
 {
 	char out[512], want[64];
 
-	assert_int_equal(run_filtered(step, loop, out, sizeof(out)), 4);
+	assert_int_equal(run_filtered(step, role, out, sizeof(out)), 4);
 	snprintf(want, sizeof(want), "system call %ld (", nr);
 	assert_non_null(strstr(out, want));
 	assert_non_null(strstr(out, "-o sandbox=off"));
@@ -306,10 +393,11 @@ test_run_allowed(void **state)
 	char out[512];
 
 	(void)state;
-	assert_int_equal(run_filtered(RUN_ALLOWED, false, out, sizeof(out)), 0);
+	assert_int_equal(run_filtered(RUN_ALLOWED, HELPER, out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "");
 	/* The event loop: the same, and unlinkat in its directory. */
-	assert_int_equal(run_filtered(RUN_ALLOWED, true, out, sizeof(out)), 0);
+	assert_int_equal(run_filtered(RUN_ALLOWED, LOOP, out, sizeof(out)), 0);
 	assert_string_equal(out, "");
 }
 
@@ -317,14 +405,54 @@ static void
 test_run_stops(void **state)
 {
 	(void)state;
-	run_expect_stopped(RUN_OPEN, false, SYS_open);
-	run_expect_stopped(RUN_SOCKET, false, SYS_socket);
-	run_expect_stopped(RUN_EXEC_MEM, false, SYS_mmap);
-	run_expect_stopped(RUN_IOCTL_OTHER, false, SYS_ioctl);
-	run_expect_stopped(RUN_PAIR_OTHER, false, SYS_ioctl);
-	run_expect_stopped(RUN_KILL_OTHER, false, SYS_tgkill);
+	run_expect_stopped(RUN_OPEN, HELPER, SYS_open);
+	run_expect_stopped(RUN_SOCKET, HELPER, SYS_socket);
+	run_expect_stopped(RUN_EXEC_MEM, HELPER, SYS_mmap);
+	run_expect_stopped(RUN_IOCTL_OTHER, HELPER, SYS_ioctl);
+	run_expect_stopped(RUN_PAIR_OTHER, HELPER, SYS_ioctl);
+	run_expect_stopped(RUN_KILL_OTHER, HELPER, SYS_tgkill);
 	/* A helper never unlinks; the loop only in its directories. */
-	run_expect_stopped(RUN_UNLINK_CWD, true, SYS_unlinkat);
+	run_expect_stopped(RUN_UNLINK_CWD, LOOP, SYS_unlinkat);
+}
+
+/* Each role gets what it needs and no more (sandbox.h's table). */
+static void
+test_run_roles(void **state)
+{
+	char out[512];
+
+	(void)state;
+	/* A vCPU runs its own vCPU, and no other; nothing else runs one. */
+	assert_int_equal(run_filtered(RUN_VM_RUN, VCPU, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	run_expect_stopped(RUN_VM_RUN_2ND, VCPU, SYS_ioctl);
+	run_expect_stopped(RUN_VM_RUN, LOOP, SYS_ioctl);
+	run_expect_stopped(RUN_VM_RUN, HELPER, SYS_ioctl);
+	/* Everything else on a VM descriptor is any thread's (RUN_ALLOWED). */
+	assert_int_equal(run_filtered(RUN_ALLOWED, VCPU, out, sizeof(out)), 0);
+	/* Only a vCPU takes its kick. */
+	assert_int_equal(run_filtered(RUN_SIGWAIT, VCPU, out, sizeof(out)), 0);
+	run_expect_stopped(RUN_SIGWAIT, LOOP, SYS_rt_sigtimedwait);
+	run_expect_stopped(RUN_SIGWAIT, HELPER, SYS_rt_sigtimedwait);
+	/* The loop waits and accepts; an accepting helper polls, accepts. */
+	assert_int_equal(run_filtered(RUN_EPOLL_WAIT, LOOP, out, sizeof(out)),
+			 0);
+	run_expect_stopped(RUN_EPOLL_WAIT, VCPU, SYS_epoll_wait);
+	run_expect_stopped(RUN_EPOLL_WAIT, ACCEPTING_HELPER, SYS_epoll_wait);
+	assert_int_equal(run_filtered(RUN_ACCEPT, LOOP, out, sizeof(out)), 0);
+	assert_int_equal(
+	    run_filtered(RUN_ACCEPT, ACCEPTING_HELPER, out, sizeof(out)), 0);
+	assert_int_equal(
+	    run_filtered(RUN_POLL, ACCEPTING_HELPER, out, sizeof(out)), 0);
+	run_expect_stopped(RUN_ACCEPT, VCPU, SYS_accept4);
+	run_expect_stopped(RUN_ACCEPT, HELPER, SYS_accept4);
+	run_expect_stopped(RUN_POLL, VCPU, SYS_poll);
+	run_expect_stopped(RUN_POLL, HELPER, SYS_poll);
+	/* Only the loop's teardown unlinks, even in its directory. */
+	assert_int_equal(run_filtered(RUN_UNLINK_DIR, LOOP, out, sizeof(out)),
+			 0);
+	run_expect_stopped(RUN_UNLINK_DIR, VCPU, SYS_unlinkat);
+	run_expect_stopped(RUN_UNLINK_DIR, ACCEPTING_HELPER, SYS_unlinkat);
 }
 
 static void
@@ -333,7 +461,7 @@ test_run_sockets_when_registered(void **state)
 	char out[512];
 
 	(void)state;
-	assert_int_equal(run_filtered(RUN_SOCKET_OK, false, out, sizeof(out)),
+	assert_int_equal(run_filtered(RUN_SOCKET_OK, HELPER, out, sizeof(out)),
 			 0);
 	assert_string_equal(out, "");
 }
@@ -344,7 +472,7 @@ test_run_off(void **state)
 	char out[512];
 
 	(void)state;
-	assert_int_equal(run_filtered(RUN_OFF_OPEN, false, out, sizeof(out)),
+	assert_int_equal(run_filtered(RUN_OFF_OPEN, HELPER, out, sizeof(out)),
 			 0);
 	assert_string_equal(out, "");
 }
@@ -356,7 +484,7 @@ test_run_overflow(void **state)
 	char out[512];
 
 	(void)state;
-	assert_int_equal(run_filtered(RUN_OVERFLOW, true, out, sizeof(out)),
+	assert_int_equal(run_filtered(RUN_OVERFLOW, LOOP, out, sizeof(out)),
 			 10);
 	assert_non_null(strstr(out, "more descriptors than the sandbox"));
 }
@@ -379,6 +507,7 @@ main(void)
 	    cmocka_unit_test(test_io_on_other_fd_stops),
 	    cmocka_unit_test(test_run_allowed),
 	    cmocka_unit_test(test_run_stops),
+	    cmocka_unit_test(test_run_roles),
 	    cmocka_unit_test(test_run_sockets_when_registered),
 	    cmocka_unit_test(test_run_off),
 	    cmocka_unit_test(test_run_overflow),

@@ -378,10 +378,11 @@ sandbox_allow_reading_files(void)
 }
 
 /*
- * What the threads that run the machine share (vCPUs, the event loop, a
+ * What every thread that runs the machine shares (vCPUs, the event loop, a
  * device's helper thread): memory for malloc (never executable), I/O on
- * descriptors they already hold, waiting, time, and accepting on sockets
- * set-up made; no open, exec, fork, socket or connect.
+ * descriptors it already holds, waiting on futexes, time, timers and
+ * eventfds; no open, exec, fork, socket or connect. What only some roles
+ * need is in the lists after it (sandbox.h has the table).
  */
 static const int run_basics[] = {
     SCMP_SYS(brk),
@@ -398,11 +399,8 @@ static const int run_basics[] = {
     SCMP_SYS(sendmsg),
     SCMP_SYS(recvfrom),
     SCMP_SYS(recvmsg),
-    SCMP_SYS(poll),
-    SCMP_SYS(ppoll),
-    SCMP_SYS(pselect6),
-    SCMP_SYS(epoll_wait),
-    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(sendmmsg),
+    SCMP_SYS(recvmmsg),
     SCMP_SYS(epoll_ctl),
     SCMP_SYS(close),
     SCMP_SYS(fcntl),
@@ -410,8 +408,6 @@ static const int run_basics[] = {
     SCMP_SYS(lseek),
     SCMP_SYS(fsync),
     SCMP_SYS(fdatasync),
-    SCMP_SYS(accept),
-    SCMP_SYS(accept4),
     SCMP_SYS(shutdown),
     SCMP_SYS(setsockopt),
     SCMP_SYS(getsockopt),
@@ -423,15 +419,24 @@ static const int run_basics[] = {
     SCMP_SYS(getuid),
     SCMP_SYS(sched_getaffinity),
     SCMP_SYS(clock_getres),
-    SCMP_SYS(sendmmsg),
-    SCMP_SYS(recvmmsg),
     SCMP_SYS(uname),
     /* Anonymous descriptors: the RTC's and e1000's timers start late. */
     SCMP_SYS(timerfd_create),
     SCMP_SYS(eventfd2),
-    SCMP_SYS(epoll_create1),
-    /* A vCPU takes the kick that ended its KVM_RUN (vmm_kvm.c). */
-    SCMP_SYS(rt_sigtimedwait),
+};
+
+/* The event loop: waiting on its descriptors, and clients it accepts. */
+static const int loop_calls[] = {
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(poll),
+    SCMP_SYS(ppoll),	  SCMP_SYS(pselect6),	 SCMP_SYS(accept),
+    SCMP_SYS(accept4),
+};
+
+/* A helper thread serving a listening socket of its own (the gdb stub). */
+static const int accepting_calls[] = {
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(accept4),
 };
 
 /* Terminal and socket ioctls on any descriptor (stdio, a com port's tty). */
@@ -447,8 +452,55 @@ static const int socket_calls[] = {
     SCMP_SYS(listen),
 };
 
+enum role { ROLE_VCPU, ROLE_LOOP, ROLE_HELPER };
+
+struct run_role {
+	enum role role;
+	int run_fd;	/* ROLE_VCPU: the descriptor it may run its vCPU on */
+	unsigned needs; /* ROLE_HELPER: SANDBOX_* */
+};
+
 static int
-run_rules(scmp_filter_ctx f, bool loop)
+allow_list(scmp_filter_ctx f, const int *calls, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		rc |= allow(f, calls[i], 0, NULL);
+	return rc;
+}
+
+#define ALLOW_LIST(f, a) allow_list(f, a, sizeof(a) / sizeof(a[0]))
+
+/*
+ * The VM's descriptors take every ioctl but the one that runs a vCPU,
+ * which only a vCPU thread may issue, on its own vCPU's descriptor.
+ */
+static int
+vm_ioctl_rules(scmp_filter_ctx f, const struct run_role *r)
+{
+	unsigned long run = vm_sandbox_run_ioctl();
+	int rc = 0;
+
+	for (int i = 0; i < sb.nany; i++) {
+		const struct scmp_arg_cmp fd_not_run[2] = {
+		    SCMP_A0(SCMP_CMP_EQ, (unsigned)sb.anyioctl_fds[i]),
+		    SCMP_A1(SCMP_CMP_NE, run)};
+
+		rc |= allow(f, SCMP_SYS(ioctl), run ? 2 : 1, fd_not_run);
+	}
+	if (r->role == ROLE_VCPU && run && r->run_fd >= 0) {
+		const struct scmp_arg_cmp own[2] = {
+		    SCMP_A0(SCMP_CMP_EQ, (unsigned)r->run_fd),
+		    SCMP_A1(SCMP_CMP_EQ, run)};
+
+		rc |= allow(f, SCMP_SYS(ioctl), 2, own);
+	}
+	return rc;
+}
+
+static int
+run_rules(scmp_filter_ctx f, const struct run_role *r)
 {
 	const struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, getpid());
 	const struct scmp_arg_cmp noexec =
@@ -468,17 +520,11 @@ run_rules(scmp_filter_ctx f, bool loop)
 		    sanitizer_extras[i] != SCMP_SYS(mprotect))
 			rc |= allow(f, sanitizer_extras[i], 0, NULL);
 #endif
-	for (size_t i = 0; i < sizeof(run_basics) / sizeof(int); i++)
-		rc |= allow(f, run_basics[i], 0, NULL);
+	rc |= ALLOW_LIST(f, run_basics);
 	rc |= allow(f, SCMP_SYS(mmap), 1, &noexec);
 	rc |= allow(f, SCMP_SYS(mprotect), 1, &noexec);
 	rc |= allow(f, SCMP_SYS(newfstatat), 1, &emptypath); /* fstat */
-	for (int i = 0; i < sb.nany; i++) {
-		const struct scmp_arg_cmp fd =
-		    SCMP_A0(SCMP_CMP_EQ, sb.anyioctl_fds[i]);
-
-		rc |= allow(f, SCMP_SYS(ioctl), 1, &fd);
-	}
+	rc |= vm_ioctl_rules(f, r);
 	for (size_t i = 0; i < sizeof(any_fd_ioctls) / sizeof(any_fd_ioctls[0]);
 	     i++) {
 		const struct scmp_arg_cmp req =
@@ -493,9 +539,9 @@ run_rules(scmp_filter_ctx f, bool loop)
 
 		rc |= allow(f, SCMP_SYS(ioctl), 2, both);
 	}
+	/* slirp's sockets: made wherever a frame reaches it, any thread. */
 	if (sb.sockets)
-		for (size_t i = 0; i < sizeof(socket_calls) / sizeof(int); i++)
-			rc |= allow(f, socket_calls[i], 0, NULL);
+		rc |= ALLOW_LIST(f, socket_calls);
 	if (sb.readfiles) {
 		const struct scmp_arg_cmp rdonly =
 		    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC,
@@ -504,7 +550,17 @@ run_rules(scmp_filter_ctx f, bool loop)
 		rc |= allow(f, SCMP_SYS(openat), 1, &rdonly);
 		rc |= allow(f, SCMP_SYS(newfstatat), 0, NULL); /* stat */
 	}
-	if (loop) {
+	switch (r->role) {
+	case ROLE_VCPU:
+		/* It takes the kick that ended its KVM_RUN (vmm_kvm.c). */
+		rc |= allow(f, SCMP_SYS(rt_sigtimedwait), 0, NULL);
+		break;
+	case ROLE_HELPER:
+		if (r->needs & SANDBOX_ACCEPTS)
+			rc |= ALLOW_LIST(f, accepting_calls);
+		break;
+	case ROLE_LOOP:
+		rc |= ALLOW_LIST(f, loop_calls);
 		/* Teardown: the instance's files, and a console's socket. */
 		rc |= allow(f, SCMP_SYS(getdents64), 0, NULL);
 		rc |= allow(f, SCMP_SYS(dup), 0, NULL);
@@ -514,6 +570,7 @@ run_rules(scmp_filter_ctx f, bool loop)
 
 			rc |= allow(f, SCMP_SYS(unlinkat), 1, &dir);
 		}
+		break;
 	}
 	return rc;
 }
@@ -521,11 +578,12 @@ run_rules(scmp_filter_ctx f, bool loop)
 static int
 run_rules_fn(void *f, void *arg)
 {
-	return run_rules(f, *(const bool *)arg);
+	return run_rules(f, arg);
 }
 
 static int
-install_run(const char *name, bool loop, char *err, size_t errlen)
+install_run(const char *name, const struct run_role *r, char *err,
+	    size_t errlen)
 {
 	wait_sealed();
 	/* A dropped registration would stop bhyve later, mid-run. */
@@ -536,25 +594,31 @@ install_run(const char *name, bool loop, char *err, size_t errlen)
 			 name);
 		return -1;
 	}
-	return install(name, false, run_rules_fn, &loop, err, errlen);
+	return install(name, false, run_rules_fn, (void *)r, err, errlen);
 }
 
 int
-sandbox_vcpu(char *err, size_t errlen)
+sandbox_vcpu(int run_fd, char *err, size_t errlen)
 {
-	return install_run("vcpu", false, err, errlen);
+	const struct run_role r = {ROLE_VCPU, run_fd, 0};
+
+	return install_run("vcpu", &r, err, errlen);
 }
 
 int
-sandbox_helper(const char *name, char *err, size_t errlen)
+sandbox_helper(const char *name, unsigned needs, char *err, size_t errlen)
 {
-	return install_run(name, false, err, errlen);
+	const struct run_role r = {ROLE_HELPER, -1, needs};
+
+	return install_run(name, &r, err, errlen);
 }
 
 int
 sandbox_loop(char *err, size_t errlen)
 {
-	return install_run("event loop", true, err, errlen);
+	const struct run_role r = {ROLE_LOOP, -1, 0};
+
+	return install_run("event loop", &r, err, errlen);
 }
 
 void

@@ -38,10 +38,26 @@ int sandbox_thread(const char *name, sandbox_rules_fn rules, void *arg,
 
 /*
  * Every thread, closed by default (README, "Sandbox"): the vCPU threads,
- * the event loop and device helper threads get a filter of the run-time
- * set below; -o sandbox=off (sandbox_set_enabled(false)) runs without
- * any filter, and then every sandbox_* call installs nothing and
- * returns 0.
+ * the event loop and device helper threads get a run-time filter;
+ * -o sandbox=off (sandbox_set_enabled(false)) runs without any filter,
+ * and then every sandbox_* call installs nothing and returns 0.
+ *
+ * What each role gets beyond the shared set (run_basics in sandbox.c: I/O
+ * on descriptors it holds, futexes, time, timers, eventfds, memory that is
+ * never executable, tgkill to bhyve's own threads, the terminal ioctls,
+ * the registered (descriptor, request) pairs, and every ioctl on the VM's
+ * descriptors but the one that runs a vCPU):
+ *
+ *   vCPU    KVM_RUN on its own vCPU's descriptor; rt_sigtimedwait (its kick)
+ *   loop    epoll_wait, poll, accept (consoles, com tcp=); the teardown:
+ *           unlinkat in the registered directories, getdents64, dup
+ *   helper  with SANDBOX_ACCEPTS: poll and accept4 (the gdb stub)
+ *   all     socket, connect, bind, listen only once a backend registered
+ *           sockets (slirp), and read-only openat once one registered it
+ *
+ * So no thread but a vCPU's runs a vCPU, and none runs another's; a vCPU
+ * never waits on the loop's descriptors or accepts a client; nothing but
+ * the loop's teardown unlinks.
  */
 void sandbox_set_enabled(bool on);
 bool sandbox_enabled(void);
@@ -72,11 +88,13 @@ void sandbox_allow_reading_files(void);
 
 /*
  * The calling thread's run-time filter: a vCPU (before its first
- * KVM_RUN), a device's helper thread (name names it), the event loop
- * (also the teardown after it). 0, or -1 with err set.
+ * KVM_RUN; run_fd is vm_vcpu_sandbox_fd()), a device's helper thread
+ * (name names it; needs: SANDBOX_* or 0), the event loop (also the
+ * teardown after it). 0, or -1 with err set.
  */
-int sandbox_vcpu(char *err, size_t errlen);
-int sandbox_helper(const char *name, char *err, size_t errlen);
+int sandbox_vcpu(int run_fd, char *err, size_t errlen);
+#define SANDBOX_ACCEPTS 1u /* a helper with a listening socket of its own */
+int sandbox_helper(const char *name, unsigned needs, char *err, size_t errlen);
 int sandbox_loop(char *err, size_t errlen);
 /* A thread whose filter failed: one line and exit status 4. */
 void sandbox_fail(const char *err) __attribute__((noreturn));
