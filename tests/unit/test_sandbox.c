@@ -415,44 +415,63 @@ test_run_stops(void **state)
 	run_expect_stopped(RUN_UNLINK_CWD, LOOP, SYS_unlinkat);
 }
 
-/* Each role gets what it needs and no more (sandbox.h's table). */
+/*
+ * Each role gets what it needs and no more (sandbox.h's table): a step,
+ * the role that takes it, and the system call that stops it (0: allowed).
+ */
+static const struct {
+	enum run_step step;
+	enum role role;
+	long stopped_by;
+} role_cases[] = {
+    /* A vCPU runs its own vCPU, and no other; nothing else runs one. */
+    {RUN_VM_RUN, VCPU, 0},
+    {RUN_VM_RUN_2ND, VCPU, SYS_ioctl},
+    {RUN_VM_RUN, LOOP, SYS_ioctl},
+    {RUN_VM_RUN, HELPER, SYS_ioctl},
+    /* Everything else on a VM descriptor is any thread's. */
+    {RUN_ALLOWED, VCPU, 0},
+    /* Only a vCPU takes its kick. */
+    {RUN_SIGWAIT, VCPU, 0},
+    {RUN_SIGWAIT, LOOP, SYS_rt_sigtimedwait},
+    {RUN_SIGWAIT, HELPER, SYS_rt_sigtimedwait},
+    /* The loop waits and accepts; an accepting helper polls, accepts. */
+    {RUN_EPOLL_WAIT, LOOP, 0},
+    {RUN_EPOLL_WAIT, VCPU, SYS_epoll_wait},
+    {RUN_EPOLL_WAIT, ACCEPTING_HELPER, SYS_epoll_wait},
+    {RUN_ACCEPT, LOOP, 0},
+    {RUN_ACCEPT, ACCEPTING_HELPER, 0},
+    {RUN_POLL, ACCEPTING_HELPER, 0},
+    {RUN_ACCEPT, VCPU, SYS_accept4},
+    {RUN_ACCEPT, HELPER, SYS_accept4},
+    {RUN_POLL, VCPU, SYS_poll},
+    {RUN_POLL, HELPER, SYS_poll},
+    /* Only the loop's teardown unlinks, even in its directory. */
+    {RUN_UNLINK_DIR, LOOP, 0},
+    {RUN_UNLINK_DIR, VCPU, SYS_unlinkat},
+    {RUN_UNLINK_DIR, ACCEPTING_HELPER, SYS_unlinkat},
+};
+
 static void
 test_run_roles(void **state)
 {
 	char out[512];
 
 	(void)state;
-	/* A vCPU runs its own vCPU, and no other; nothing else runs one. */
-	assert_int_equal(run_filtered(RUN_VM_RUN, VCPU, out, sizeof(out)), 0);
-	assert_string_equal(out, "");
-	run_expect_stopped(RUN_VM_RUN_2ND, VCPU, SYS_ioctl);
-	run_expect_stopped(RUN_VM_RUN, LOOP, SYS_ioctl);
-	run_expect_stopped(RUN_VM_RUN, HELPER, SYS_ioctl);
-	/* Everything else on a VM descriptor is any thread's (RUN_ALLOWED). */
-	assert_int_equal(run_filtered(RUN_ALLOWED, VCPU, out, sizeof(out)), 0);
-	/* Only a vCPU takes its kick. */
-	assert_int_equal(run_filtered(RUN_SIGWAIT, VCPU, out, sizeof(out)), 0);
-	run_expect_stopped(RUN_SIGWAIT, LOOP, SYS_rt_sigtimedwait);
-	run_expect_stopped(RUN_SIGWAIT, HELPER, SYS_rt_sigtimedwait);
-	/* The loop waits and accepts; an accepting helper polls, accepts. */
-	assert_int_equal(run_filtered(RUN_EPOLL_WAIT, LOOP, out, sizeof(out)),
-			 0);
-	run_expect_stopped(RUN_EPOLL_WAIT, VCPU, SYS_epoll_wait);
-	run_expect_stopped(RUN_EPOLL_WAIT, ACCEPTING_HELPER, SYS_epoll_wait);
-	assert_int_equal(run_filtered(RUN_ACCEPT, LOOP, out, sizeof(out)), 0);
-	assert_int_equal(
-	    run_filtered(RUN_ACCEPT, ACCEPTING_HELPER, out, sizeof(out)), 0);
-	assert_int_equal(
-	    run_filtered(RUN_POLL, ACCEPTING_HELPER, out, sizeof(out)), 0);
-	run_expect_stopped(RUN_ACCEPT, VCPU, SYS_accept4);
-	run_expect_stopped(RUN_ACCEPT, HELPER, SYS_accept4);
-	run_expect_stopped(RUN_POLL, VCPU, SYS_poll);
-	run_expect_stopped(RUN_POLL, HELPER, SYS_poll);
-	/* Only the loop's teardown unlinks, even in its directory. */
-	assert_int_equal(run_filtered(RUN_UNLINK_DIR, LOOP, out, sizeof(out)),
-			 0);
-	run_expect_stopped(RUN_UNLINK_DIR, VCPU, SYS_unlinkat);
-	run_expect_stopped(RUN_UNLINK_DIR, ACCEPTING_HELPER, SYS_unlinkat);
+	for (size_t i = 0; i < sizeof(role_cases) / sizeof(role_cases[0]);
+	     i++) {
+		if (role_cases[i].stopped_by) {
+			run_expect_stopped(role_cases[i].step,
+					   role_cases[i].role,
+					   role_cases[i].stopped_by);
+			continue;
+		}
+		assert_int_equal(run_filtered(role_cases[i].step,
+					      role_cases[i].role, out,
+					      sizeof(out)),
+				 0);
+		assert_string_equal(out, "");
+	}
 }
 
 static void
