@@ -348,8 +348,8 @@ itr_timer(int fd, enum ev_type type, void *arg)
  * device's timer for when it may, to the nanosecond: the driver's usual
  * 8000 interrupts a second are 125 us apart, well under the event loop's
  * millisecond timers, which would hold every throttled interrupt a whole
- * millisecond or more (and a TCP stream with it). The timerfd is made
- * once, on the first throttled interrupt, and kept until deinit.
+ * millisecond or more. The timerfd is made once, on the first throttled
+ * interrupt, and kept until deinit.
  */
 static bool
 itr_allows(struct e1k_softc *sc, const struct timespec *now)
