@@ -4,7 +4,7 @@
  *
  * The main counter runs at 10 MHz and is derived from CLOCK_MONOTONIC
  * while ENABLE_CNF is set, so reading it costs no host timer. Each timer
- * owns a timerfd in the event loop that is armed only while the timer can
+ * owns a one-shot timer in the event loop, armed only while the timer can
  * interrupt (HPET and timer enabled) for the moment the counter reaches the
  * comparator; periodic timers re-arm from the expiry.
  *
@@ -18,14 +18,11 @@
  * 64-bit registers included); other accesses read as all ones and are
  * dropped.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/timerfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "byteorder.h"
 #include "fwtab.h"
@@ -55,8 +52,7 @@ struct hpet_timer {
 	uint64_t cmp;	 /* comparator (the accumulator when periodic) */
 	uint64_t period; /* what a periodic timer adds to cmp */
 	uint64_t fsb;	 /* FSB route: address << 32 | data */
-	int fd;		 /* timerfd, or -1 */
-	struct mevent_ev *ev;
+	struct mevent_ev *ev; /* its one-shot timer, or NULL (no loop) */
 	bool armed;
 	uint64_t deadline; /* CLOCK_MONOTONIC ns at which cmp is reached */
 	int line;	   /* the pin we hold asserted (level), or -1 */
@@ -76,7 +72,7 @@ struct hpet {
 	uint64_t count_base; /* the counter at base_ns, or while halted */
 	uint64_t base_ns;
 	struct hpet_timer t[HPET_NTIMERS];
-	struct hpet_arg args[HPET_NTIMERS]; /* the timerfds' callback args */
+	struct hpet_arg args[HPET_NTIMERS]; /* the timers' callback args */
 	bool mmio;
 };
 
@@ -195,10 +191,8 @@ fire(struct hpet *h, int n)
 static void
 disarm(struct hpet_timer *t)
 {
-	struct itimerspec off = {{0, 0}, {0, 0}};
-
-	if (t->armed && t->fd >= 0)
-		timerfd_settime(t->fd, 0, &off, NULL);
+	if (t->armed)
+		mevent_disarm(t->ev);
 	t->armed = false;
 }
 
@@ -213,7 +207,6 @@ arm(struct hpet *h, int n, uint64_t ns, bool just_fired)
 {
 	struct hpet_timer *t = &h->t[n];
 	uint64_t mask = width_mask(t), delta, elapsed;
-	struct itimerspec its = {{0, 0}, {0, 0}};
 
 	if (!enabled(h) || !(t->conf & HPET_TN_INT_ENB)) {
 		disarm(t);
@@ -229,13 +222,7 @@ arm(struct hpet *h, int n, uint64_t ns, bool just_fired)
 	elapsed = (ns - h->base_ns) / NS_PER_TICK;
 	t->deadline = h->base_ns + (elapsed + delta) * NS_PER_TICK;
 	t->armed = true;
-	if (t->fd < 0)
-		return;
-	its.it_value.tv_sec = (time_t)(t->deadline / 1000000000ULL);
-	its.it_value.tv_nsec = (long)(t->deadline % 1000000000ULL);
-	if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
-		its.it_value.tv_nsec = 1; /* zero would disarm it */
-	timerfd_settime(t->fd, TFD_TIMER_ABSTIME, &its, NULL);
+	mevent_arm(t->ev, t->deadline);
 }
 
 static void
@@ -309,11 +296,9 @@ static void
 timer_event(int fd, enum ev_type type, void *arg)
 {
 	struct hpet_arg *a = arg;
-	uint64_t ticks;
 
+	(void)fd;
 	(void)type;
-	if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		return;
 	expire(a->h, a->n);
 }
 
@@ -519,10 +504,7 @@ hpet_deinit(void *arg)
 	for (int n = 0; n < HPET_NTIMERS; n++) {
 		struct hpet_timer *t = &h->t[n];
 
-		if (t->ev)
-			mevent_delete(t->ev);
-		if (t->fd >= 0)
-			close(t->fd);
+		mevent_delete(t->ev);
 		if (t->line >= 0)
 			vm_irq_deassert(ctx, t->line);
 	}
@@ -530,7 +512,7 @@ hpet_deinit(void *arg)
 	free(h);
 }
 
-/* One timerfd per timer, in the event loop when there is one. */
+/* A one-shot timer per timer, in the event loop when there is one. */
 static int
 timers_init(struct hpet *h, struct mevent *mev)
 {
@@ -538,15 +520,11 @@ timers_init(struct hpet *h, struct mevent *mev)
 		struct hpet_timer *t = &h->t[n];
 
 		t->conf = timer_caps(n);
-		t->fd =
-		    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (t->fd < 0)
-			return -1;
 		h->args[n] = (struct hpet_arg){h, n};
 		if (!mev)
 			continue;
-		t->ev =
-		    mevent_add(mev, t->fd, EVF_READ, timer_event, &h->args[n]);
+		t->ev = mevent_add(mev, 0, EVF_ONESHOT, timer_event,
+				   &h->args[n]);
 		if (!t->ev)
 			return -1;
 	}
@@ -563,10 +541,8 @@ hpet_init(struct vmctx *ctx)
 		return -1;
 	pthread_mutex_init(&h->lock, NULL);
 	h->ctx = ctx;
-	for (int n = 0; n < HPET_NTIMERS; n++) {
-		h->t[n].fd = -1;
+	for (int n = 0; n < HPET_NTIMERS; n++)
 		h->t[n].line = -1;
-	}
 	if (machine_add_dev(ctx, &hpet_sysdev, h, hpet_deinit) < 0) {
 		hpet_deinit(h);
 		return -1;

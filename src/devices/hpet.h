@@ -51,7 +51,7 @@
 uint32_t hpet_block_id(void);
 
 /*
- * Timer n's expiry, as its timerfd runs it: fires the timer if its
+ * Timer n's expiry, as its event-loop timer runs it: fires the timer if its
  * deadline has passed, then re-arms it (tests call it directly).
  */
 void hpet_expire(struct vmctx *ctx, int n);

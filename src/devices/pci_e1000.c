@@ -42,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,9 +231,8 @@ struct e1k_softc {
 	/* Interrupts. */
 	bool irq_raised; /* INTx asserted or MSI sent since ICR last cleared */
 	bool intx;	 /* the raise was INTx */
-	struct timespec last_irq;
-	int itr_fd;		  /* a timerfd for the ITR interval, or -1 */
-	struct mevent_ev *itr_ev; /* itr_fd on the event loop */
+	uint64_t last_irq;	  /* CLOCK_MONOTONIC ns of the last raise */
+	struct mevent_ev *itr_ev; /* the ITR interval's one-shot timer */
 	bool itr_armed;		  /* a throttled cause waits for it */
 
 	/* Transmit. */
@@ -332,11 +330,10 @@ static void
 itr_timer(int fd, enum ev_type type, void *arg)
 {
 	struct e1k_softc *sc = arg;
-	uint64_t n;
 
+	(void)fd;
 	(void)type;
 	pthread_mutex_lock(&sc->mtx);
-	(void)!read(fd, &n, sizeof(n));
 	sc->itr_armed = false;
 	e1k_intr_update(sc);
 	pthread_mutex_unlock(&sc->mtx);
@@ -345,43 +342,26 @@ itr_timer(int fd, enum ev_type type, void *arg)
 /*
  * ITR (SDM §13.4.18) is the least time between interrupts, in 256 ns
  * units. Returns true when an interrupt may go now; otherwise arms the
- * device's timer for when it may, to the nanosecond: the driver's usual
- * 8000 interrupts a second are 125 us apart, well under the event loop's
- * millisecond timers, which would hold every throttled interrupt a whole
- * millisecond or more. The timerfd is made once, on the first throttled
- * interrupt, and kept until deinit.
+ * device's one-shot timer for when it may, to the nanosecond: the
+ * driver's usual 8000 interrupts a second are 125 us apart, well under
+ * the event loop's millisecond periodic timers. The timer is added on the
+ * first throttled interrupt and kept until deinit.
  */
 static bool
-itr_allows(struct e1k_softc *sc, const struct timespec *now)
+itr_allows(struct e1k_softc *sc, uint64_t now)
 {
-	double gap = (*reg(sc, R_ITR) & 0xffff) * 256e-9;
-	double left = gap - ts_diff(now, &sc->last_irq);
+	uint64_t gap = (uint64_t)(*reg(sc, R_ITR) & 0xffff) * 256;
+	uint64_t next = sc->last_irq + gap;
 	struct mevent *mev = machine_of(sc->pi->pi_vmctx)->mev;
-	struct itimerspec its = {0};
-	long ns;
 
 	/* Without an event loop to wait on, throttling would lose it. */
-	if (gap == 0 || left <= 0 || !mev)
+	if (gap == 0 || now >= next || !mev)
 		return true;
 	if (sc->itr_armed)
 		return false;
-	if (!sc->itr_ev) {
-		sc->itr_fd =
-		    timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (sc->itr_fd < 0)
-			return true;
-		sc->itr_ev =
-		    mevent_add(mev, sc->itr_fd, EVF_READ, itr_timer, sc);
-		if (!sc->itr_ev) {
-			close(sc->itr_fd);
-			sc->itr_fd = -1;
-			return true;
-		}
-	}
-	ns = (long)(left * 1e9) + 1; /* 0 would disarm */
-	its.it_value.tv_sec = ns / 1000000000L;
-	its.it_value.tv_nsec = ns % 1000000000L;
-	if (timerfd_settime(sc->itr_fd, 0, &its, NULL) < 0)
+	if (!sc->itr_ev)
+		sc->itr_ev = mevent_add(mev, 0, EVF_ONESHOT, itr_timer, sc);
+	if (!sc->itr_ev || mevent_arm(sc->itr_ev, next) < 0)
 		return true;
 	sc->itr_armed = true;
 	return false;
@@ -396,7 +376,8 @@ static void
 e1k_intr_update(struct e1k_softc *sc)
 {
 	bool want = (*reg(sc, R_ICR) & *reg(sc, R_IMS)) != 0;
-	struct timespec now;
+	struct timespec ts;
+	uint64_t now;
 
 	if (!want) {
 		if (sc->irq_raised && sc->intx)
@@ -406,8 +387,9 @@ e1k_intr_update(struct e1k_softc *sc)
 	}
 	if (sc->irq_raised)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!itr_allows(sc, &now))
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (!itr_allows(sc, now))
 		return;
 	sc->irq_raised = true;
 	sc->last_irq = now;
@@ -592,12 +574,9 @@ e1k_reset(struct e1k_softc *sc)
 	if (sc->irq_raised && sc->intx)
 		pci_lintr_deassert(sc->pi);
 	sc->irq_raised = false;
-	if (sc->itr_armed) {
-		const struct itimerspec off = {0};
-
-		timerfd_settime(sc->itr_fd, 0, &off, NULL);
-		sc->itr_armed = false;
-	}
+	if (sc->itr_armed)
+		mevent_disarm(sc->itr_ev);
+	sc->itr_armed = false;
 	/* The link comes up: tell the driver (IMS is 0, so it waits). */
 	*reg(sc, R_ICR) = ICR_LSC;
 }
@@ -1464,7 +1443,6 @@ pci_e1000_init(struct pci_devinst *pi, struct config *node)
 	if (!sc)
 		return e1k_fail(pi, "out of memory");
 	sc->pi = pi;
-	sc->itr_fd = -1;
 	pi->pi_arg = sc;
 	pthread_mutex_init(&sc->mtx, NULL);
 	if (e1k_setup(sc, node, err, sizeof(err)) < 0) {
@@ -1487,8 +1465,6 @@ pci_e1000_deinit(struct pci_devinst *pi)
 		return;
 	netbe_close(sc->be); /* no rx callbacks after this */
 	mevent_delete(sc->itr_ev);
-	if (sc->itr_fd >= 0)
-		close(sc->itr_fd);
 	pthread_mutex_destroy(&sc->mtx);
 	free(sc->rxbuf);
 	free(sc->segbuf);

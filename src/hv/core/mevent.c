@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mevent.h"
@@ -115,6 +116,13 @@ signal_fd(int sig)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The events whose descriptor mevent made, and closes. */
+static bool
+owns_fd(enum ev_type type)
+{
+	return type == EVF_TIMER || type == EVF_SIGNAL || type == EVF_ONESHOT;
+}
+
 struct mevent_ev *
 mevent_add(struct mevent *m, int fd, enum ev_type type, mevent_fn fn,
 	   void *arg)
@@ -138,6 +146,10 @@ mevent_add(struct mevent *m, int fd, enum ev_type type, mevent_fn fn,
 	case EVF_SIGNAL:
 		e->fd = signal_fd(fd);
 		break;
+	case EVF_ONESHOT:
+		e->fd =
+		    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		break;
 	default:
 		e->fd = fd;
 	}
@@ -146,7 +158,7 @@ mevent_add(struct mevent *m, int fd, enum ev_type type, mevent_fn fn,
 	ev.events = type == EVF_WRITE ? EPOLLOUT : EPOLLIN;
 	ev.data.ptr = e;
 	if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, e->fd, &ev) < 0) {
-		if (type == EVF_TIMER || type == EVF_SIGNAL)
+		if (owns_fd(type))
 			close(e->fd);
 		goto fail;
 	}
@@ -165,7 +177,7 @@ mevent_delete(struct mevent_ev *e)
 		return -1;
 	m = e->m;
 	epoll_ctl(m->epfd, EPOLL_CTL_DEL, e->fd, NULL);
-	if (e->type == EVF_TIMER || e->type == EVF_SIGNAL)
+	if (owns_fd(e->type))
 		close(e->fd);
 	pthread_mutex_lock(&m->lock);
 	e->deleted = true;
@@ -175,19 +187,55 @@ mevent_delete(struct mevent_ev *e)
 	return 0;
 }
 
-/* Consume what made a timer or signal fd readable before the callback. */
-static void
+static int
+oneshot_set(struct mevent_ev *e, int flags, uint64_t ns)
+{
+	struct itimerspec its = {
+		.it_value = {(time_t)(ns / 1000000000ULL),
+			     (long)(ns % 1000000000ULL)},
+	};
+
+	if (!e || e->type != EVF_ONESHOT)
+		return -1;
+	return timerfd_settime(e->fd, flags, &its, NULL);
+}
+
+int
+mevent_arm(struct mevent_ev *e, uint64_t deadline_ns)
+{
+	/* An all-zero it_value would disarm it: the epoch is 1 ns. */
+	return oneshot_set(e, TFD_TIMER_ABSTIME, deadline_ns ? deadline_ns : 1);
+}
+
+int
+mevent_disarm(struct mevent_ev *e)
+{
+	return oneshot_set(e, 0, 0);
+}
+
+/*
+ * Consume what made a timer or signal fd readable before the callback.
+ * False when a one-shot timer has nothing to consume: it was disarmed or
+ * moved after epoll saw it due, so its callback must not run.
+ */
+static bool
 drain(struct mevent_ev *e)
 {
 	uint64_t ticks;
 	struct signalfd_siginfo si;
 
-	if (e->type == EVF_TIMER) {
-		if (read(e->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-			return;
-	} else if (e->type == EVF_SIGNAL) {
+	switch (e->type) {
+	case EVF_TIMER: /* periodic: runs whatever the read says */
+		(void)!read(e->fd, &ticks, sizeof(ticks));
+		return true;
+	case EVF_ONESHOT:
+		return read(e->fd, &ticks, sizeof(ticks)) == sizeof(ticks);
+	case EVF_SIGNAL:
 		while (read(e->fd, &si, sizeof(si)) == sizeof(si))
 			;
+		return true;
+	default:
+		return true;
 	}
 }
 
@@ -195,6 +243,7 @@ int
 mevent_dispatch(struct mevent *m)
 {
 	struct epoll_event evs[MEVENT_BATCH];
+	uint64_t one;
 
 	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
 		int n = epoll_wait(m->epfd, evs, MEVENT_BATCH, -1);
@@ -208,11 +257,14 @@ mevent_dispatch(struct mevent *m)
 				continue; /* stop event */
 			if (__atomic_load_n(&e->deleted, __ATOMIC_ACQUIRE))
 				continue;
-			drain(e);
-			e->fn(e->arg_fd, e->type, e->arg);
+			if (drain(e))
+				e->fn(e->arg_fd, e->type, e->arg);
 		}
 		reap(m);
 	}
+	/* The stop is consumed: a later dispatch waits again. */
+	(void)!read(m->stopfd, &one, sizeof(one));
+	__atomic_store_n(&m->stop, false, __ATOMIC_RELEASE);
 	return 0;
 }
 
