@@ -171,10 +171,17 @@ vcpu_loop(void *arg)
 		case VM_EXIT_HLT:
 			break;
 		case VM_EXIT_TRIPLEFAULT:
-			fprintf(stderr,
-				"bhyve: vCPU %d: triple fault at rip "
-				"0x%" PRIx64 "\n",
-				id, x.rip);
+			if (x.u.triple.reset)
+				fprintf(stderr,
+					"bhyve: vCPU %d: triple fault (KVM "
+					"reset the vCPU, as on AMD: where it "
+					"faulted is not known)\n",
+					id);
+			else
+				fprintf(stderr,
+					"bhyve: vCPU %d: triple fault at rip "
+					"0x%" PRIx64 "\n",
+					id, x.rip);
 			machine_suspend(ctx, VM_SUSPEND_TRIPLEFAULT);
 			break;
 		case VM_EXIT_SYSTEM:

@@ -146,6 +146,14 @@ struct vm_exit {
 			uint32_t reason;
 			uint64_t detail;
 		} error;
+		struct {
+			/*
+			 * The registers read as after a reset: KVM on AMD
+			 * reinitialises the vCPU at a shutdown, so rip is
+			 * the reset vector, not where the guest faulted.
+			 */
+			bool reset;
+		} triple;
 	} u;
 };
 

@@ -838,6 +838,12 @@ kvm_run(struct vcpu *vcpu, struct vm_exit *x)
 		if (ioctl(kv->fd, KVM_GET_REGS, &r) == 0)
 			x->rip = r.rip;
 	}
+	if (x->code == VM_EXIT_TRIPLEFAULT && x->rip == 0xfff0) {
+		struct kvm_sregs sr;
+
+		x->u.triple.reset = ioctl(kv->fd, KVM_GET_SREGS, &sr) == 0 &&
+				    sr.cs.base == 0xffff0000;
+	}
 	return 0;
 }
 
