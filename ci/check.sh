@@ -76,9 +76,11 @@ count_kyua() {
 # or whose own kernel died (panic=-1 and -no-reboot end QEMU without the
 # command's status: exit 125; CI saw one in linux_test.sh:cpus4) says
 # nothing about our code: the program runs again in a fresh one, up to 3
-# times in all. One VM per program, not one for the suite: freezes
-# come about once in a few hundred nested boots, and a frozen VM then
-# costs one program's run, not the whole suite's. The exit status.
+# times in all. One VM per program, not one for the suite: a frozen VM
+# then costs one program's run, not the whole suite's. Most freezes were
+# the outer kernel patching its scheduler as KVM's first VM came and its
+# last went; harness/nested now holds a VM for the whole run, so this is
+# a safety net (docs/nested.md, "Held keys"). The exit status.
 run_nested_program() {
 	local prog=$1 db=$2 attempt rc why
 	for attempt in 1 2 3; do

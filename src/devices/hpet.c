@@ -85,15 +85,6 @@ hpet_of(struct vmctx *ctx)
 }
 
 static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
 cap_id(void)
 {
 	return HPET_PERIOD_FS << 32 | HPET_VENDOR << 16 | HPET_CAP_COUNT_SIZE |
@@ -256,7 +247,7 @@ expire(struct hpet *h, int n)
 	uint64_t ns;
 
 	pthread_mutex_lock(&h->lock);
-	ns = now_ns();
+	ns = mevent_now_ns();
 	/* Stale: the guest moved or stopped the timer since it was armed. */
 	if (!t->armed || ns < t->deadline) {
 		pthread_mutex_unlock(&h->lock);
@@ -474,7 +465,7 @@ hpet_mmio(struct vcpu *vcpu, int dir, uint64_t addr, int size, uint64_t *val,
 	shift = (off & 4) * 8;
 	mask = size == 8 ? ~0ULL : 0xffffffffULL << shift;
 	pthread_mutex_lock(&h->lock);
-	ns = now_ns();
+	ns = mevent_now_ns();
 	if (dir == MEM_F_READ) {
 		reg = reg_read(h, off & ~7ULL, ns);
 		*val = size == 8 ? reg : (reg >> shift) & 0xffffffff;

@@ -376,7 +376,6 @@ static void
 e1k_intr_update(struct e1k_softc *sc)
 {
 	bool want = (*reg(sc, R_ICR) & *reg(sc, R_IMS)) != 0;
-	struct timespec ts;
 	uint64_t now;
 
 	if (!want) {
@@ -387,8 +386,7 @@ e1k_intr_update(struct e1k_softc *sc)
 	}
 	if (sc->irq_raised)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	now = mevent_now_ns();
 	if (!itr_allows(sc, now))
 		return;
 	sc->irq_raised = true;

@@ -21,15 +21,6 @@ struct fx {
 	int disarm_other;	 /* a's or b's callback disarms the other */
 };
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static int
 open_fds(void)
 {
@@ -111,7 +102,7 @@ run_for(struct fx *f, uint64_t ms)
 	    mevent_add(f->m, 0, EVF_ONESHOT, on_stop, f->m);
 
 	assert_non_null(stop);
-	assert_int_equal(mevent_arm(stop, now_ns() + ms * MS), 0);
+	assert_int_equal(mevent_arm(stop, mevent_now_ns() + ms * MS), 0);
 	assert_int_equal(mevent_dispatch(f->m), 0);
 	mevent_delete(stop);
 }
@@ -132,17 +123,17 @@ static void
 test_fires_once(void **state)
 {
 	struct fx *f = *state;
-	uint64_t at = now_ns() + 5 * MS;
+	uint64_t at = mevent_now_ns() + 5 * MS;
 
 	assert_int_equal(mevent_arm(f->ev[0], at), 0);
 	run_for(f, 60);
 	assert_int_equal(f->fired[0], 1);
-	assert_true(now_ns() >= at);
+	assert_true(mevent_now_ns() >= at);
 	run_for(f, 20);
 	assert_int_equal(f->fired[0], 1);
 	/* A moment already past (0, the epoch, too) fires at once. */
 	assert_int_equal(mevent_arm(f->ev[0], 0), 0);
-	assert_int_equal(mevent_arm(f->ev[1], now_ns() - MS), 0);
+	assert_int_equal(mevent_arm(f->ev[1], mevent_now_ns() - MS), 0);
 	run_for(f, 20);
 	assert_int_equal(f->fired[0], 2);
 	assert_int_equal(f->fired[1], 1);
@@ -154,10 +145,10 @@ test_rearm_moves(void **state)
 {
 	struct fx *f = *state;
 
-	assert_int_equal(mevent_arm(f->ev[0], now_ns() + 2 * MS), 0);
-	assert_int_equal(mevent_arm(f->ev[0], now_ns() + 10000 * MS), 0);
-	assert_int_equal(mevent_arm(f->ev[1], now_ns() + 10000 * MS), 0);
-	assert_int_equal(mevent_arm(f->ev[1], now_ns() + 2 * MS), 0);
+	assert_int_equal(mevent_arm(f->ev[0], mevent_now_ns() + 2 * MS), 0);
+	assert_int_equal(mevent_arm(f->ev[0], mevent_now_ns() + 10000 * MS), 0);
+	assert_int_equal(mevent_arm(f->ev[1], mevent_now_ns() + 10000 * MS), 0);
+	assert_int_equal(mevent_arm(f->ev[1], mevent_now_ns() + 2 * MS), 0);
 	run_for(f, 60);
 	assert_int_equal(f->fired[0], 0);
 	assert_int_equal(f->fired[1], 1);
@@ -195,7 +186,7 @@ test_misuse_and_fds(void **state)
 	assert_int_equal(pipe(fds), 0);
 	rd = mevent_add(f->m, fds[0], EVF_READ, on_a, f);
 	assert_non_null(rd);
-	assert_int_equal(mevent_arm(rd, now_ns()), -1);
+	assert_int_equal(mevent_arm(rd, mevent_now_ns()), -1);
 	assert_int_equal(mevent_disarm(rd), -1);
 	assert_int_equal(mevent_arm(NULL, 1), -1);
 	assert_int_equal(mevent_disarm(NULL), -1);
@@ -207,7 +198,7 @@ test_misuse_and_fds(void **state)
 	t = mevent_add(f->m, 0, EVF_ONESHOT, on_a, f);
 	assert_non_null(t);
 	assert_int_equal(open_fds(), before + 1);
-	assert_int_equal(mevent_arm(t, now_ns() + 1000 * MS), 0);
+	assert_int_equal(mevent_arm(t, mevent_now_ns() + 1000 * MS), 0);
 	mevent_delete(t);
 	assert_int_equal(open_fds(), before);
 	run_for(f, 5); /* reaps it */

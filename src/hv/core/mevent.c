@@ -200,6 +200,15 @@ oneshot_set(struct mevent_ev *e, int flags, uint64_t ns)
 	return timerfd_settime(e->fd, flags, &its, NULL);
 }
 
+uint64_t
+mevent_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int
 mevent_arm(struct mevent_ev *e, uint64_t deadline_ns)
 {
