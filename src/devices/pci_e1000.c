@@ -44,7 +44,6 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "mevent.h"
 #include "net_backend.h"

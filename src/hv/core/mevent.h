@@ -5,6 +5,8 @@
 #ifndef MEVENT_H
 #define MEVENT_H
 
+#include <stdint.h>
+
 enum ev_type {
 	EVF_READ,
 	EVF_WRITE,
@@ -31,9 +33,9 @@ struct mevent_ev *mevent_add(struct mevent *m, int fd, enum ev_type type,
  * that is not a one-shot timer.
  */
 int mevent_arm(struct mevent_ev *ev, uint64_t deadline_ns);
+int mevent_disarm(struct mevent_ev *ev);
 /* Now, on the clock one-shot timers are armed in (CLOCK_MONOTONIC ns). */
 uint64_t mevent_now_ns(void);
-int mevent_disarm(struct mevent_ev *ev);
 /* Remove an event; safe from its own callback. */
 int mevent_delete(struct mevent_ev *ev);
 /*
