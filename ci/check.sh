@@ -122,6 +122,34 @@ count_run() {
 	fi
 }
 
+# How many outer VMs run at once: BHYVE_NESTED_LANES, else one per host
+# core while each can have its memory (8 GiB, harness/nested's default, and
+# 1 GiB for QEMU itself) from what is available now.
+nested_lanes() {
+	local cores mem lanes
+	if [ -n "${BHYVE_NESTED_LANES:-}" ]; then
+		[[ $BHYVE_NESTED_LANES =~ ^[1-9][0-9]*$ ]] || {
+			echo "BHYVE_NESTED_LANES: not a positive number: $BHYVE_NESTED_LANES" >&2
+			return 1
+		}
+		echo "$BHYVE_NESTED_LANES"
+		return
+	fi
+	cores=$(nproc)
+	mem=$(awk '/^MemAvailable:/ { print int($2 / (9 * 1024 * 1024)) }' /proc/meminfo)
+	lanes=$((cores < mem ? cores : mem))
+	echo $((lanes < 1 ? 1 : lanes))
+}
+
+# A nested program PROG ended with status RC: print its output, count it.
+nested_program_done() {
+	local prog=$1 rc=$2 name
+	name=$(basename "$prog" .sh)
+	cat "$BUILD/kyua/kvm-$name.log"
+	count_run "$BUILD/kyua/kvm-$name.db" "$BUILD/junit-$name.xml" \
+		"$rc" "$prog" && dbs="$dbs $BUILD/kyua/kvm-$name.db"
+}
+
 # The KVM suite: directly on /dev/kvm, or nested, a program per outer VM.
 run_kvm_suite() {
 	local db="$BUILD/kyua/kvm.db" rc prog name dbs=""
@@ -138,13 +166,32 @@ run_kvm_suite() {
 	# Linux guest fixtures here first.
 	fixtures/linux/build.sh >/dev/null || failed=$((failed + 1))
 	fixtures/hostroot/build.sh >/dev/null || failed=$((failed + 1))
+	# Outer VMs have one vCPU (harness/nested): as many run at once as
+	# there are host cores and memory for them, a program each; each
+	# program's output is printed whole when it ends.
+	local lanes running=0 pid job
+	local -A prog_of=()
+	lanes=$(nested_lanes) || exit 2
+	echo "integration: $lanes outer VM(s) at once"
 	for prog in $(kyua list -k tests/integration/Kyuafile 2>/dev/null |
 		sed 's/:.*//' | sort -u); do
+		while [ "$running" -ge "$lanes" ]; do
+			wait -n -p pid
+			rc=$?
+			running=$((running - 1))
+			nested_program_done "${prog_of[$pid]}" "$rc"
+		done
 		name=$(basename "$prog" .sh)
-		run_nested_program "$prog" "$BUILD/kyua/kvm-$name.db"
+		run_nested_program "$prog" "$BUILD/kyua/kvm-$name.db" \
+			</dev/null >"$BUILD/kyua/kvm-$name.log" 2>&1 &
+		prog_of[$!]=$prog
+		running=$((running + 1))
+	done
+	while [ "$running" -gt 0 ]; do
+		wait -n -p pid
 		rc=$?
-		count_run "$BUILD/kyua/kvm-$name.db" "$BUILD/junit-$name.xml" \
-			"$rc" "$prog" && dbs="$dbs $BUILD/kyua/kvm-$name.db"
+		running=$((running - 1))
+		nested_program_done "${prog_of[$pid]}" "$rc"
 	done
 	# shellcheck disable=SC2086 # one word per results file
 	rerun_nested_failures $dbs
