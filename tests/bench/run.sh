@@ -33,8 +33,9 @@ if [ "${1:-}" = "--nested" ] ||
 		[ "${NET:-1}" = 1 ] || [ "${P9:-1}" = 1 ]; then
 		fixtures/linux/build.sh >/dev/null
 	fi
-	# Two outer vCPUs: QEMU as the inner VMM (the reference) wedges on
-	# one (../shared/DESIGN.md); comparisons stay within one outer VM.
+	# Two outer vCPUs: QEMU as the inner VMM (the reference) wedged on
+	# one when this project began (docs/nested.md, "One outer vCPU");
+	# comparisons stay within one outer VM.
 	exec harness/nested --cpus 2 -- env RUNS="$RUNS" N="$N" BOOT="${BOOT:-1}" \
 		DISK="${DISK:-1}" NET="${NET:-1}" P9="${P9:-1}" \
 		"$PWD/tests/bench/run.sh" --inside
