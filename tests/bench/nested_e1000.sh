@@ -8,11 +8,14 @@
 # run powers off with the sink's SHA-256 equal to the guest's. Anything
 # else is listed with bhyve's exit status, the last console lines and,
 # for a run that overstays, the outer kernel's stacks of bhyve's threads.
+# BHYVE_BENCH_NIC=virtio-net (or any bhyve NIC) sends through that
+# instead; BHYVE_BENCH_TIMEOUT: seconds a run may take (default 150).
 # Meant for inside harness/nested:
 #   flock /tmp/bhyve-nested.lock harness/nested --timeout 3000 -- \
 #       tests/bench/nested_e1000.sh 6 10
 set -u
-n=${1:-6} mib=${2:-10} cpus=${3:-1} tmo=${NESTED_E1000_TIMEOUT:-150}
+n=${1:-6} mib=${2:-10} cpus=${3:-1} tmo=${BHYVE_BENCH_TIMEOUT:-150}
+nic=${BHYVE_BENCH_NIC:-e1000}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$top/build/bin
 linux=$("$top/fixtures/linux/build.sh") || exit 1
@@ -66,7 +69,7 @@ for i in $(seq 1 "$n"); do
 	    "$linux" "$net" "$cmd" "$linux" | "$bin/grub-bhyve" -r host -M 512M "$vm" >"$d/grub" 2>&1
 	t0=$EPOCHREALTIME
 	"$bin/bhyve" -c "$cpus" -m 512M -A -H -P -s 0:0,hostbridge -s 1:0,lpc \
-	    -s 2,e1000,$tap -l com1,stdio "$vm" </dev/null >"$d/out" 2>"$d/err" &
+	    -s "2,$nic,$tap" -l com1,stdio "$vm" </dev/null >"$d/out" 2>"$d/err" &
 	pid=$!
 	s=0
 	while kill -0 $pid 2>/dev/null && [ $s -lt "$tmo" ]; do
@@ -78,6 +81,12 @@ for i in $(seq 1 "$n"); do
 		for t in /proc/$pid/task/*; do
 			echo "    $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat")"
 			sed 's/^/        /' "$t/stack" 2>/dev/null | head -n 8
+		done
+		for k in 1 2; do # moving, or stuck?
+			echo "    the tap and the sink's socket ($k of 2):"
+			ip -s link show $tap | sed 's/^/        /'
+			ss -tni "sport = :$port" | sed 's/^/        /'
+			sleep 3
 		done
 		kill -9 $pid
 		wait $pid 2>/dev/null
@@ -96,3 +105,6 @@ for i in $(seq 1 "$n"); do
 	fi
 done
 echo "$ok of $n clean"
+echo "the tap afterwards, and softnet_stat (processed, dropped, squeezed):"
+ip -s link show $tap | sed 's/^/    /'
+awk '{ printf "    cpu%d %d %d %d\n", NR - 1, strtonum("0x" $1), strtonum("0x" $2), strtonum("0x" $3) }' /proc/net/softnet_stat

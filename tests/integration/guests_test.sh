@@ -8,6 +8,9 @@
 # (BHYVE_VMM_DIR under the case's work directory) and runs bhyve on it with
 # the console on stdio. These need /dev/kvm: `make check` runs them nested
 # under QEMU when the host has none. Without it they fail, never skip.
+#
+# nested-cpus: 2 (ci/check.sh gives this program's outer VM two vCPUs: the
+# pinned case tells two host CPUs apart; its guests are tiny, few exits)
 
 BHYVE_ARGS="-c 1 -m 32M -s 0:0,hostbridge -s 1:0,lpc -l com1,stdio"
 RUN_TIMEOUT=60
