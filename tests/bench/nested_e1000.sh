@@ -107,4 +107,8 @@ done
 echo "$ok of $n clean"
 echo "the tap afterwards, and softnet_stat (processed, dropped, squeezed):"
 ip -s link show $tap | sed 's/^/    /'
-awk '{ printf "    cpu%d %d %d %d\n", NR - 1, strtonum("0x" $1), strtonum("0x" $2), strtonum("0x" $3) }' /proc/net/softnet_stat
+c=0
+while read -r a b d _; do
+	echo "    cpu$c $((16#$a)) $((16#$b)) $((16#$d))"
+	c=$((c + 1))
+done </proc/net/softnet_stat

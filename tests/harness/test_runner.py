@@ -395,6 +395,13 @@ class Shell(FakeVM):
         self.assertIn("'sh -c 'echo oops; exit 3'' exited 3, expected 0 (line 2", r.reason)
         self.assertIn("oops", r.details)
 
+    def test_run_with_a_kernel_message_after_the_prompt(self):
+        # "~ # [    7.668391] IPv6: ..." on one line: the prompt still counts
+        r = self.run_text("linux\ncmdline fake.klog\nrun echo hi\nrun -s 1 false\nrun true\n")
+        self.assertEqual(r.verdict, "passed", r.reason)
+        r = self.run_text("linux\ncmdline fake.klog\nprompt '~ # $'\nrun true\nrun true\n")
+        self.assertEqual(r.verdict, "passed", r.reason)
+
     def test_run_with_custom_prompt_on_a_tiny_guest(self):
         r = self.run_text("guest shell\nprompt '~ # $'\nrun true\nrun -s 2 sh -c 'exit 2'\n")
         self.assertEqual(r.verdict, "passed", r.reason)

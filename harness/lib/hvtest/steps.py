@@ -13,6 +13,18 @@ from .process import kill_group
 RC_MARKER = "hvtest-rc-{}-"
 GUEST_STATUS = re.compile(r"hvtest: exit status (\d+)")
 DEFAULT_PROMPT = re.compile(r"[#$] $", re.MULTILINE)
+# Where a kernel log line starts ("[    7.668391] ..."): a guest's printk
+# can land right after its prompt, on the prompt's line.
+KLOG_START = r"(?=\[\s*\d+\.\d+\] )"
+
+
+def shell_prompt(pattern):
+    """PATTERN, where its end-of-line anchor also matches where a kernel
+    log line starts, so that "/ # [    7.66] eth0: ..." shows a prompt."""
+    src = pattern.pattern
+    if not src.endswith("$") or src.endswith("\\$"):
+        return pattern
+    return re.compile(src[:-1] + "(?:$|" + KLOG_START + ")", pattern.flags | re.MULTILINE)
 
 
 class Steps:
@@ -84,8 +96,9 @@ class Steps:
 
     def do_run(self, step):
         deadline = self.deadline(step)
-        prompt = self.spec.prompt or DEFAULT_PROMPT
-        self.wait_for(prompt, step, deadline, f"a shell prompt '{prompt.pattern}'")
+        shown = self.spec.prompt or DEFAULT_PROMPT
+        prompt = shell_prompt(shown)
+        self.wait_for(prompt, step, deadline, f"a shell prompt '{shown.pattern}'")
         status, output, out_start, status_end = self.run_command(step, deadline)
         self.wait_for(prompt, step, deadline, "the shell prompt after the command", status_end)
         self.console.cursor = out_start

@@ -186,6 +186,9 @@ class Guest:
                                stderr=subprocess.STDOUT)
             out(p.stdout.decode().replace("\n", "\r\n"))
             out(prompt)
+            if "fake.klog" in self.cmdline.split():
+                # printk lands on the prompt's line, as a guest's does
+                out("[    7.668391] IPv6: ADDRCONF(NETDEV_CHANGE): eth0: link becomes ready\r\n")
         time.sleep(1000)
 
 
