@@ -35,24 +35,8 @@ ip tuntap add $tap mode tap && ip link add $br type bridge &&
     ip link set $tap master $br && ip addr add $net.1/24 dev $br &&
     ip link set $tap up && ip link set $br up || exit 1
 port=5081
-python3 - $net.1 $port "$work/ready" >"$work/sink.log" 2>&1 <<'PY' &
-import hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen()
-open(sys.argv[3], "w").close()
-while True:
-    c, _ = s.accept()
-    h = hashlib.sha256()
-    while True:
-        b = c.recv(1 << 20)
-        if not b:
-            break
-        h.update(b)
-    c.sendall(h.hexdigest().encode())
-    c.close()
-PY
+python3 "$top/tests/integration/tcp_sink.py" $net.1 $port "$work/ready" \
+    >"$work/sink.log" 2>&1 &
 sink=$!
 s=0 # python3 starts slowly nested: until the sink listens
 while [ ! -e "$work/ready" ] && [ $s -lt 600 ]; do

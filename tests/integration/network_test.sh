@@ -263,27 +263,9 @@ bulk_body()
 	want=$(sha256sum <www/big.bin | cut -d' ' -f1)
 	port=$(free_port)
 	serve 192.168.79.1 "$port"
-	# A sink: each connection's bytes to EOF, answered with their SHA-256
-	# (busybox nc sends its stdin, shuts down its side, prints the answer).
+	# A sink: each connection's bytes to EOF, answered with their SHA-256.
 	sink=$(free_port)
-	python3 - "$sink" >sink.log 2>&1 <<'PY' &
-import hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("192.168.79.1", int(sys.argv[1])))
-s.listen()
-while True:
-    c, _ = s.accept()
-    h = hashlib.sha256()
-    while True:
-        b = c.recv(1 << 20)
-        if not b:
-            break
-        h.update(b)
-    print("posted", h.hexdigest(), flush=True)
-    c.sendall(h.hexdigest().encode())
-    c.close()
-PY
+	python3 "$(atf_get_srcdir)/tcp_sink.py" 192.168.79.1 "$sink" >sink.log 2>&1 &
 	snk=$!
 	trap 'kill $srv $snk 2>/dev/null; ip link del '"$tap"' 2>/dev/null; ip link del '"$br"' 2>/dev/null' EXIT
 	url=http://192.168.79.1:$port
