@@ -71,16 +71,6 @@ count_kyua() {
 	echo "integration: $line (JUnit: $junit)"
 }
 
-# One test program (PROG, a Kyuafile path) in its own outer VM, into DB.
-# An outer VM that froze (QEMU's TCG livelocked, harness/nested exits 123)
-# or whose own kernel died (panic=-1 and -no-reboot end QEMU without the
-# command's status: exit 125; CI saw one in linux_test.sh:cpus4) says
-# nothing about our code: the program runs again in a fresh one, up to 3
-# times in all. One VM per program, not one for the suite: a frozen VM
-# then costs one program's run, not the whole suite's. Most freezes were
-# the outer kernel patching its scheduler as KVM's first VM came and its
-# last went; harness/nested now holds a VM for the whole run, so this is
-# a safety net (docs/nested.md, "Held keys"). The exit status.
 # The outer vCPUs test programs PROG... need: the most any says with a
 # "# nested-cpus: N" line (a test that needs N host CPUs), else 1.
 nested_cpus() {
@@ -93,6 +83,16 @@ nested_cpus() {
 	echo "$max"
 }
 
+# One test program (PROG, a Kyuafile path) in its own outer VM, into DB.
+# An outer VM that froze (QEMU's TCG livelocked, harness/nested exits 123)
+# or whose own kernel died (panic=-1 and -no-reboot end QEMU without the
+# command's status: exit 125; CI saw one in linux_test.sh:cpus4) says
+# nothing about our code: the program runs again in a fresh one, up to 3
+# times in all. One VM per program, not one for the suite: a frozen VM
+# then costs one program's run, not the whole suite's. Most freezes were
+# the outer kernel patching its scheduler as KVM's first VM came and its
+# last went; harness/nested now holds a VM for the whole run, so this is
+# a safety net (docs/nested.md, "Held keys"). The exit status.
 run_nested_program() {
 	local prog=$1 db=$2 attempt rc why cpus
 	cpus=$(nested_cpus "$prog")
@@ -155,9 +155,14 @@ nested_lanes() {
 	echo $((lanes < 1 ? 1 : lanes))
 }
 
-# A nested program PROG ended with status RC: print its output, count it.
-nested_program_done() {
-	local prog=$1 rc=$2 name
+# Wait for one of run_kvm_suite's running nested programs to end; print
+# its output, count it (run_kvm_suite's running, prog_of and dbs).
+reap_nested_program() {
+	local pid rc prog name
+	wait -n -p pid
+	rc=$?
+	running=$((running - 1))
+	prog=${prog_of[$pid]}
 	name=$(basename "$prog" .sh)
 	cat "$BUILD/kyua/kvm-$name.log"
 	count_run "$BUILD/kyua/kvm-$name.db" "$BUILD/junit-$name.xml" \
@@ -183,17 +188,14 @@ run_kvm_suite() {
 	# Outer VMs have one vCPU (harness/nested): as many run at once as
 	# there are host cores and memory for them, a program each; each
 	# program's output is printed whole when it ends.
-	local lanes running=0 pid job
+	local lanes running=0
 	local -A prog_of=()
 	lanes=$(nested_lanes) || exit 2
 	echo "integration: $lanes outer VM(s) at once"
 	for prog in $(kyua list -k tests/integration/Kyuafile 2>/dev/null |
 		sed 's/:.*//' | sort -u); do
 		while [ "$running" -ge "$lanes" ]; do
-			wait -n -p pid
-			rc=$?
-			running=$((running - 1))
-			nested_program_done "${prog_of[$pid]}" "$rc"
+			reap_nested_program
 		done
 		name=$(basename "$prog" .sh)
 		run_nested_program "$prog" "$BUILD/kyua/kvm-$name.db" \
@@ -202,10 +204,7 @@ run_kvm_suite() {
 		running=$((running + 1))
 	done
 	while [ "$running" -gt 0 ]; do
-		wait -n -p pid
-		rc=$?
-		running=$((running - 1))
-		nested_program_done "${prog_of[$pid]}" "$rc"
+		reap_nested_program
 	done
 	# shellcheck disable=SC2086 # one word per results file
 	rerun_nested_failures $dbs
